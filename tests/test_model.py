@@ -1,0 +1,141 @@
+"""The fingerprint model on real photos, with the real embedded ImageNet weights."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+
+from vidret_milvus.errors import ModelError
+from vidret_milvus.model import FingerprintModel, ModelConfig, load_model, model_id, save_checkpoint
+from vidret_milvus.model.backbone import lukemelas_to_timm
+from vidret_milvus.model.heads import pack_codes, unpack_codes
+
+
+@pytest.fixture(scope="module")
+def model() -> FingerprintModel:
+    return load_model()
+
+
+def _photos() -> dict[str, np.ndarray]:
+    return {"chelsea": data.chelsea(), "coffee": data.coffee(), "rocket": data.rocket(), "astronaut": data.astronaut()}
+
+
+def _edit(img: np.ndarray) -> np.ndarray:
+    """Crop to 80 %, brightness +20 %, JPEG quality 40 re-encode."""
+    h, w = img.shape[:2]
+    ch, cw = int(h * 0.8), int(w * 0.8)
+    y, x = (h - ch) // 3, (w - cw) // 2
+    out = np.clip(img[y : y + ch, x : x + cw].astype(np.float32) * 1.2, 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(out).save(buf, format="JPEG", quality=40)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+
+def _hamming(a: np.ndarray, b: np.ndarray) -> int:
+    return int(np.unpackbits(np.bitwise_xor(a, b)).sum())
+
+
+@pytest.mark.parametrize(("name", "classes"), [("chelsea", {281, 282, 285}), ("coffee", {967}), ("rocket", {657, 744})])
+def test_imagenet_weights_mapped(model: FingerprintModel, name: str, classes: set[int]) -> None:
+    # 281/282/285 tabby/tiger/Egyptian cat, 967 espresso, 657/744 missile/projectile.
+    x = model.preprocess(_photos()[name][None])
+    with torch.inference_mode():
+        top = int(model.backbone(x).argmax(-1))
+    assert top in classes
+
+
+def test_shapes_dtypes_determinism(model: FingerprintModel) -> None:
+    frames = np.stack([_photos()["chelsea"][:256, :256], _photos()["coffee"][:256, :256]])
+    e1, c1 = model.embed_frames(frames)
+    e2, c2 = model.embed_frames(frames[::-1].copy())
+    assert e1.shape == (2, 256) and e1.dtype == np.float32
+    assert c1.shape == (2, 16) and c1.dtype == np.uint8
+    np.testing.assert_allclose(np.linalg.norm(e1, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(e1, e2[::-1], atol=1e-5)
+    assert np.array_equal(c1, c2[::-1])
+    assert load_model().model_id == model.model_id
+
+
+def test_codes_are_sign_of_head_output(model: FingerprintModel) -> None:
+    frames = np.stack([_photos()["rocket"][:300, :300]])
+    _, codes = model.embed_frames(frames)
+    with torch.inference_mode():
+        _, u = model(model.preprocess(frames))
+    assert np.array_equal(unpack_codes(codes)[0], (u[0].numpy() >= 0).astype(np.uint8))
+
+
+def test_packbits_msb_first_round_trip() -> None:
+    rng = np.random.default_rng(0)
+    u = torch.from_numpy(rng.standard_normal((5, 128)).astype(np.float32))
+    packed = pack_codes(u)
+    assert packed.shape == (5, 16)
+    assert np.array_equal(unpack_codes(packed), (u.numpy() >= 0).astype(np.uint8))
+    first = torch.full((1, 128), -1.0)
+    first[0, 0] = 1.0
+    assert pack_codes(first)[0, 0] == 0b1000_0000
+
+
+def test_edited_copy_nearer_than_unrelated(model: FingerprintModel) -> None:
+    photos = _photos()
+    names = list(photos)
+    originals = [photos[n] for n in names]
+    edited = [_edit(photos[n]) for n in names]
+    emb_o = np.concatenate([model.embed_frames(p[None])[0] for p in originals])
+    emb_e = np.concatenate([model.embed_frames(p[None])[0] for p in edited])
+    cod_o = np.concatenate([model.embed_frames(p[None])[1] for p in originals])
+    cod_e = np.concatenate([model.embed_frames(p[None])[1] for p in edited])
+    for i in range(len(names)):
+        d_copy = np.linalg.norm(emb_o[i] - emb_e[i])
+        h_copy = _hamming(cod_o[i], cod_e[i])
+        for j in range(len(names)):
+            if i == j:
+                continue
+            assert d_copy < np.linalg.norm(emb_o[i] - emb_o[j]), (names[i], names[j])
+            assert h_copy < _hamming(cod_o[i], cod_o[j]), (names[i], names[j])
+
+
+def test_checkpoint_round_trip(tmp_path, model: FingerprintModel) -> None:
+    with torch.no_grad():
+        model_copy = load_model()
+        model_copy.quant_head.proj.bias.add_(0.01)
+    model_copy.model_id = model_id(model_copy)
+    assert model_copy.model_id != model.model_id
+    save_checkpoint(model_copy, tmp_path / "ckpt")
+    loaded = load_model(checkpoint=tmp_path / "ckpt")
+    assert loaded.model_id == model_copy.model_id
+    frames = _photos()["coffee"][None]
+    assert np.array_equal(loaded.embed_frames(frames)[1], model_copy.embed_frames(frames)[1])
+
+
+def test_other_backbone_needs_weights(tmp_path) -> None:
+    with pytest.raises(ModelError, match="--weights"):
+        load_model(backbone="resnet18")
+    bad = tmp_path / "w.pth"
+    torch.save({"foo": torch.zeros(3)}, bad)
+    with pytest.raises(ModelError, match="do not fit"):
+        load_model(backbone="resnet18", weights=bad)
+    with pytest.raises(ModelError, match="unknown backbone"):
+        load_model(backbone="no_such_net")
+
+
+def test_local_weights_file_for_other_backbone(tmp_path) -> None:
+    # A user with their own ResNet weights: any timm state dict file works.
+    import timm
+
+    net = timm.create_model("resnet18", pretrained=False)
+    torch.save(net.state_dict(), tmp_path / "r18.pth")
+    m = load_model(backbone="resnet18", weights=tmp_path / "r18.pth")
+    assert m.config.backbone == "resnet18" and m.config.num_features == 512
+    e, c = m.embed_frames(_photos()["coffee"][None])
+    assert e.shape == (1, 256) and c.shape == (1, 16)
+
+
+def test_lukemelas_mapping_checks_shapes() -> None:
+    net = FingerprintModel(ModelConfig()).backbone
+    with pytest.raises(ModelError):
+        lukemelas_to_timm({"a": torch.zeros(1)}, net)

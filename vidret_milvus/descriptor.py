@@ -1,0 +1,98 @@
+"""One descriptor type for a whole video: timestamps and per-frame embeddings and codes."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DescriptorError
+
+CODE_BYTES = 16  # 128-bit quantization code, np.packbits MSB first
+
+
+@dataclasses.dataclass
+class VideoDescriptor:
+    """Fingerprint of one video.
+
+    ``timestamps[i]`` is the presentation time in seconds of the frame whose texture
+    embedding is ``embeddings[i]`` and whose packed binary code is ``codes[i]``.
+    """
+
+    video_id: int
+    path: str
+    duration: float
+    timestamps: np.ndarray  # (N,) float32, non-decreasing
+    embeddings: np.ndarray  # (N, D) float32
+    codes: np.ndarray  # (N, 16) uint8
+    fps: float = 1.0
+    model_id: str = ""
+
+    def __post_init__(self) -> None:
+        self.timestamps = np.ascontiguousarray(self.timestamps, dtype=np.float32)
+        if self.embeddings.dtype != np.float32:
+            raise DescriptorError(f"embeddings must be float32, got {self.embeddings.dtype}")
+        if self.codes.dtype != np.uint8:
+            raise DescriptorError(f"codes must be uint8, got {self.codes.dtype}")
+        n = len(self.timestamps)
+        if self.timestamps.ndim != 1:
+            raise DescriptorError(f"timestamps must be 1-D, got shape {self.timestamps.shape}")
+        if self.embeddings.ndim != 2 or self.embeddings.shape[0] != n:
+            raise DescriptorError(f"embeddings must be ({n}, D), got {self.embeddings.shape}")
+        if self.codes.shape != (n, CODE_BYTES):
+            raise DescriptorError(f"codes must be ({n}, {CODE_BYTES}), got {self.codes.shape}")
+        if n and np.any(np.diff(self.timestamps) < 0):
+            raise DescriptorError("timestamps must be non-decreasing")
+        if not np.all(np.isfinite(self.embeddings)):
+            raise DescriptorError("embeddings contain NaN or inf")
+        if not (np.isfinite(self.duration) and self.duration >= 0):
+            raise DescriptorError(f"duration must be finite and >= 0, got {self.duration}")
+        self.video_id = int(self.video_id)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.timestamps)
+
+    @property
+    def dim(self) -> int:
+        return int(self.embeddings.shape[1])
+
+    def save(self, path: str | Path) -> None:
+        """Write an ``.npz`` without pickled objects (metadata travels as JSON text)."""
+        meta = {
+            "video_id": self.video_id,
+            "path": self.path,
+            "duration": float(self.duration),
+            "fps": float(self.fps),
+            "model_id": self.model_id,
+        }
+        buf = io.BytesIO()
+        np.savez_compressed(
+            buf,
+            meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+            timestamps=self.timestamps,
+            embeddings=self.embeddings,
+            codes=self.codes,
+        )
+        Path(path).write_bytes(buf.getvalue())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "VideoDescriptor":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(z["meta"].tobytes().decode("utf-8"))
+                return cls(
+                    video_id=meta["video_id"],
+                    path=meta["path"],
+                    duration=meta["duration"],
+                    fps=meta.get("fps", 1.0),
+                    model_id=meta.get("model_id", ""),
+                    timestamps=z["timestamps"],
+                    embeddings=z["embeddings"],
+                    codes=z["codes"],
+                )
+        except (OSError, KeyError, ValueError) as exc:
+            raise DescriptorError(f"{path}: not a vidret descriptor file ({exc})") from exc

@@ -1,0 +1,110 @@
+"""Checkpoints (safetensors weights + JSON config), model ids, and model loading."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..errors import ModelError
+from .backbone import Backbone, bn_feature_stats, load_backbone_weights
+from .fingerprinter import FingerprintModel, ModelConfig, Precision
+from .heads import init_random_projection
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+# The trained default model ships inside the package (issue C); until then this folder is absent.
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "models" / "default"
+
+
+def model_id(model: FingerprintModel) -> str:
+    """Hash of the config and of every tensor: two ids are equal only for identical models."""
+    h = hashlib.sha256(model.config.to_json().encode())
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return "vm-" + h.hexdigest()[:16]
+
+
+def save_checkpoint(model: FingerprintModel, directory: str | Path, include_backbone: bool | list[str] = False) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` (heads, feature norm, and the backbone
+    tensors named by ``include_backbone``: True for all, a list of prefixes for fine-tuned blocks)."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, torch.Tensor] = {}
+    for name, t in model.state_dict().items():
+        if name.startswith("backbone."):
+            sub = name.removeprefix("backbone.")
+            keep = include_backbone is True or (
+                isinstance(include_backbone, list) and any(sub.startswith(p) for p in include_backbone)
+            )
+            if not keep:
+                continue
+        tensors[name] = t.detach().cpu().contiguous()
+    save_file(tensors, str(out / WEIGHTS_FILE), metadata={"model_id": model_id(model)})
+    (out / CONFIG_FILE).write_text(model.config.to_json() + "\n")
+    return out
+
+
+def _finish(model: FingerprintModel, device: str, precision: Precision) -> FingerprintModel:
+    model.eval().to(device)
+    model.backbone.to(memory_format=torch.channels_last)
+    model.precision = Precision(precision)
+    model.model_id = model_id(model)
+    return model
+
+
+def build_untrained(config: ModelConfig, weights: str | Path | None = None) -> FingerprintModel:
+    """ImageNet backbone + fixed-seed random-projection heads (the sound untrained baseline)."""
+    model = FingerprintModel(config)
+    load_backbone_weights(model.backbone, config.backbone, weights)
+    stats = bn_feature_stats(model.backbone)
+    if stats is not None:
+        model.feature_norm.mean.copy_(stats[0])
+        model.feature_norm.std.copy_(stats[1])
+    gen = torch.Generator().manual_seed(config.head_seed)
+    init_random_projection(model.texture_head, gen, orthogonal=True)
+    init_random_projection(model.quant_head, gen, orthogonal=False)
+    return model
+
+
+def load_model(
+    checkpoint: str | Path | None = None,
+    backbone: str | None = None,
+    weights: str | Path | None = None,
+    input_size: int | None = None,
+    device: str = "cpu",
+    precision: Precision | str = Precision.fp32,
+) -> FingerprintModel:
+    """Build a ready-to-use model in eval mode.
+
+    - ``checkpoint``: a folder with config.json + model.safetensors (a trained model);
+    - else ``backbone`` (any timm name; default the embedded tf_efficientnet_lite0) with
+      ImageNet ``weights`` and untrained heads;
+    - with neither, the shipped trained default when present, else untrained Lite0.
+    """
+    if checkpoint is None and backbone is None and (DEFAULT_CHECKPOINT / CONFIG_FILE).is_file():
+        checkpoint = DEFAULT_CHECKPOINT
+    if checkpoint is not None:
+        ckpt = Path(checkpoint)
+        cfg_path, w_path = ckpt / CONFIG_FILE, ckpt / WEIGHTS_FILE
+        if not cfg_path.is_file() or not w_path.is_file():
+            raise ModelError(f"{ckpt}: not a checkpoint folder (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
+        try:
+            config = ModelConfig.from_json(cfg_path.read_text())
+            tensors = load_file(str(w_path))
+        except Exception as exc:
+            raise ModelError(f"{ckpt}: cannot read checkpoint ({exc})") from exc
+        has_full_backbone = sum(k.startswith("backbone.") for k in tensors) >= len(
+            [k for k in FingerprintModel(config).backbone.state_dict()]
+        )
+        model = FingerprintModel(config) if has_full_backbone else build_untrained(config, weights)
+        missing, unexpected = model.load_state_dict(tensors, strict=False)
+        if unexpected or (has_full_backbone and missing):
+            raise ModelError(f"{ckpt}: checkpoint does not fit its config ({unexpected[:3] or missing[:3]})")
+        return _finish(model, device, Precision(precision))
+    config = ModelConfig.for_backbone(backbone or Backbone.efficientnet_lite0.value, input_size)
+    return _finish(build_untrained(config, weights), device, Precision(precision))
