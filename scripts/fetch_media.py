@@ -47,7 +47,7 @@ import tempfile
 import time
 import urllib.request
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable
 
@@ -93,17 +93,55 @@ class PackageSpec:
     # used, else the whole package.  Output names are the image path relative
     # to that folder with "/" replaced by "__".
     image_roots: tuple[str, ...] = ()
+    # fnmatch patterns (relative to the image root) of raster files that are
+    # not pictures, with the reason reported when they are skipped.
+    exclude: tuple[tuple[str, str], ...] = ()
+    # fnmatch patterns (relative to the image root) -> group name, for
+    # near-duplicate families that the file names do not reveal.
+    groups: tuple[tuple[str, str], ...] = ()
 
+
+# MATE ships translucent overlay PNGs: alpha is ~0 almost everywhere, they are
+# composited over the desktop colour.  Their RGB planes are not pictures.
+_MATE_OVERLAY = "translucent overlay (alpha ~0), not a picture"
 
 PACKAGES: tuple[PackageSpec, ...] = (
-    PackageSpec("mate", ("mate-backgrounds",), ("usr/share/backgrounds/mate",)),
+    PackageSpec(
+        "mate",
+        ("mate-backgrounds",),
+        ("usr/share/backgrounds/mate",),
+        exclude=(
+            ("abstract/Arc-Colors-Transparent-Wallpaper.png", _MATE_OVERLAY),
+            ("abstract/Flow.png", _MATE_OVERLAY),
+            ("abstract/Gulp.png", _MATE_OVERLAY),
+            ("abstract/Silk.png", _MATE_OVERLAY),
+            ("abstract/Spring.png", _MATE_OVERLAY),
+            ("abstract/Waves.png", _MATE_OVERLAY),
+            ("desktop/MATE-Stripes-*.png", _MATE_OVERLAY),
+            ("desktop/Stripes.png", _MATE_OVERLAY),
+        ),
+        # The same aurora picture in four colourings.
+        groups=(("desktop/Ubuntu-Mate-*-no-logo.png", "Ubuntu-Mate-no-logo"),),
+    ),
     PackageSpec("plasma", ("plasma-workspace-wallpapers",), ("usr/share/wallpapers",)),
     PackageSpec(
         "lomiri",
         ("lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04", "lomiri-wallpapers"),
         ("usr/share/backgrounds",),
     ),
-    PackageSpec("lxqt", ("lxqt-themes", "lxqt-wallpapers"), ("usr/share/lxqt/wallpapers",)),
+    PackageSpec(
+        "lxqt",
+        ("lxqt-themes", "lxqt-wallpapers"),
+        ("usr/share/lxqt/wallpapers",),
+        # Colour / logo variants of one design (checked with a difference hash).
+        groups=(
+            ("*origami*", "origami"),
+            ("waves-*", "waves"),
+            ("simple_blue_widescreen.png", "waves"),
+            ("plasma-logo-*", "plasma-logo"),
+            ("triangles*", "triangles"),
+        ),
+    ),
 )
 
 
@@ -463,6 +501,14 @@ def upstream_metadata_license(root: Path, deb_path: str) -> tuple[str, str]:
 # --------------------------------------------------------------------------- #
 # Photo selection helpers
 # --------------------------------------------------------------------------- #
+def selection_fingerprint(spec: PackageSpec, min_side: int = MIN_SIDE) -> str:
+    """Digest of the rules that decide which files are kept and how they are
+    described; a recorded package is refetched when its rules changed."""
+    rules = [min_side, list(PHOTO_EXTS), list(spec.image_roots),
+             [list(x) for x in spec.exclude], [list(x) for x in spec.groups]]
+    return hashlib.sha256(json.dumps(rules).encode()).hexdigest()[:16]
+
+
 def flat_name(rel: str) -> str:
     """``Altai/contents/images/5120x2880.png`` -> ``Altai__contents__images__5120x2880.png``."""
     return "__".join(p for p in rel.split("/") if p)
@@ -471,14 +517,18 @@ def flat_name(rel: str) -> str:
 _RES_SUFFIX = re.compile(r"[_-]\d{3,5}x\d{3,5}$")
 
 
-def photo_group(package: str, rel: str) -> str:
+def photo_group(package: str, rel: str, overrides: Iterable[tuple[str, str]] = ()) -> str:
     """Near-duplicate family of a photo, for leak-free splits.
 
     Files of one group are variants of the same picture (several resolutions,
     portrait crops, dark variants) and must land in the same split.
-    Plasma: the wallpaper folder (``Altai/...`` -> ``Altai``).  Otherwise the
-    file stem without a ``_WxH`` suffix (``Elephants_3840x2160`` -> ``Elephants``).
+    An explicit ``(pattern, group)`` override wins.  Plasma: the wallpaper
+    folder (``Altai/...`` -> ``Altai``).  Otherwise the file stem without a
+    ``_WxH`` suffix (``Elephants_3840x2160`` -> ``Elephants``).
     """
+    for pattern, group in overrides:
+        if fnmatch.fnmatchcase(rel, pattern):
+            return f"{package}/{group}"
     parts = rel.split("/")
     if "contents" in parts and parts.index("contents") > 0:
         stem = parts[parts.index("contents") - 1]
@@ -488,7 +538,12 @@ def photo_group(package: str, rel: str) -> str:
     return f"{package}/{stem}"
 
 
-def select_photos(root: Path, image_roots: Iterable[str], min_side: int = MIN_SIDE):
+def select_photos(
+    root: Path,
+    image_roots: Iterable[str],
+    min_side: int = MIN_SIDE,
+    exclude: Iterable[tuple[str, str]] = (),
+):
     """Scan an unpacked package; return (kept, skipped, base).
 
     ``kept``: list of (deb_path, rel_to_base, fmt, w, h) sorted by deb_path.
@@ -500,13 +555,22 @@ def select_photos(root: Path, image_roots: Iterable[str], min_side: int = MIN_SI
             base = r
             break
     scan = root / base if base else root
+    exclude = tuple(exclude)
     kept, skipped = [], []
     for p in sorted(scan.rglob("*")):
-        if not p.is_file() or p.is_symlink():
-            continue
         if p.suffix.lower() not in PHOTO_EXTS:
             continue
         deb_path = p.relative_to(root).as_posix()
+        rel = p.relative_to(scan).as_posix()
+        if p.is_symlink():  # e.g. plasma's 1920x1080.jpg -> 2560x1600.jpg
+            skipped.append((deb_path, "symlink"))
+            continue
+        if not p.is_file():
+            continue
+        reason = next((r for pat, r in exclude if fnmatch.fnmatchcase(rel, pat)), None)
+        if reason:
+            skipped.append((deb_path, reason))
+            continue
         size = image_size(p)
         if size is None:
             skipped.append((deb_path, "unreadable header"))
@@ -515,7 +579,7 @@ def select_photos(root: Path, image_roots: Iterable[str], min_side: int = MIN_SI
         if min(w, h) < min_side:
             skipped.append((deb_path, f"too small ({w}x{h})"))
             continue
-        kept.append((deb_path, p.relative_to(scan).as_posix(), fmt, w, h))
+        kept.append((deb_path, rel, fmt, w, h))
     return kept, skipped, base
 
 
@@ -601,6 +665,8 @@ def fetch_bbb(out_dir: Path, manifest: dict[str, Any], cache_dir: Path | None, f
         if sdist.is_file() and sha256_file(sdist) == BBB_SDIST_SHA256:
             log.info(f"  using cached {sdist}")
         else:
+            if sdist.exists():  # stale/corrupt cached copy: pip would reuse it
+                sdist.unlink()
             t0 = time.monotonic()
             try:
                 sdist = _download_sdist_pip(work, log)
@@ -756,24 +822,25 @@ def fetch_package(
         if src in manifest.get("sources", {}):
             recorded_src = src
             break
-    package, version, notes = apt.resolve(spec)
-    for n in notes:
-        log.warn(n)
-    if package and package != spec.candidates[0]:
-        log.warn(f"{spec.candidates[0]} not available; falling back to {package}")
     if recorded_src and not force:
         rec = manifest["sources"][recorded_src]
         problems = verify_recorded(out_dir, source_files(manifest, recorded_src))
+        if rec.get("selection") != selection_fingerprint(spec):
+            problems.insert(0, "selection rules changed since the last fetch")
         if not problems:
             newer = ""
-            if package == rec["package"] and version and version != rec["version"]:
-                newer = f" (apt now offers {version}; --force to refresh)"
+            offered = apt.candidate(rec["package"])  # no `apt-get update` here
+            if offered and offered != rec["version"]:
+                newer = f" (apt now offers {offered}; --force to refresh)"
             n = sum(1 for f in source_files(manifest, recorded_src) if f.get("kind") == "photo")
             log.info(f"  {rec['package']} {rec['version']}: {n} photos present and verified: skip{newer}")
             return manifest, f"{rec['package']} {rec['version']}: verified, skipped ({n} photos)"
         log.info(f"  recorded files need refetching: {'; '.join(problems[:3])}")
+    package, version, notes = apt.resolve(spec)
     if not package:
-        raise FetchError(f"photos:{spec.slot}: " + "; ".join(notes))
+        raise FetchError("; ".join(notes))
+    if package != spec.candidates[0]:
+        log.warn(f"{spec.candidates[0]} not available; falling back to {package}")
 
     tmp = tempfile.TemporaryDirectory(prefix=f"fetch_media_{package}_")
     try:
@@ -812,11 +879,11 @@ def fetch_package(
         copyright_text = copyright_path.read_text(encoding="utf-8", errors="replace")
         stanzas = parse_dep5(copyright_text)
 
-        kept, skipped, base = select_photos(root, spec.image_roots)
+        kept, skipped, base = select_photos(root, spec.image_roots, exclude=spec.exclude)
         if not kept:
             raise FetchError(f"{package} {deb_version}: no images with both sides >= {MIN_SIDE} px")
         log.info(f"  {len(kept)} photos kept from /{base or ''}, {len(skipped)} skipped "
-                 f"({', '.join(sorted({r.split(' (')[0] for _, r in skipped})) or 'none'})")
+                 f"({skip_summary(skipped)})")
 
         # Build into a staging folder, then swap it in (removes stale files).
         final = out_dir / "photos" / package
@@ -847,7 +914,7 @@ def fetch_package(
                 "height": h,
                 "sha256": digest,
                 "bytes": size,
-                "group": photo_group(package, rel),
+                "group": photo_group(package, rel, spec.groups),
             }
             up_lic, up_auth = upstream_metadata_license(root, deb_path)
             if up_lic:
@@ -892,6 +959,8 @@ def fetch_package(
             "photos": len(photos),
             "photo_bytes": total,
             "min_side_px": MIN_SIDE,
+            "selection": selection_fingerprint(spec),
+            "skipped": len(skipped),
         }
         for src in [f"deb:{p}" for p in spec.candidates]:
             manifest = remove_source(manifest, src)
@@ -905,6 +974,15 @@ def fetch_package(
         return manifest, f"{package} {deb_version}: fetched {len(photos)} photos ({human_bytes(total)})"
     finally:
         tmp.cleanup()
+
+
+def skip_summary(skipped: list[tuple[str, str]]) -> str:
+    """``[(path, "too small (400x225)"), ...]`` -> ``"29 too small, 1 symlink"``."""
+    counts: dict[str, int] = {}
+    for _, reason in skipped:
+        key = reason.split(" (")[0]
+        counts[key] = counts.get(key, 0) + 1
+    return ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "none"
 
 
 def manifest_pkg_name(source: str) -> str:

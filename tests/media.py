@@ -249,8 +249,9 @@ def make_video(
     seed: seeds the pan/zoom paths.
     bframes: force the number of B-frames (``0`` for none); ``None`` keeps the default.
     preset: x264 preset (``veryfast`` keeps test set-up quick).
-    rotation: display-matrix rotation in degrees counter-clockwise (PyAV's
-        ``VideoFrame.rotation`` convention); a player turns the frames by this much.
+    rotation: display rotation, degrees clockwise (0/90/180/270) that a player turns the
+        coded frames to show them upright; the convention of ``VideoInfo.rotation`` and
+        of the legacy MP4 ``rotate`` tag (a portrait phone clip is 90).
     audio: add a quiet AAC sine track of the same length.
     faststart: put the MP4 index first, so a truncated copy stays readable.
     """
@@ -333,12 +334,13 @@ def flat_index(frame: np.ndarray) -> int:
     return int(levels[0] + 6 * levels[1] + 36 * levels[2])
 
 
-def _set_rotation(stream: av.video.stream.VideoStream, degrees: int) -> None:
-    if hasattr(stream, "set_display_rotation"):  # PyAV >= 17
-        stream.set_display_rotation(degrees)
+def _set_rotation(stream: av.video.stream.VideoStream, degrees_cw: int) -> None:
+    if hasattr(stream, "set_display_rotation"):
+        # PyAV's helper takes counter-clockwise degrees (VideoFrame.rotation's sign).
+        stream.set_display_rotation(-degrees_cw)
     else:
-        # Older FFmpeg mov muxers honour the legacy tag (clockwise degrees).
-        stream.metadata["rotate"] = str((-degrees) % 360)
+        # Older FFmpeg mov muxers turn the legacy tag into a display matrix.
+        stream.metadata["rotate"] = str(degrees_cw % 360)
 
 
 def can_write_rotation() -> bool:
@@ -349,7 +351,7 @@ def can_write_rotation() -> bool:
 def make_rotated_video(
     path: str | Path, rotation: int = 90, duration: float = 1.0, size: tuple[int, int] = (64, 32), fps: float = 10
 ) -> Path:
-    """Write a video with a display-matrix rotation (degrees counter-clockwise).
+    """Write a video with a display-matrix rotation (degrees clockwise, as ``make_video``).
 
     Each frame is black with a white top-left quarter-block and a grey top-right one in
     *coded* orientation, so a test can check which way the frames were turned.

@@ -15,6 +15,7 @@ import math
 import os
 import stat
 import warnings
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -181,10 +182,6 @@ def _rotation_cw(frame: Any | None, stream: Any) -> int:
     if not ccw:
         return 0
     return int(round(-ccw / 90.0)) * 90 % 360
-
-
-def _stream_start(stream: Any) -> int | None:
-    return stream.start_time if stream.start_time is not None else None
 
 
 def _scan_duration(container: Any, stream: Any) -> float:
@@ -354,6 +351,106 @@ def read_all(path: str | os.PathLike[str], **kwargs: Any) -> FrameBatch:
     )
 
 
+class _Lookahead:
+    """Demuxes packets a little ahead and says which ones sampling may need decoded.
+
+    Decoding every frame is the main cost at low sampling rates, and roughly half of
+    H.264/HEVC frames are non-reference B-frames that nothing else depends on. A packet's
+    frame is *needed* unless another packet with a later pts, still at or before the next
+    target time, is in view: then that later frame is the one on screen at the target.
+    Unneeded packets are decoded with ``skip_frame="NONREF"``, which drops them only when
+    no other frame refers to them. Whenever the window cannot prove a frame unneeded it
+    counts as needed, so the result is exactly that of decoding everything.
+    """
+
+    _AHEAD = 32  # packets read ahead; > any real B-frame reorder depth (H.264 max 16)
+
+    def __init__(self, demuxer: Iterator[Any], stream: Any, start: int | None, fps: float, selective: bool) -> None:
+        self._demuxer = demuxer
+        self._tb = stream.time_base
+        self.start = start  # pts of the stream start; found from packets when None
+        self._fps = fps
+        self._selective = selective and self._tb is not None
+        self._ahead: deque[tuple[Any, float | None]] = deque()
+        self._behind: deque[float] = deque(maxlen=2 * self._AHEAD)
+        self._min_t = math.inf
+        self._eof = False
+        self.error: str | None = None
+        self.end_time = 0.0  # end of the last packet read, seconds from stream start
+
+    def _fill(self) -> None:
+        if self.start is None and not self._eof:
+            self._first_fill()
+        while not self._eof and len(self._ahead) < self._AHEAD:
+            try:
+                packet = next(self._demuxer)
+            except StopIteration:
+                self._eof = True
+                break
+            except av.error.FFmpegError as exc:
+                # Truncated or corrupt container: stop reading, keep what was read.
+                self.error = _reason(exc)
+                self._eof = True
+                break
+            if packet.size == 0:
+                continue  # PyAV's end-of-stream marker; the decoder is flushed explicitly
+            self._push(packet)
+
+    def _first_fill(self) -> None:
+        # No start_time in the headers: the smallest pts among the first packets is the
+        # start (the first packet in decode order need not be the first one shown).
+        first: list[Any] = []
+        while len(first) < self._AHEAD:
+            try:
+                packet = next(self._demuxer)
+            except StopIteration:
+                self._eof = True
+                break
+            except av.error.FFmpegError as exc:
+                self.error = _reason(exc)
+                self._eof = True
+                break
+            if packet.size:
+                first.append(packet)
+        timed = [p.pts for p in first if p.pts is not None]
+        self.start = min(timed) if timed else 0
+        for packet in first:
+            self._push(packet)
+
+    def _push(self, packet: Any) -> None:
+        t: float | None = None
+        if packet.pts is not None and self._tb is not None:
+            t = float((packet.pts - (self.start or 0)) * self._tb)
+            self._min_t = min(self._min_t, t)
+            span = float(packet.duration * self._tb) if packet.duration else 0.0
+            self.end_time = max(self.end_time, t + span)
+        self._ahead.append((packet, t))
+
+    def _needed(self, t: float | None) -> bool:
+        if not self._selective or t is None or t <= self._min_t:
+            return True  # untimed, or the earliest frame (which takes targets before it)
+        target = math.ceil((t - _EPS) * self._fps) / self._fps
+        limit = target + _EPS
+        for other in self._behind:
+            if t < other <= limit:
+                return False
+        for _, other in self._ahead:
+            if other is not None and t < other <= limit:
+                return False
+        return True
+
+    def __iter__(self) -> Iterator[tuple[Any, bool]]:
+        while True:
+            self._fill()
+            if not self._ahead:
+                return
+            packet, t = self._ahead.popleft()
+            needed = self._needed(t)
+            if t is not None:
+                self._behind.append(t)
+            yield packet, needed
+
+
 class _Batcher:
     """Collects converted frames and hands out full batches."""
 
@@ -402,7 +499,6 @@ def _generate(
         if keyframes:
             ctx.skip_frame = "NONKEY"
         tb: Fraction = stream.time_base
-        start = _stream_start(stream)
         frame_step = 1.0 / info.avg_fps if info.avg_fps else 0.04
 
         # Uniform-sampling state: the previous frame is kept (unconverted) until the next
@@ -413,21 +509,19 @@ def _generate(
         prev_taken = False
         last_packet_end = 0.0
 
+        packets = _Lookahead(container.demux(stream), stream, stream.start_time, fps, selective=not keyframes)
+
         def frames() -> Iterator[Any]:
             nonlocal error, last_packet_end
-            demuxer = container.demux(stream)
             decode_errors = 0
-            while True:
-                try:
-                    packet = next(demuxer)
-                except StopIteration:
-                    return
-                except av.error.FFmpegError as exc:
-                    error = _reason(exc)
-                    break
-                if packet.pts is not None and tb is not None:
-                    end = packet.pts + (packet.duration or 0) - (start or 0)
-                    last_packet_end = max(last_packet_end, float(end * tb))
+            skip = ctx.skip_frame
+            for packet, needed in packets:
+                if not keyframes:
+                    # Changing skip_frame per packet is honoured even with frame threads
+                    # (FFmpeg copies it into the worker context on each submission).
+                    want = "DEFAULT" if needed else "NONREF"
+                    if want != skip:
+                        ctx.skip_frame = skip = want
                 try:
                     yield from stream.decode(packet)
                 except av.error.FFmpegError as exc:
@@ -437,17 +531,18 @@ def _generate(
                     decode_errors += 1
                     if decode_errors > 50:
                         break
-            # The demuxer failed: drain frames still buffered in the decoder.
+            if packets.error is not None and error is None:
+                error = packets.error
+            last_packet_end = packets.end_time
             try:
+                # Drain the frames still buffered in the decoder (reordering, threads).
                 yield from stream.decode(None)
-            except av.error.FFmpegError:
+            except (av.error.FFmpegError, EOFError):
                 pass
 
         for frame in frames():
             if frame.pts is not None and tb is not None:
-                if start is None:
-                    start = frame.pts
-                t = float((frame.pts - start) * tb)
+                t = float((frame.pts - (packets.start or 0)) * tb)
             else:
                 # No timestamp at all (rare raw streams): assume a constant rate.
                 t = prev_t + frame_step if prev is not None else 0.0

@@ -1,0 +1,397 @@
+"""Unit tests of the pure parts of scripts/fetch_media.py (no network, no apt)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import json
+import struct
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "fetch_media.py"
+
+
+@pytest.fixture(scope="module")
+def fm():
+    spec = importlib.util.spec_from_file_location("fetch_media", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["fetch_media"] = module  # dataclasses need the module registered
+    spec.loader.exec_module(module)
+    return module
+
+
+# --------------------------------------------------------------------------- #
+# Hand-made images
+# --------------------------------------------------------------------------- #
+def make_png(width: int, height: int, color_type: int = 2) -> bytes:
+    """A valid, tiny PNG written with zlib/struct only (8-bit RGB or RGBA)."""
+    channels = {2: 3, 6: 4, 0: 1}[color_type]
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
+    row = b"\x00" + bytes(i % 256 for i in range(width * channels))
+    raw = row * height
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def jpeg_segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+def make_jpeg_header(width: int, height: int, sof: int = 0xC0, pad: int = 0) -> bytes:
+    """SOI, JFIF APP0, optional big APP1 + COM padding, DQT, SOF, SOS (no real scan)."""
+    out = b"\xff\xd8"
+    out += jpeg_segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")
+    while pad > 0:
+        n = min(pad, 65000)
+        out += jpeg_segment(0xE1, b"Exif\x00\x00" + b"\x00" * n)
+        pad -= n
+    out += jpeg_segment(0xDB, b"\x00" + bytes(64))
+    out += jpeg_segment(sof, struct.pack(">BHHB", 8, height, width, 3) + b"\x01\x22\x00\x02\x11\x01\x03\x11\x01")
+    out += jpeg_segment(0xDA, b"\x03\x01\x00\x02\x11\x03\x11\x00\x3f\x00") + b"\x12\x34\xff\xd9"
+    return out
+
+
+def test_png_size_hand_made(fm):
+    assert fm.image_size_from_bytes(make_png(3, 2)) == ("png", 3, 2)
+    assert fm.image_size_from_bytes(make_png(700, 641, color_type=6)[:24]) == ("png", 700, 641)
+
+
+def test_png_hand_made_is_valid_for_pillow():
+    Image = pytest.importorskip("PIL.Image")
+    im = Image.open(io.BytesIO(make_png(5, 4)))
+    im.load()
+    assert im.size == (5, 4)
+
+
+@pytest.mark.parametrize("sof", [0xC0, 0xC1, 0xC2])
+def test_jpeg_size_hand_made(fm, sof):
+    assert fm.image_size_from_bytes(make_jpeg_header(1920, 1080, sof=sof)) == ("jpeg", 1920, 1080)
+
+
+def test_jpeg_skips_non_sof_c4_segment(fm):
+    # DHT (0xC4) sits in the SOFn range but carries no frame size.
+    data = make_jpeg_header(800, 600)
+    dht = jpeg_segment(0xC4, b"\x00" + bytes(16) + b"\x00")
+    data = data[:2] + dht + data[2:]
+    assert fm.image_size_from_bytes(data) == ("jpeg", 800, 600)
+
+
+def test_not_an_image_or_truncated(fm):
+    assert fm.image_size_from_bytes(b"GIF89a....") is None
+    assert fm.image_size_from_bytes(b"") is None
+    assert fm.image_size_from_bytes(make_png(3, 2)[:20]) is None
+    header = make_jpeg_header(640, 480)
+    cut = header.index(b"\xff\xc0")
+    assert fm.image_size_from_bytes(header[: cut + 6]) is None
+    # SOS before any SOF: no size
+    assert fm.image_size_from_bytes(b"\xff\xd8" + jpeg_segment(0xDA, b"\x00" * 8)) is None
+
+
+def test_image_size_reads_past_first_64k(fm, tmp_path):
+    p = tmp_path / "big_exif.jpg"
+    p.write_bytes(make_jpeg_header(4000, 3000, pad=150_000))
+    assert fm.image_size(p) == ("jpeg", 4000, 3000)
+
+
+def test_image_size_matches_pillow(fm, tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    cases = [("a.png", "PNG", {}, "RGB"), ("b.png", "PNG", {}, "RGBA"),
+             ("c.jpg", "JPEG", {}, "RGB"), ("d.jpg", "JPEG", {"progressive": True}, "RGB"),
+             ("e.jpg", "JPEG", {}, "L")]
+    for i, (name, fmt, kw, mode) in enumerate(cases):
+        size = (97 + 13 * i, 61 + 7 * i)
+        Image.new(mode, size, 128).save(tmp_path / name, fmt, **kw)
+        got = fm.image_size(tmp_path / name)
+        assert got is not None and got[1:] == size, name
+
+
+# --------------------------------------------------------------------------- #
+# Manifest
+# --------------------------------------------------------------------------- #
+def test_update_manifest_replaces_only_its_source(fm):
+    m = fm.empty_manifest()
+    m = fm.update_manifest(m, "bbb", {"kind": "pypi-sdist"},
+                           [{"path": "bbb.mp4", "sha256": "a", "bytes": 1}])
+    m = fm.update_manifest(m, "deb:x", {"kind": "debian-package"},
+                           [{"path": "photos/x/2.jpg", "sha256": "b"},
+                            {"path": "photos/x/1.jpg", "sha256": "c"}])
+    assert [f["path"] for f in m["files"]] == ["bbb.mp4", "photos/x/1.jpg", "photos/x/2.jpg"]
+    assert {f["source"] for f in m["files"]} == {"bbb", "deb:x"}
+    m2 = fm.update_manifest(m, "deb:x", {"kind": "debian-package", "v": 2},
+                            [{"path": "photos/x/3.jpg", "sha256": "d"}])
+    assert [f["path"] for f in m2["files"]] == ["bbb.mp4", "photos/x/3.jpg"]
+    assert m2["sources"]["deb:x"]["v"] == 2 and "bbb" in m2["sources"]
+    # the input is not mutated
+    assert len(m["files"]) == 3
+    m3 = fm.remove_source(m2, "deb:x")
+    assert list(m3["sources"]) == ["bbb"] and [f["path"] for f in m3["files"]] == ["bbb.mp4"]
+
+
+def test_write_manifest_is_deterministic_and_roundtrips(fm, tmp_path):
+    m = fm.update_manifest(fm.empty_manifest(), "s", {"z": 1, "a": 2},
+                           [{"path": "b", "sha256": "1", "width": 5}, {"path": "a", "sha256": "2"}])
+    p = tmp_path / "manifest.json"
+    fm.write_manifest(p, m)
+    first = p.read_bytes()
+    fm.write_manifest(p, fm.load_manifest(p))
+    assert p.read_bytes() == first
+    data = json.loads(first)
+    assert data["schema"] == fm.MANIFEST_SCHEMA
+    assert [f["path"] for f in data["files"]] == ["a", "b"]
+    assert not (tmp_path / "manifest.json.tmp").exists()
+
+
+def test_load_manifest_tolerates_missing_corrupt_or_foreign(fm, tmp_path):
+    p = tmp_path / "manifest.json"
+    assert fm.load_manifest(p) == fm.empty_manifest()
+    p.write_text("{not json")
+    assert fm.load_manifest(p) == fm.empty_manifest()
+    p.write_text(json.dumps({"schema": 999, "files": [1]}))
+    assert fm.load_manifest(p) == fm.empty_manifest()
+
+
+def test_verify_recorded(fm, tmp_path):
+    (tmp_path / "photos").mkdir()
+    f = tmp_path / "photos" / "a.png"
+    f.write_bytes(b"hello")
+    entry = {"path": "photos/a.png", "sha256": hashlib.sha256(b"hello").hexdigest(), "bytes": 5}
+    assert fm.verify_recorded(tmp_path, [entry]) == []
+    assert fm.verify_recorded(tmp_path, []) == ["nothing recorded"]
+    f.write_bytes(b"hellO")
+    assert fm.verify_recorded(tmp_path, [entry]) == ["sha256 mismatch photos/a.png"]
+    f.write_bytes(b"hello!")
+    assert fm.verify_recorded(tmp_path, [entry]) == ["size mismatch photos/a.png"]
+    f.unlink()
+    assert fm.verify_recorded(tmp_path, [entry]) == ["missing photos/a.png"]
+
+
+def test_copy_stream_hashed(fm, tmp_path):
+    data = b"x" * 3_000_001
+    digest, size = fm.copy_stream_hashed(io.BytesIO(data), tmp_path / "sub" / "out.bin")
+    assert size == len(data) and digest == hashlib.sha256(data).hexdigest()
+    assert (tmp_path / "sub" / "out.bin").read_bytes() == data
+    assert list((tmp_path / "sub").iterdir()) == [tmp_path / "sub" / "out.bin"]
+
+
+# --------------------------------------------------------------------------- #
+# Idempotency of the film (no network: the pinned digest is patched)
+# --------------------------------------------------------------------------- #
+def test_fetch_bbb_skips_verified_file(fm, tmp_path, monkeypatch):
+    content = b"not really a film"
+    (tmp_path / "bbb.mp4").write_bytes(content)
+    monkeypatch.setattr(fm, "BBB_SHA256", hashlib.sha256(content).hexdigest())
+
+    def no_network(*a, **k):
+        raise AssertionError("must not download")
+
+    monkeypatch.setattr(fm, "_download_sdist_pip", no_network)
+    monkeypatch.setattr(fm, "_download_sdist_pypi_json", no_network)
+    log = fm.Log(quiet=True)
+    m, summary = fm.fetch_bbb(tmp_path, fm.empty_manifest(), None, False, log)
+    assert "recorded" in summary
+    (entry,) = m["files"]
+    assert entry["path"] == "bbb.mp4" and entry["source"] == "bbb"
+    assert entry["license"] == "CC-BY-3.0" and entry["bytes"] == len(content)
+    assert m["sources"]["bbb"]["attribution"] == fm.BBB_ATTRIBUTION
+    m2, summary2 = fm.fetch_bbb(tmp_path, m, None, False, log)
+    assert "skipped" in summary2 and m2 == m
+
+
+def test_find_film_member(fm):
+    names = [("z/trailer.py", 10), ("z/resources/logo.png", 9), ("z/resources/clip.MP4", 5),
+             ("z/resources/bbb.mp4", 50_000_000)]
+    assert fm.find_film_member(names) == "z/resources/bbb.mp4"
+    with pytest.raises(fm.FetchError):
+        fm.find_film_member([("a.txt", 1)])
+
+
+def box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def test_mp4_info(fm, tmp_path):
+    mvhd = box(b"mvhd", b"\x00\x00\x00\x00" + struct.pack(">IIII", 0, 0, 1000, 596_474) + bytes(80))
+    tkhd = box(b"tkhd", b"\x00\x00\x00\x00" + bytes(72) + struct.pack(">II", 1280 << 16, 720 << 16))
+    moov = box(b"moov", mvhd + box(b"trak", tkhd))
+    p = tmp_path / "x.mp4"
+    p.write_bytes(box(b"ftyp", b"isom\x00\x00\x02\x00") + box(b"mdat", b"\x00" * 100) + moov)
+    assert fm.mp4_info(p) == {"duration_s": 596.474, "width": 1280, "height": 720}
+    p.write_bytes(b"garbage that is not an mp4")
+    assert fm.mp4_info(p) == {}
+
+
+# --------------------------------------------------------------------------- #
+# Debian copyright parsing and photo selection
+# --------------------------------------------------------------------------- #
+COPYRIGHT = """\
+Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: demo
+
+Files: *
+Copyright: 2010 Someone
+License: GPL-2+
+
+Files: abstract/Silk.png
+       abstract/Waves.png
+Copyright: 2008, Patryk
+License: LGPL-3
+
+Files: desktop/Ubuntu-*-no-logo.png
+Copyright: 2014 Goce
+           2015 Other
+License: CC-BY-SA-4.0
+
+Files: 16.04/life_by_A.jpg
+Copyright: A, 2018
+License: CC0-1.0
+
+Files: debian/*
+Copyright: 2014 Packager
+License: GPL-2+
+
+License: GPL-2+
+ This package is free software; you can redistribute it ...
+ .
+ On Debian systems, see /usr/share/common-licenses/GPL-2.
+"""
+
+
+def test_parse_dep5_and_license_for(fm):
+    stanzas = fm.parse_dep5(COPYRIGHT)
+    assert stanzas[0]["upstream-name"] == "demo"
+    assert stanzas[2]["files"].split() == ["abstract/Silk.png", "abstract/Waves.png"]
+    base = "usr/share/backgrounds/mate/"
+    assert fm.license_for(stanzas, base + "abstract/Silk.png") == ("LGPL-3", "2008, Patryk")
+    assert fm.license_for(stanzas, base + "abstract/Other.png") == ("GPL-2+", "2010 Someone")
+    assert fm.license_for(stanzas, base + "desktop/Ubuntu-Cold-no-logo.png") == (
+        "CC-BY-SA-4.0", "2014 Goce 2015 Other")
+    # installed without the source folder ("16.04/"): matched by base name
+    assert fm.license_for(stanzas, "usr/share/backgrounds/life_by_A.jpg")[0] == "CC0-1.0"
+    # "debian/*" must not capture images by base name
+    assert fm.license_for(stanzas, "usr/share/x/debian.png")[0] == "GPL-2+"
+    assert fm.license_for([], "a.png") == ("", "")
+
+
+def test_flat_name_and_groups(fm):
+    assert fm.flat_name("Altai/contents/images/5120x2880.png") == "Altai__contents__images__5120x2880.png"
+    assert fm.flat_name("fog.jpg") == "fog.jpg"
+    g = fm.photo_group
+    assert g("plasma", "Altai/contents/images_dark/1080x1920.png") == "plasma/Altai"
+    assert g("mate", "abstract/Elephants_3840x2160.jpg") == "mate/Elephants"
+    assert g("mate", "abstract/Elephants.jpg") == "mate/Elephants"
+    assert g("lxqt", "origami-dark.png", [("*origami*", "origami")]) == "lxqt/origami"
+    assert g("lxqt", "fog.jpg", [("*origami*", "origami")]) == "lxqt/fog"
+
+
+def test_every_configured_group_and_exclude_pattern_is_wellformed(fm):
+    for spec in fm.PACKAGES:
+        assert spec.candidates and spec.image_roots
+        for pattern, value in spec.exclude + spec.groups:
+            assert pattern and value and not pattern.startswith("/")
+
+
+def test_select_photos(fm, tmp_path):
+    root = tmp_path / "root"
+    wall = root / "usr/share/wallpapers"
+    (wall / "A/contents/images").mkdir(parents=True)
+    (wall / "A/contents/images/2000x1000.png").write_bytes(make_png(2000, 1000))
+    (wall / "A/contents/images/1920x1080.png").symlink_to("2000x1000.png")
+    (wall / "A/contents/screenshot.png").write_bytes(make_png(400, 250))
+    (wall / "B.jpg").write_bytes(make_jpeg_header(640, 640))
+    (wall / "narrow.jpg").write_bytes(make_jpeg_header(3000, 639))
+    (wall / "overlay.png").write_bytes(make_png(1920, 1200, color_type=6))
+    (wall / "broken.png").write_bytes(b"not a png")
+    (wall / "vector.svg").write_text("<svg/>")
+    (root / "usr/share/icons").mkdir(parents=True)
+    (root / "usr/share/icons/big.png").write_bytes(make_png(1024, 1024))
+
+    kept, skipped, base = fm.select_photos(
+        root, ["usr/share/nope", "usr/share/wallpapers"], exclude=[("overlay.png", "overlay")])
+    assert base == "usr/share/wallpapers"
+    assert [(k[1], k[2], k[3], k[4]) for k in kept] == [
+        ("A/contents/images/2000x1000.png", "png", 2000, 1000),
+        ("B.jpg", "jpeg", 640, 640),
+    ]
+    reasons = {p.rsplit("/", 1)[1]: r for p, r in skipped}
+    assert reasons == {
+        "1920x1080.png": "symlink",
+        "screenshot.png": "too small (400x250)",
+        "narrow.jpg": "too small (3000x639)",
+        "overlay.png": "overlay",
+        "broken.png": "unreadable header",
+    }
+    assert fm.skip_summary(skipped) == "1 overlay, 1 symlink, 2 too small, 1 unreadable header"
+    # no configured root: the whole package is scanned
+    kept_all, _, base_all = fm.select_photos(root, ["usr/share/nope"])
+    assert base_all == "" and "usr/share/icons/big.png" in [k[0] for k in kept_all]
+
+
+def test_selection_fingerprint_tracks_rules(fm):
+    spec = fm.PackageSpec("s", ("p",), ("usr/share/x",))
+    fp = fm.selection_fingerprint(spec)
+    assert fp == fm.selection_fingerprint(fm.PackageSpec("other-slot", ("q",), ("usr/share/x",)))
+    assert fp != fm.selection_fingerprint(spec, min_side=512)
+    assert fp != fm.selection_fingerprint(fm.PackageSpec("s", ("p",), ("usr/share/x",),
+                                                          exclude=(("a.png", "r"),)))
+
+
+class FakeApt:
+    def __init__(self, version=None):
+        self.version = version
+        self.resolved = 0
+
+    def candidate(self, package):
+        return self.version
+
+    def resolve(self, spec):
+        self.resolved += 1
+        return None, None, ["nothing available (fake)"]
+
+
+def _recorded_package(fm, tmp_path, spec):
+    d = tmp_path / "photos" / "pkg"
+    d.mkdir(parents=True)
+    (d / "a.png").write_bytes(make_png(700, 700))
+    entry = {"path": "photos/pkg/a.png", "kind": "photo",
+             "sha256": fm.sha256_file(d / "a.png"), "bytes": (d / "a.png").stat().st_size}
+    info = {"package": "pkg", "version": "1.0-1", "selection": fm.selection_fingerprint(spec)}
+    return fm.update_manifest(fm.empty_manifest(), "deb:pkg", info, [entry])
+
+
+def test_fetch_package_skips_verified_and_refetches_changed(fm, tmp_path):
+    spec = fm.PackageSpec("s", ("pkg",), ("usr/share/x",))
+    m = _recorded_package(fm, tmp_path, spec)
+    log = fm.Log(quiet=True)
+    apt = FakeApt(version="2.0-1")
+    m2, summary = fm.fetch_package(spec, tmp_path, m, apt, None, False, log)
+    assert m2 == m and "verified, skipped (1 photos)" in summary and apt.resolved == 0
+    # --force, a changed file or changed selection rules all go to apt (which fails here)
+    with pytest.raises(fm.FetchError, match="fake"):
+        fm.fetch_package(spec, tmp_path, m, apt, None, True, log)
+    changed = fm.PackageSpec("s", ("pkg",), ("usr/share/x",), exclude=(("a.png", "r"),))
+    with pytest.raises(fm.FetchError):
+        fm.fetch_package(changed, tmp_path, m, apt, None, False, log)
+    (tmp_path / "photos/pkg/a.png").write_bytes(b"x")
+    with pytest.raises(fm.FetchError):
+        fm.fetch_package(spec, tmp_path, m, apt, None, False, log)
+    assert apt.resolved == 3
+
+
+def test_parse_args_defaults(fm):
+    a = fm.parse_args([])
+    assert a.only is None and a.out == fm.DEFAULT_OUT and not a.quiet and not a.force
+    assert fm.DEFAULT_OUT == SCRIPT.parent.parent / "resources"
+    a = fm.parse_args(["--only", "photos", "--out", "/x", "--quiet"])
+    assert a.only == "photos" and a.out == Path("/x") and a.quiet
+    with pytest.raises(SystemExit):
+        fm.parse_args(["--only", "nope"])

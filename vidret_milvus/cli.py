@@ -1,0 +1,265 @@
+"""Command line. Only parses and prints: the work is done by the package's modules."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .errors import VidretError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Near-duplicate / copied-video retrieval on Milvus.")
+out = Console()
+err = Console(stderr=True)
+
+# ---------------------------------------------------------------- shared options
+UriOpt = Annotated[str, typer.Option("--uri", help="Milvus Lite file (*.db) or server URI (http://host:19530).", envvar="VIDRET_MILVUS_URI")]
+TokenOpt = Annotated[str, typer.Option("--token", help="Milvus server token (user:password); never printed.", envvar="VIDRET_MILVUS_TOKEN", show_default=False)]
+PrefixOpt = Annotated[str, typer.Option("--prefix", help="Collection name prefix.", envvar="VIDRET_PREFIX")]
+CheckpointOpt = Annotated[Optional[Path], typer.Option("--checkpoint", help="Trained model folder (config.json + model.safetensors).", envvar="VIDRET_CHECKPOINT")]
+BackboneOpt = Annotated[Optional[str], typer.Option("--backbone", help="timm backbone name (tf_efficientnet_lite0, resnet101, ...) with untrained heads.", envvar="VIDRET_BACKBONE")]
+WeightsOpt = Annotated[Optional[str], typer.Option("--weights", help="Backbone ImageNet weights: a local .pth/.safetensors file, or 'hub' to download through timm.", envvar="VIDRET_WEIGHTS")]
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="Inference arithmetic: fp32 or bf16 (faster, codes may differ in a few bits).", envvar="VIDRET_PRECISION")]
+ThreadsOpt = Annotated[int, typer.Option("--threads", help="CPU threads for decoding and for the model.", envvar="VIDRET_THREADS", min=1)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+    return typer.Exit(1)
+
+
+def _load_model(checkpoint: Optional[Path], backbone: Optional[str], weights: Optional[str], precision: str, threads: int):  # noqa: ANN202
+    import torch
+
+    from .model import Precision, load_model
+
+    torch.set_num_threads(threads)
+    try:
+        prec = Precision(precision)
+    except ValueError:
+        raise VidretError(f"--precision must be one of {[p.value for p in Precision]}, got {precision!r}") from None
+    return load_model(checkpoint=checkpoint, backbone=backbone, weights=weights, precision=prec)
+
+
+def _connect(uri: str, token: str, prefix: str):  # noqa: ANN202
+    from .store import Store
+
+    return Store.connect(uri=uri, token=token, prefix=prefix)
+
+
+@app.command()
+def fingerprint(
+    video: Annotated[Path, typer.Argument(help="Video file.")],
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the descriptor as .npz.")] = None,
+    fps: Annotated[float, typer.Option("--fps", help="Frames sampled per second.", envvar="VIDRET_FPS")] = 1.0,
+    keyframes: Annotated[bool, typer.Option("--keyframes", help="Sample only keyframes (fps ignored).")] = False,
+    checkpoint: CheckpointOpt = None,
+    backbone: BackboneOpt = None,
+    weights: WeightsOpt = None,
+    precision: PrecisionOpt = "fp32",
+    threads: ThreadsOpt = 2,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fingerprint one video: per-frame texture embeddings and 128-bit codes with timestamps."""
+    from .fingerprint import Sampling, fingerprint_video
+
+    try:
+        model = _load_model(checkpoint, backbone, weights, precision, threads)
+        t0 = time.perf_counter()
+        desc = fingerprint_video(video, model, Sampling(fps=fps, keyframes=keyframes, threads=threads))
+        took = time.perf_counter() - t0
+        if out_file is not None:
+            desc.save(out_file)
+    except (VidretError, ValueError) as exc:
+        raise _fail(exc) from None
+    summary = {
+        "path": desc.path, "frames": desc.num_frames, "duration": round(desc.duration, 3), "embedding_dim": desc.dim,
+        "code_bits": desc.codes.shape[1] * 8, "model_id": desc.model_id, "seconds": round(took, 3),
+        "realtime_factor": round(desc.duration / took, 2) if took > 0 else None, "out": str(out_file) if out_file else None,
+    }
+    if as_json:
+        out.print_json(json.dumps(summary))
+    else:
+        out.print(
+            f"{desc.path}: {desc.num_frames} frames over {desc.duration:.1f} s, embedding {desc.dim}-d, "
+            f"{summary['code_bits']}-bit codes, model {desc.model_id}, {took:.2f} s ({summary['realtime_factor']}x realtime)",
+            highlight=False, soft_wrap=True,
+        )
+
+
+@app.command()
+def ingest(
+    directory: Annotated[Path, typer.Argument(help="Folder of videos (or one file).")],
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders.")] = False,
+    fps: Annotated[float, typer.Option("--fps", help="Frames sampled per second.", envvar="VIDRET_FPS")] = 1.0,
+    keyframes: Annotated[bool, typer.Option("--keyframes", help="Sample only keyframes.")] = False,
+    batch: Annotated[int, typer.Option("--batch", help="Frames per model batch.", min=1)] = 32,
+    uri: UriOpt = "./vidret.db",
+    token: TokenOpt = "",
+    prefix: PrefixOpt = "vidret",
+    checkpoint: CheckpointOpt = None,
+    backbone: BackboneOpt = None,
+    weights: WeightsOpt = None,
+    precision: PrecisionOpt = "fp32",
+    threads: ThreadsOpt = 2,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fingerprint every video in DIRECTORY and store it; already stored files are skipped."""
+    from .fingerprint import Sampling
+    from .ingest import discover, ingest_paths
+
+    try:
+        files, problems = discover(directory, recursive)
+        sampling = Sampling(fps=fps, keyframes=keyframes, threads=threads, batch_size=batch)
+        model = _load_model(checkpoint, backbone, weights, precision, threads)
+        store = _connect(uri, token, prefix)
+    except (VidretError, ValueError) as exc:
+        raise _fail(exc) from None
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[extra]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=as_json or not err.is_terminal, transient=False,
+    )
+    try:
+        with store, progress:
+            vids = progress.add_task("videos", total=len(files), extra="")
+            frames = progress.add_task("frames", total=None, extra="")
+
+            def start(p: str) -> None:
+                progress.update(vids, extra=os.path.basename(p)[:40])
+
+            def done(p: str, status: str) -> None:
+                progress.advance(vids)
+
+            report = ingest_paths(store, model, files, sampling, on_video_start=start, on_video_done=done, on_frames=lambda n: progress.advance(frames, n))
+    except VidretError as exc:
+        raise _fail(exc) from None
+    for p in problems:
+        report.failed.append((p, "cannot read folder"))
+    if as_json:
+        out.print_json(json.dumps(report.to_json()))
+    else:
+        for p, v, n in report.ingested:
+            out.print(f"[green]ingested[/] {p} (id {v}, {n} frames)", highlight=False, soft_wrap=True)
+        for p, v, s in report.present:
+            same = "" if s == p else f" (same content as {s})"
+            out.print(f"[yellow]already present[/] {p}{same}", highlight=False, soft_wrap=True)
+        for p, r in report.failed:
+            out.print(f"[red]failed[/] {p}: {r}", highlight=False, soft_wrap=True)
+        out.print(
+            f"{len(report.ingested)} ingested, {len(report.present)} already present, {len(report.failed)} failed, "
+            f"{len(report.skipped)} not videos" + (f", {len(report.removed_incomplete)} interrupted ingests cleaned up" if report.removed_incomplete else ""),
+            highlight=False,
+        )
+    if report.failed and not report.ingested and not report.present:
+        raise typer.Exit(1)
+
+
+@app.command()
+def search(
+    clip: Annotated[Path, typer.Argument(help="Query clip.")],
+    top_n: Annotated[int, typer.Option("--top-n", help="Number of results.", min=1)] = 20,
+    radius: Annotated[int, typer.Option("--radius", help="Hamming radius of the code recall (bits, inclusive).", min=0, max=128)] = 32,
+    mode: Annotated[str, typer.Option("--mode", help="Copy decision: embedding (mode 1), duration (mode 2), codes (mode 3).")] = "duration",
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Decision threshold of the mode (default per mode, see README).")] = None,
+    uri: UriOpt = "./vidret.db",
+    token: TokenOpt = "",
+    prefix: PrefixOpt = "vidret",
+    checkpoint: CheckpointOpt = None,
+    backbone: BackboneOpt = None,
+    weights: WeightsOpt = None,
+    precision: PrecisionOpt = "fp32",
+    threads: ThreadsOpt = 2,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find the stored videos that copy CLIP, and the seconds that match."""
+    import dataclasses
+
+    from .search import Mode, SearchParams, search_video
+
+    try:
+        try:
+            m = Mode(mode)
+        except ValueError:
+            raise VidretError(f"--mode must be one of {[x.value for x in Mode]}, got {mode!r}") from None
+        params = SearchParams(top_n=top_n, radius=radius, mode=m)
+        if threshold is not None:
+            field = {Mode.embedding: "embedding_threshold", Mode.duration: "duration_threshold", Mode.codes: "codes_threshold"}[m]
+            params = dataclasses.replace(params, **{field: threshold})
+        model = _load_model(checkpoint, backbone, weights, precision, threads)
+        with _connect(uri, token, prefix) as store:
+            resp = search_video(store, model, clip, params)
+    except (VidretError, ValueError) as exc:
+        raise _fail(exc) from None
+    if as_json:
+        out.print_json(json.dumps(resp.to_json()))
+        return
+    table = Table(title=f"{resp.query} ({resp.query_duration:.1f} s)")
+    for col in ("#", "score", "copy", "repetition", "video", "duration", "segments (query -> reference, s)"):
+        table.add_column(col)
+    for i, r in enumerate(resp.results, 1):
+        segs = "; ".join(f"{g.query_start:.0f}-{g.query_end:.0f} -> {g.ref_start:.0f}-{g.ref_end:.0f}" for g in r.segments)
+        table.add_row(str(i), f"{r.score:.3f}", "yes" if r.is_copy else "no", f"{r.repetition_degree:.2f}", r.path, f"{r.duration:.1f}", segs)
+    out.print(table)
+    c = resp.candidates
+    out.print(
+        f"{c['frames']} candidate frames in {c['videos']} videos" + (" [yellow](a query frame hit the result cap: lower --radius)[/]" if c["capped"] else "")
+        + " | " + ", ".join(f"{k} {v:.0f} ms" for k, v in resp.timing_ms.items()),
+        highlight=False,
+    )
+
+
+@app.command()
+def stats(uri: UriOpt = "./vidret.db", token: TokenOpt = "", prefix: PrefixOpt = "vidret", as_json: JsonOpt = False) -> None:
+    """Counts of videos and frames, and the model the collections were made with."""
+    try:
+        with _connect(uri, token, prefix) as store:
+            s = store.stats()
+    except VidretError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        out.print_json(json.dumps(s))
+    else:
+        for k, v in s.items():
+            out.print(f"{k}: {v}", highlight=False)
+
+
+@app.command()
+def delete(
+    target: Annotated[str, typer.Argument(help="Stored video path or numeric video id.")],
+    uri: UriOpt = "./vidret.db",
+    token: TokenOpt = "",
+    prefix: PrefixOpt = "vidret",
+) -> None:
+    """Remove a video (its row first, then its frames)."""
+    try:
+        with _connect(uri, token, prefix) as store:
+            if store.meta() is None:
+                raise VidretError("nothing ingested yet")
+            if target.isdigit():
+                rows = list(store.get_videos([int(target)], ready_only=False).values())
+            else:
+                rows = store.find_by_path(os.path.abspath(target))
+            if not rows:
+                raise VidretError(f"{target}: no such stored video")
+            for r in rows:
+                store.delete_video(r.video_id)
+                out.print(f"deleted {r.path} (id {r.video_id})", highlight=False, soft_wrap=True)
+    except VidretError as exc:
+        raise _fail(exc) from None
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Video -> :class:`VideoDescriptor`: decode (video.py) overlapped with the model."""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .descriptor import CODE_BYTES, VideoDescriptor
+from .errors import VideoError
+from .model import FingerprintModel
+from .video import FrameBatch, iter_frames, probe
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampling:
+    """How frames are taken from a video (stored with each video: queries must match)."""
+
+    fps: float = 1.0
+    keyframes: bool = False
+    threads: int = 2
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if not (self.fps > 0 and np.isfinite(self.fps)):
+            raise ValueError(f"fps must be a positive number, got {self.fps}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
+
+
+_DONE = object()
+
+
+def fingerprint_video(
+    path: str | Path,
+    model: FingerprintModel,
+    sampling: Sampling = Sampling(),
+    video_id: int = 0,
+    on_frames: Callable[[int], None] | None = None,
+) -> VideoDescriptor:
+    """Fingerprint one video.
+
+    Decoding runs in this thread (so decode warnings reach the caller) while the model runs
+    on the previous batch in a worker thread: torch releases the GIL, so the two overlap.
+    At most two batches are in flight, so memory stays bounded for any length of video.
+    """
+    info = probe(path)
+    todo: queue.Queue[object] = queue.Queue(maxsize=2)
+    results: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    failure: list[BaseException] = []
+
+    def worker() -> None:
+        while True:
+            item = todo.get()
+            if item is _DONE:
+                return
+            if failure:
+                continue  # drain so the producer never blocks
+            batch: FrameBatch = item  # type: ignore[assignment]
+            try:
+                emb, codes = model.embed_frames(batch.frames, batch_size=sampling.batch_size)
+                results.append((batch.timestamps, emb, codes))
+                if on_frames is not None:
+                    on_frames(len(batch))
+            except BaseException as exc:  # re-raised in the caller's thread
+                failure.append(exc)
+
+    thread = threading.Thread(target=worker, name="vidret-embed", daemon=True)
+    thread.start()
+    try:
+        for batch in iter_frames(
+            info.path,
+            fps=sampling.fps,
+            keyframes=sampling.keyframes,
+            batch_size=sampling.batch_size,
+            threads=sampling.threads,
+            short_side=model.config.resize_size,
+        ):
+            if failure:
+                break
+            todo.put(batch)
+    finally:
+        todo.put(_DONE)
+        thread.join()
+    if failure:
+        raise failure[0]
+    if not results:
+        raise VideoError(info.path, "no frame could be sampled")
+    ts = np.concatenate([r[0] for r in results]).astype(np.float32)
+    emb = np.concatenate([r[1] for r in results])
+    codes = np.concatenate([r[2] for r in results]).reshape(-1, CODE_BYTES)
+    duration = float(info.duration)
+    return VideoDescriptor(
+        video_id=video_id,
+        path=info.path,
+        duration=duration,
+        timestamps=ts,
+        embeddings=emb,
+        codes=codes,
+        fps=sampling.fps,
+        model_id=getattr(model, "model_id", ""),
+    )

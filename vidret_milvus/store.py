@@ -1,0 +1,493 @@
+"""Milvus layer: the category index (codes), the mapping table (embeddings) and the videos table.
+
+Every public method validates its inputs before any RPC and raises this package's own
+exceptions. Filter expressions are built only from integers (and constant strings) that
+this package generated, never from user text. Every RPC carries a timeout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .descriptor import CODE_BYTES, VideoDescriptor
+from .errors import DatabaseInUseError, ModelMismatchError, StoreError
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+SCHEMA_VERSION = 1
+MAX_LIMIT = 16384  # Milvus caps topk (and range-search results) at 16384
+FRAME_BITS = 16  # frame id = video_id << 16 | frame index
+MAX_FRAMES = 1 << FRAME_BITS
+VIDEO_ID_BITS = 47
+INSERT_CHUNK = 2000
+ID_CHUNK = 1000
+READY, INGESTING = "ready", "ingesting"
+_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+_PREFIX_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreMeta:
+    """What the collections were written with; stored in the collections' description."""
+
+    model_id: str
+    embed_dim: int
+    code_bits: int
+    fps: float
+    keyframes: bool
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps({"vidret": dataclasses.asdict(self)}, sort_keys=True)
+
+    @classmethod
+    def from_description(cls, text: str) -> "StoreMeta | None":
+        try:
+            d = json.loads(text)["vidret"]
+            return cls(**d)
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoRow:
+    video_id: int
+    path: str
+    sha256: str
+    duration: float
+    fps: float
+    frames: int
+    model_id: str
+    status: str
+    updated_at: int
+
+
+@dataclasses.dataclass
+class FrameHits:
+    """Flat hit lists: hit k is reference frame ``ids[k]`` for query frame ``query_index[k]``."""
+
+    query_index: np.ndarray  # (K,) int64
+    ids: np.ndarray  # (K,) int64
+    video_ids: np.ndarray  # (K,) int64
+    t: np.ndarray  # (K,) float32
+    distance: np.ndarray  # (K,) float32 (Hamming bits, or squared L2)
+    capped: np.ndarray  # (Q,) bool: query frame hit the result cap
+
+    @classmethod
+    def empty(cls, nq: int) -> "FrameHits":
+        z = np.zeros(0, np.int64)
+        return cls(z, z, z, np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(nq, bool))
+
+
+def path_key(path: str) -> int:
+    """Stable 63-bit key of an absolute path (so a path lookup is an integer filter)."""
+    return int.from_bytes(hashlib.sha256(path.encode("utf-8", "surrogateescape")).digest()[:8], "big") >> 1
+
+
+def video_id_from_sha(sha256: str, probe: int = 0) -> int:
+    """Content-addressed video id: 47 bits of the file hash (+ probe on a collision)."""
+    _check_sha(sha256)
+    base = int(sha256[: (VIDEO_ID_BITS + 3) // 4], 16) & ((1 << VIDEO_ID_BITS) - 1)
+    return ((base + probe) % ((1 << VIDEO_ID_BITS) - 1)) + 1  # never 0
+
+
+def frame_ids(video_id: int, n: int) -> np.ndarray:
+    if n > MAX_FRAMES:
+        raise StoreError(f"video has {n} sampled frames, more than {MAX_FRAMES}: lower --fps")
+    return (np.int64(video_id) << FRAME_BITS) + np.arange(n, dtype=np.int64)
+
+
+def _check_sha(sha: str) -> None:
+    if not isinstance(sha, str) or not _SHA_RE.match(sha):
+        raise StoreError(f"not a sha256 hex digest: {sha!r}")
+
+
+def _int_list(ids: Iterable[int]) -> list[int]:
+    out = []
+    for v in ids:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise StoreError(f"ids must be integers, got {type(v).__name__}")
+        out.append(int(v))
+    return out
+
+
+def in_filter(field: str, ids: Iterable[int]) -> str:
+    """``field in [1,2,3]`` from integers only: the one way a filter gets values."""
+    if not re.fullmatch(r"[a-z_]+", field):
+        raise StoreError(f"bad field name {field!r}")
+    return f"{field} in [{','.join(str(v) for v in _int_list(ids))}]"
+
+
+def _chunks(seq: Sequence[Any], n: int) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+def _load_schema(name: str, **subst: object) -> dict[str, Any]:
+    text = (SCHEMA_DIR / f"{name}.json").read_text()
+    spec = json.loads(text)
+
+    def sub(v: Any) -> Any:
+        if isinstance(v, str) and v.startswith("{") and v.endswith("}") and v[1:-1] in subst:
+            return subst[v[1:-1]]
+        if isinstance(v, str):
+            return v.format(**subst) if "{" in v else v
+        if isinstance(v, dict):
+            return {k: sub(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [sub(x) for x in v]
+        return v
+
+    return sub(spec)
+
+
+class Store:
+    """Connection to Milvus (Lite file or server) and the three collections of one prefix.
+
+    Use :meth:`connect`; the constructor takes an existing ``MilvusClient`` and does no I/O.
+    """
+
+    def __init__(self, client: Any, uri: str, prefix: str = "vidret", timeout: float = 30.0, binary_index: str = "BIN_FLAT") -> None:
+        self.client = client
+        self.uri = uri
+        self.prefix = prefix
+        self.timeout = timeout
+        self.binary_index = binary_index
+        self.codes = f"{prefix}_codes"
+        self.embeddings = f"{prefix}_embeddings"
+        self.videos = f"{prefix}_videos"
+
+    # ------------------------------------------------------------------ connect / schema
+    @classmethod
+    def connect(cls, uri: str = "./vidret.db", token: str = "", prefix: str = "vidret", timeout: float = 30.0, binary_index: str = "BIN_FLAT") -> "Store":
+        if not _PREFIX_RE.match(prefix):
+            raise StoreError(f"collection prefix must be letters, digits and _ (<= 41 chars), got {prefix!r}")
+        if binary_index not in ("BIN_FLAT", "BIN_IVF_FLAT"):
+            raise StoreError(f"binary index must be BIN_FLAT or BIN_IVF_FLAT, got {binary_index!r}")
+        is_lite = not uri.startswith(("http://", "https://", "tcp://", "unix:"))
+        if is_lite:
+            p = Path(uri)
+            if p.suffix != ".db":
+                raise StoreError(f"{uri}: a Milvus Lite file must end in .db (or give an http:// server URI)")
+            if p.parent and not p.parent.exists():
+                raise StoreError(f"{uri}: folder {p.parent} does not exist")
+            if is_lite and binary_index != "BIN_FLAT":
+                raise StoreError("Milvus Lite only supports BIN_FLAT for binary vectors")
+        try:
+            from pymilvus import MilvusClient
+
+            client = MilvusClient(uri=uri, token=token, timeout=timeout)
+        except Exception as exc:
+            text = str(exc)
+            if "Open local milvus failed" in text or "lock" in text.lower():
+                raise DatabaseInUseError(
+                    f"{uri}: database in use by another process (Milvus Lite allows one process per file; "
+                    "wait for it to finish, or use a Milvus server)"
+                ) from exc
+            # The token must never be printed: the exception text could carry the URI only.
+            raise StoreError(f"cannot connect to Milvus at {uri}: {text.replace(token, '***') if token else text}") from exc
+        return cls(client, uri, prefix, timeout, binary_index)
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except Exception:  # closing is best effort
+            pass
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, what: str, fn: Any, *args: Any, **kw: Any) -> Any:
+        try:
+            return fn(*args, timeout=self.timeout, **kw)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"Milvus {what} failed: {exc}") from exc
+
+    def exists(self) -> bool:
+        return bool(self._call("has_collection", self.client.has_collection, self.videos))
+
+    def meta(self) -> StoreMeta | None:
+        if not self.exists():
+            return None
+        desc = self._call("describe_collection", self.client.describe_collection, self.videos)
+        return StoreMeta.from_description(desc.get("description", ""))
+
+    def ensure_collections(self, meta: StoreMeta) -> None:
+        """Create the collections for ``meta`` or check the existing ones were made with it."""
+        names = [self.codes, self.embeddings, self.videos]
+        have = [bool(self._call("has_collection", self.client.has_collection, n)) for n in names]
+        if all(have):
+            found = self.meta()
+            if found is None:
+                raise StoreError(f"collections {names} exist but were not made by vidret-milvus")
+            if found.model_id != meta.model_id:
+                raise ModelMismatchError(
+                    f"the collections (prefix {self.prefix!r}) hold codes of model {found.model_id}, "
+                    f"not of the model in use ({meta.model_id}); codes of two models must never mix: "
+                    "use another --prefix or database, or the model they were made with"
+                )
+            if (found.fps, found.keyframes) != (meta.fps, meta.keyframes):
+                raise StoreError(
+                    f"the collections were ingested with fps={found.fps} keyframes={found.keyframes}; "
+                    f"got fps={meta.fps} keyframes={meta.keyframes}"
+                )
+            return
+        if any(have):
+            missing = [n for n, h in zip(names, have) if not h]
+            raise StoreError(f"collections of prefix {self.prefix!r} are incomplete (missing {missing}); delete them and re-ingest")
+        params = {"nlist": 1024} if self.binary_index == "BIN_IVF_FLAT" else {}
+        subst = dict(prefix=self.prefix, code_bits=meta.code_bits, embed_dim=meta.embed_dim, binary_index=self.binary_index, binary_index_params=params)
+        # The videos table is created last: its existence (with the meta) marks a complete set.
+        for name in ("codes", "embeddings", "videos"):
+            self._create(_load_schema(name, **subst), meta.to_json())
+
+    def _create(self, spec: dict[str, Any], description: str) -> None:
+        from pymilvus import DataType, MilvusClient
+
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=description)
+        for f in spec["fields"]:
+            kw: dict[str, Any] = {}
+            if "dim" in f:
+                kw["dim"] = int(f["dim"])
+            if "max_length" in f:
+                kw["max_length"] = int(f["max_length"])
+            schema.add_field(f["name"], getattr(DataType, f["dtype"]), is_primary=bool(f.get("is_primary", False)), **kw)
+        ip = self.client.prepare_index_params()
+        vi = spec["vector_index"]
+        ip.add_index(field_name=vi["field"], index_type=vi["index_type"], metric_type=vi["metric_type"], params=vi.get("params") or {})
+        if not self.uri.endswith(".db"):
+            for si in spec.get("scalar_indexes", []):
+                ip.add_index(field_name=si["field"], index_type=si["index_type"])
+        self._call("create_collection", self.client.create_collection, spec["name"], schema=schema, index_params=ip, consistency_level="Strong")
+
+    def drop(self) -> None:
+        for n in (self.videos, self.codes, self.embeddings):
+            if self._call("has_collection", self.client.has_collection, n):
+                self._call("drop_collection", self.client.drop_collection, n)
+
+    # ------------------------------------------------------------------ videos table
+    def _rows_to_videos(self, rows: Iterable[dict[str, Any]]) -> list[VideoRow]:
+        return [
+            VideoRow(
+                video_id=int(r["video_id"]), path=str(r["path"]), sha256=str(r["sha256"]), duration=float(r["duration"]),
+                fps=float(r["fps"]), frames=int(r["frames"]), model_id=str(r["model_id"]), status=str(r["status"]),
+                updated_at=int(r["updated_at"]),
+            )
+            for r in rows
+        ]
+
+    _VIDEO_FIELDS = ["video_id", "path", "sha256", "duration", "fps", "frames", "model_id", "status", "updated_at"]
+
+    def get_videos(self, video_ids: Iterable[int], ready_only: bool = True) -> dict[int, VideoRow]:
+        ids = sorted(set(_int_list(video_ids)))
+        out: dict[int, VideoRow] = {}
+        for chunk in _chunks(ids, ID_CHUNK):
+            expr = in_filter("video_id", chunk) + (f' and status == "{READY}"' if ready_only else "")
+            rows = self._call("query", self.client.query, self.videos, filter=expr, output_fields=self._VIDEO_FIELDS, limit=len(chunk))
+            out.update({v.video_id: v for v in self._rows_to_videos(rows)})
+        return out
+
+    def find_by_sha(self, sha256: str) -> VideoRow | None:
+        """The video stored for this file content (any status), probing id collisions."""
+        _check_sha(sha256)
+        for probe in range(8):
+            vid = video_id_from_sha(sha256, probe)
+            row = self.get_videos([vid], ready_only=False).get(vid)
+            if row is None or row.sha256 == sha256:
+                return row
+        raise StoreError("too many video id collisions")
+
+    def free_video_id(self, sha256: str) -> int:
+        for probe in range(8):
+            vid = video_id_from_sha(sha256, probe)
+            row = self.get_videos([vid], ready_only=False).get(vid)
+            if row is None or row.sha256 == sha256:
+                return vid
+        raise StoreError("too many video id collisions")
+
+    def find_by_path(self, path: str) -> list[VideoRow]:
+        key = path_key(path)
+        rows = self._call("query", self.client.query, self.videos, filter=f"path_key == {int(key)}", output_fields=self._VIDEO_FIELDS, limit=100)
+        return [v for v in self._rows_to_videos(rows) if v.path == path]
+
+    def list_videos(self, status: str | None = None, limit: int = MAX_LIMIT) -> list[VideoRow]:
+        if status not in (None, READY, INGESTING):
+            raise StoreError(f"unknown status {status!r}")
+        expr = f'status == "{status}"' if status else "video_id > 0"
+        rows = self._call("query", self.client.query, self.videos, filter=expr, output_fields=self._VIDEO_FIELDS, limit=min(limit, MAX_LIMIT))
+        return self._rows_to_videos(rows)
+
+    # ------------------------------------------------------------------ writing
+    def add_video(self, desc: VideoDescriptor, sha256: str) -> int:
+        """Store a whole video: row 'ingesting' first, then frames, then the row 'ready'.
+
+        A crash at any point leaves either nothing or an 'ingesting' row that search never
+        returns and :meth:`remove_incomplete` deletes (with its frames) on the next start.
+        """
+        meta = self.meta()
+        if meta is None:
+            raise StoreError("collections do not exist: call ensure_collections first")
+        _check_sha(sha256)
+        if desc.model_id and desc.model_id != meta.model_id:
+            raise ModelMismatchError(f"{desc.path}: fingerprinted with model {desc.model_id}, store holds {meta.model_id}")
+        if desc.dim != meta.embed_dim or desc.codes.shape[1] * 8 != meta.code_bits:
+            raise StoreError(f"{desc.path}: descriptor dims ({desc.dim}, {desc.codes.shape[1] * 8} bits) do not fit the store ({meta.embed_dim}, {meta.code_bits})")
+        if desc.num_frames == 0:
+            raise StoreError(f"{desc.path}: no frames to store")
+        vid = desc.video_id or self.free_video_id(sha256)
+        ids = frame_ids(vid, desc.num_frames)
+        mean = desc.embeddings.mean(0)
+        mean = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+        row = {
+            "video_id": vid, "path": desc.path, "path_key": path_key(desc.path), "sha256": sha256,
+            "duration": float(desc.duration), "fps": float(desc.fps), "frames": int(desc.num_frames),
+            "model_id": meta.model_id, "status": INGESTING, "updated_at": int(time.time()), "mean_embedding": mean.tolist(),
+        }
+        if len(desc.path.encode("utf-8", "surrogateescape")) > 4096:
+            raise StoreError(f"{desc.path[:200]}...: path longer than 4096 bytes")
+        self._call("upsert", self.client.upsert, self.videos, [row])
+        ts = desc.timestamps.astype(np.float32)
+        for s in range(0, desc.num_frames, INSERT_CHUNK):
+            e = slice(s, s + INSERT_CHUNK)
+            # upsert (not insert): re-running after a crash must not create duplicate rows.
+            self._call("upsert", self.client.upsert, self.codes, [
+                {"id": int(i), "video_id": vid, "t": float(t), "code": c.tobytes()}
+                for i, t, c in zip(ids[e], ts[e], desc.codes[e])
+            ])
+            self._call("upsert", self.client.upsert, self.embeddings, [
+                {"id": int(i), "video_id": vid, "t": float(t), "embedding": v}
+                for i, t, v in zip(ids[e], ts[e], desc.embeddings[e])
+            ])
+        row["status"] = READY
+        row["updated_at"] = int(time.time())
+        self._call("upsert", self.client.upsert, self.videos, [row])
+        return vid
+
+    def delete_video(self, video_id: int) -> None:
+        """Row first (so search stops returning it at once), then its frames."""
+        (vid,) = _int_list([video_id])
+        self._call("delete", self.client.delete, self.videos, filter=in_filter("video_id", [vid]))
+        self._delete_frames(vid)
+
+    def _delete_frames(self, vid: int) -> None:
+        for coll in (self.codes, self.embeddings):
+            self._call("delete", self.client.delete, coll, filter=in_filter("video_id", [vid]))
+
+    def remove_incomplete(self, older_than_s: float = 0.0) -> list[VideoRow]:
+        """Delete videos that never became ready (an interrupted ingest) and their frames."""
+        now = time.time()
+        stale = [v for v in self.list_videos(INGESTING) if now - v.updated_at >= older_than_s]
+        for v in stale:
+            self._delete_frames(v.video_id)
+            self._call("delete", self.client.delete, self.videos, filter=in_filter("video_id", [v.video_id]))
+        return stale
+
+    def flush(self) -> None:
+        for n in (self.codes, self.embeddings, self.videos):
+            try:
+                self.client.flush(n, timeout=self.timeout)
+            except Exception:  # Lite has no flush on some versions; data is already durable there
+                pass
+
+    # ------------------------------------------------------------------ searching
+    def range_search_codes(self, codes: np.ndarray, radius: int, limit: int = MAX_LIMIT, video_ids: Sequence[int] | None = None) -> FrameHits:
+        """Per query code, every stored code within Hamming distance ``radius`` (inclusive)."""
+        if not isinstance(codes, np.ndarray) or codes.dtype != np.uint8 or codes.ndim != 2 or codes.shape[1] != CODE_BYTES:
+            raise StoreError(f"codes must be uint8 (N, {CODE_BYTES})")
+        if not isinstance(radius, (int, np.integer)) or not 0 <= int(radius) <= CODE_BYTES * 8:
+            raise StoreError(f"radius must be an integer in [0, {CODE_BYTES * 8}], got {radius!r}")
+        limit = self._check_limit(limit)
+        # Milvus range search keeps range_filter <= d < radius; ours is inclusive.
+        params = {"metric_type": "HAMMING", "params": {"radius": int(radius) + 1, "range_filter": 0}}
+        if self.binary_index == "BIN_IVF_FLAT":
+            params["params"].update({"nprobe": 1024, "max_empty_result_buckets": 1024})
+        filt = in_filter("video_id", video_ids) if video_ids is not None else ""
+        return self._search(self.codes, "code", [c.tobytes() for c in codes], params, limit, filt)
+
+    def search_embeddings(self, embeddings: np.ndarray, video_ids: Sequence[int], limit: int) -> FrameHits:
+        """Per query embedding, the ``limit`` nearest stored frames (squared L2) of ``video_ids``."""
+        meta = self.meta()
+        if not isinstance(embeddings, np.ndarray) or embeddings.dtype != np.float32 or embeddings.ndim != 2:
+            raise StoreError("embeddings must be float32 (N, D)")
+        if meta is not None and embeddings.shape[1] != meta.embed_dim:
+            raise StoreError(f"embeddings have dim {embeddings.shape[1]}, store has {meta.embed_dim}")
+        if not np.all(np.isfinite(embeddings)):
+            raise StoreError("embeddings contain NaN or inf")
+        ids = _int_list(video_ids)
+        if not ids:
+            return FrameHits.empty(len(embeddings))
+        limit = self._check_limit(limit)
+        params = {"metric_type": "L2", "params": {}}
+        return self._search(self.embeddings, "embedding", [e.tolist() for e in embeddings], params, limit, in_filter("video_id", ids))
+
+    def _check_limit(self, limit: int) -> int:
+        if not isinstance(limit, (int, np.integer)) or not 1 <= int(limit) <= MAX_LIMIT:
+            raise StoreError(f"limit must be an integer in [1, {MAX_LIMIT}], got {limit!r}")
+        return int(limit)
+
+    def _search(self, coll: str, field: str, data: list[Any], params: dict[str, Any], limit: int, filt: str) -> FrameHits:
+        nq = len(data)
+        qi: list[np.ndarray] = []
+        cols: dict[str, list[Any]] = {"id": [], "video_id": [], "t": [], "distance": []}
+        capped = np.zeros(nq, bool)
+        # Keep each request's result count (nq * limit) bounded for the gRPC message size.
+        step = max(1, min(256, MAX_LIMIT * 4 // max(limit, 1)))
+        for s in range(0, nq, step):
+            res = self._call(
+                "search", self.client.search, coll, data=data[s : s + step], anns_field=field, search_params=params,
+                limit=limit, filter=filt, output_fields=["video_id", "t"],
+            )
+            for j, hits in enumerate(res):
+                capped[s + j] = len(hits) >= limit
+                qi.append(np.full(len(hits), s + j, np.int64))
+                for h in hits:
+                    ent = h.get("entity", h)
+                    cols["id"].append(h["id"])
+                    cols["video_id"].append(ent["video_id"])
+                    cols["t"].append(ent["t"])
+                    cols["distance"].append(h["distance"])
+        if not qi:
+            return FrameHits.empty(nq)
+        return FrameHits(
+            query_index=np.concatenate(qi),
+            ids=np.asarray(cols["id"], np.int64),
+            video_ids=np.asarray(cols["video_id"], np.int64),
+            t=np.asarray(cols["t"], np.float32),
+            distance=np.asarray(cols["distance"], np.float32),
+            capped=capped,
+        )
+
+    # ------------------------------------------------------------------ stats
+    def count(self, coll: str, expr: str = "") -> int:
+        res = self._call("query", self.client.query, coll, filter=expr, output_fields=["count(*)"])
+        return int(res[0]["count(*)"]) if res else 0
+
+    def stats(self) -> dict[str, Any]:
+        meta = self.meta()
+        if meta is None:
+            return {"videos": 0, "frames": 0, "model_id": None, "collections": {}, "uri": self.uri}
+        return {
+            "videos": self.count(self.videos, f'status == "{READY}"'),
+            "incomplete": self.count(self.videos, f'status == "{INGESTING}"'),
+            "frames": self.count(self.codes),
+            "model_id": meta.model_id,
+            "embed_dim": meta.embed_dim,
+            "code_bits": meta.code_bits,
+            "fps": meta.fps,
+            "keyframes": meta.keyframes,
+            "collections": {self.codes: self.count(self.codes), self.embeddings: self.count(self.embeddings), self.videos: self.count(self.videos)},
+            "uri": self.uri,
+        }
