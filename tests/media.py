@@ -236,6 +236,7 @@ def make_video(
     rotation: int = 0,
     audio: bool = False,
     faststart: bool = False,
+    start: float = 0.0,
 ) -> Path:
     """Write a synthetic video and return its path.
 
@@ -254,10 +255,13 @@ def make_video(
         of the legacy MP4 ``rotate`` tag (a portrait phone clip is 90).
     audio: add a quiet AAC sine track of the same length.
     faststart: put the MP4 index first, so a truncated copy stays readable.
+    start: pts of the first frame in seconds (rounded to whole frames), for streams that
+        do not start at 0 (as cut from a broadcast, or an MPEG-TS capture).
     """
     path = Path(path)
     rate = Fraction(fps).limit_denominator(100_000)
     n_frames = max(1, round(duration * fps))
+    first_pts = round(start * fps)
     rng = np.random.Generator(np.random.PCG64(seed))
     if callable(content):
         fn = content
@@ -274,7 +278,7 @@ def make_video(
             if pixels.shape != (size[1], size[0], 3):
                 raise ValueError(f"frame {i} has shape {pixels.shape}, expected {(size[1], size[0], 3)}")
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels, dtype=np.uint8), format="rgb24")
-            frame.pts = i
+            frame.pts = first_pts + i
             frame.time_base = 1 / rate
             _encode(container, stream, frame)
         _encode(container, stream, None)

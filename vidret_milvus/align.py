@@ -101,7 +101,11 @@ def align(q_t: np.ndarray, r_t: np.ndarray, sim: np.ndarray, params: AlignParams
         inside = (qa >= seg_q0 - eps) & (qa < seg_q1 - eps)
         alive[idx[inside]] = False
         alive[idx[p]] = False
-        if seg.frames >= params.min_frames and seg.score >= params.min_score:
+        # The pairwise speed bound lets a long path drift (many query seconds onto one held
+        # reference frame); bound the whole segment's speed too.
+        q_len, r_len = seg.query_end - seg.query_start, seg.ref_end - seg.ref_start
+        speed_ok = r_len + params.frame_interval >= q_len / params.max_speed and q_len + params.frame_interval >= r_len / params.max_speed
+        if seg.frames >= params.min_frames and seg.score >= params.min_score and speed_ok:
             segments.append(seg)
     segments.sort(key=lambda g: (g.query_start, g.ref_start))
     return segments

@@ -43,7 +43,9 @@ class SearchParams:
     embedding_threshold: float = 0.8  # mode 1: L2 distance (embeddings are unit length)
     duration_threshold: float = 0.3  # mode 2: content repetition degree
     codes_threshold: float = 0.2  # mode 3: equal-code duration / shorter duration
-    code_equal_bits: int = 8  # mode 3: codes this close count as equal
+    # mode 3: codes this close count as "equal". The patent means identical codes from a
+    # trained head; untrained LSH codes of a copy differ by 10-30 bits, hence 16.
+    code_equal_bits: int = 16
     frame_match_l2: float = 1.0  # an L2 re-rank hit farther than this is no frame match
     rerank_per_video: int = 3  # nearest reference frames kept per (query frame, video)
     max_candidates: int = 2000  # videos sent to re-rank (most recalled first)

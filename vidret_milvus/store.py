@@ -149,6 +149,33 @@ def _load_schema(name: str, **subst: object) -> dict[str, Any]:
     return sub(spec)
 
 
+def _new_client(uri: str, token: str, timeout: float) -> Any:
+    import logging
+    import warnings
+
+    with warnings.catch_warnings():
+        # milvus-lite 2.5.1 imports pkg_resources, which warns on import; nothing to act on.
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from pymilvus import MilvusClient
+
+        try:
+            import milvus_lite  # noqa: F401
+        except ImportError:  # a server-only install
+            pass
+    # pymilvus and milvus-lite (on the root logger) log a failed open at ERROR before it
+    # raises; we raise our own clear error instead, so they are quiet during the connect.
+    loggers = [logging.getLogger(n) for n in ("pymilvus", "pymilvus.milvus_client", "")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        return MilvusClient(uri=uri, token=token, timeout=timeout)
+    finally:
+        for lg, lv in zip(loggers, levels):
+            lg.setLevel(lv)
+
+
 class Store:
     """Connection to Milvus (Lite file or server) and the three collections of one prefix.
 
@@ -182,9 +209,7 @@ class Store:
             if is_lite and binary_index != "BIN_FLAT":
                 raise StoreError("Milvus Lite only supports BIN_FLAT for binary vectors")
         try:
-            from pymilvus import MilvusClient
-
-            client = MilvusClient(uri=uri, token=token, timeout=timeout)
+            client = _new_client(uri, token, timeout)
         except Exception as exc:
             text = str(exc)
             if "Open local milvus failed" in text or "lock" in text.lower():

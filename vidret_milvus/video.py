@@ -31,6 +31,7 @@ from .errors import VideoError
 __all__ = [
     "FrameBatch",
     "VideoDecodeWarning",
+    "VideoError",
     "VideoInfo",
     "iter_frames",
     "probe",
@@ -147,6 +148,8 @@ def _is_attached_picture(stream: Any) -> bool:
 def _video_stream(container: Any, abspath: str) -> Any:
     streams = [s for s in container.streams.video if not _is_attached_picture(s)]
     if streams:
+        if streams[0].codec_context is None:
+            raise VideoError(abspath, "no decoder for its video codec in this PyAV build")
         return streams[0]
     if container.streams.audio:
         raise VideoError(abspath, "no video stream (audio only)")
@@ -184,30 +187,50 @@ def _rotation_cw(frame: Any | None, stream: Any) -> int:
     return int(round(-ccw / 90.0)) * 90 % 360
 
 
-def _scan_duration(container: Any, stream: Any) -> float:
-    """Duration from packet timestamps, for streams whose headers do not say (raw H.264...)."""
-    tb = stream.time_base
-    first: int | None = None
+def _packet_end(container: Any, stream: Any) -> int | None:
+    """Largest ``pts + duration`` among the packets from the current position to the end."""
     end: int | None = None
+    untimed = 0  # summed durations of packets without pts (raw elementary streams)
     for packet in container.demux(stream):
-        pts = packet.pts if packet.pts is not None else packet.dts
-        if pts is None:
+        if packet.pts is None:
+            untimed += packet.duration or 0
             continue
-        first = pts if first is None else min(first, pts)
-        stop = pts + (packet.duration or 0)
+        stop = packet.pts + (packet.duration or 0)
         end = stop if end is None else max(end, stop)
-    if first is None or end is None or tb is None:
-        return 0.0
-    start = stream.start_time if stream.start_time is not None else first
-    return float((end - start) * tb)
+    if end is None and untimed:
+        return (stream.start_time or 0) + untimed
+    return end
 
 
-def _header_duration(container: Any, stream: Any) -> float:
-    if stream.duration and stream.time_base:
-        return float(stream.duration * stream.time_base)
-    if container.duration:
-        return container.duration / av.time_base
-    return 0.0
+def _measured_duration(container: Any, stream: Any, start: int, abspath: str) -> float:
+    """Duration from packet timestamps, for streams whose header gives none (MKV, raw H.264).
+
+    Matroska and friends only store a container duration, which some muxers write as the
+    end timestamp instead of the length (wrong when the stream starts late), so the
+    packets of the last GOP are read instead: seek to the end, demux (no decoding) to EOF.
+    """
+    tb = stream.time_base
+    if tb is None:
+        return container.duration / av.time_base if container.duration else 0.0
+    hint = container.duration / av.time_base if container.duration else None
+    end: int | None = None
+    if hint is not None:
+        try:
+            container.seek(start + int(hint / tb), stream=stream, backward=True)
+            end = _packet_end(container, stream)
+        except av.error.FFmpegError:
+            end = None
+        if end is None:
+            return hint
+    else:
+        # Nothing to go by: read every packet (I/O only, no decoding). A fresh container,
+        # because raw elementary streams refuse to seek back to the start.
+        try:
+            with av.open(abspath, metadata_errors="ignore") as fresh:
+                end = _packet_end(fresh, fresh.streams[stream.index])
+        except (av.error.FFmpegError, IndexError):
+            end = None
+    return float((end - start) * tb) if end is not None else 0.0
 
 
 def _first_frame(container: Any, stream: Any) -> Any:
@@ -228,7 +251,6 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         stream = _video_stream(container, abspath)
         if _is_still_image(container, stream):
             raise VideoError(abspath, f"image file, not a video ({container.format.name}, {stream.codec_context.name})")
-        duration = _header_duration(container, stream)
         try:
             frame = _first_frame(container, stream)
         except av.error.FFmpegError as exc:
@@ -237,13 +259,11 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
             raise VideoError(abspath, "could not decode any frame: the video stream is empty")
         rotation = _rotation_cw(frame, stream)
         width, height = frame.width, frame.height
-        if duration <= 0:
-            # Headers gave nothing: measure from packet timestamps (reads the file once).
-            try:
-                container.seek(0)
-                duration = _scan_duration(container, stream)
-            except av.error.FFmpegError:
-                duration = 0.0
+        if stream.duration and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        else:
+            start = stream.start_time if stream.start_time is not None else (frame.pts or 0)
+            duration = _measured_duration(container, stream, start, abspath)
         if not duration > 0:
             raise VideoError(abspath, "zero duration")
         if rotation in (90, 270):
@@ -375,7 +395,11 @@ class _Lookahead:
         self._behind: deque[float] = deque(maxlen=2 * self._AHEAD)
         self._min_t = math.inf
         self._eof = False
-        self.error: str | None = None
+        self.error: str | None = None  # why reading stopped early, if it did
+        self.corrupt: str | None = None  # set when a damaged packet was dropped
+        self.corrupt_at = 0.0
+        self._untimed = 0
+        self._timed = True
         self.end_time = 0.0  # end of the last packet read, seconds from stream start
 
     def _fill(self) -> None:
@@ -394,6 +418,14 @@ class _Lookahead:
                 break
             if packet.size == 0:
                 continue  # PyAV's end-of-stream marker; the decoder is flushed explicitly
+            if getattr(packet, "is_corrupt", False):
+                # Typically the cut-off last packet of a truncated file. Decoding it makes
+                # a frame-threaded decoder fail during the final flush and lose the frames
+                # still in flight, so it is dropped.
+                if self.corrupt is None:
+                    self.corrupt = "incomplete or corrupt packet"
+                    self.corrupt_at = self.end_time
+                continue
             self._push(packet)
 
     def _first_fill(self) -> None:
@@ -414,6 +446,7 @@ class _Lookahead:
                 first.append(packet)
         timed = [p.pts for p in first if p.pts is not None]
         self.start = min(timed) if timed else 0
+        self._timed = bool(timed)
         for packet in first:
             self._push(packet)
 
@@ -424,7 +457,17 @@ class _Lookahead:
             self._min_t = min(self._min_t, t)
             span = float(packet.duration * self._tb) if packet.duration else 0.0
             self.end_time = max(self.end_time, t + span)
+        elif packet.duration and self._tb is not None:
+            # Raw elementary streams have no pts, only durations: count them up.
+            self._untimed += packet.duration
+            self.end_time = max(self.end_time, float(self._untimed * self._tb))
         self._ahead.append((packet, t))
+
+    @property
+    def timed(self) -> bool:
+        """Whether the first packets carry pts (false for raw H.264/HEVC streams)."""
+        self._fill()
+        return self._timed
 
     def _needed(self, t: float | None) -> bool:
         if not self._selective or t is None or t <= self._min_t:
@@ -439,7 +482,7 @@ class _Lookahead:
                 return False
         return True
 
-    def __iter__(self) -> Iterator[tuple[Any, bool]]:
+    def __iter__(self) -> Iterator[tuple[Any, float | None, bool]]:
         while True:
             self._fill()
             if not self._ahead:
@@ -448,7 +491,7 @@ class _Lookahead:
             needed = self._needed(t)
             if t is not None:
                 self._behind.append(t)
-            yield packet, needed
+            yield packet, t, needed
 
 
 class _Batcher:
@@ -488,7 +531,7 @@ def _generate(
     path = info.path
     batcher = _Batcher(batch_size)
     error: str | None = None  # first decoding problem, for the warning
-    last_t = 0.0  # time of the last frame decoded, for the warning
+    error_at = 0.0  # stream time it happened at
 
     with _open(path) as container:
         stream = _video_stream(container, path)
@@ -496,8 +539,6 @@ def _generate(
         # Frame + slice threads; frame threading is what scales H.264 decoding.
         stream.thread_type = "AUTO"
         ctx.thread_count = threads
-        if keyframes:
-            ctx.skip_frame = "NONKEY"
         tb: Fraction = stream.time_base
         frame_step = 1.0 / info.avg_fps if info.avg_fps else 0.04
 
@@ -507,15 +548,17 @@ def _generate(
         prev: Any = None
         prev_t = -math.inf
         prev_taken = False
-        last_packet_end = 0.0
 
         packets = _Lookahead(container.demux(stream), stream, stream.start_time, fps, selective=not keyframes)
+        if keyframes and packets.timed:
+            # Without pts, times are counted frame by frame, so every frame must come out.
+            ctx.skip_frame = "NONKEY"
 
         def frames() -> Iterator[Any]:
-            nonlocal error, last_packet_end
+            nonlocal error, error_at
             decode_errors = 0
             skip = ctx.skip_frame
-            for packet, needed in packets:
+            for packet, packet_t, needed in packets:
                 if not keyframes:
                     # Changing skip_frame per packet is honoured even with frame threads
                     # (FFmpeg copies it into the worker context on each submission).
@@ -527,18 +570,16 @@ def _generate(
                 except av.error.FFmpegError as exc:
                     # One bad packet: note it and go on, as players do.
                     if error is None:
-                        error = _reason(exc)
+                        error, error_at = _reason(exc), packet_t or 0.0
                     decode_errors += 1
                     if decode_errors > 50:
                         break
-            if packets.error is not None and error is None:
-                error = packets.error
-            last_packet_end = packets.end_time
             try:
                 # Drain the frames still buffered in the decoder (reordering, threads).
                 yield from stream.decode(None)
-            except (av.error.FFmpegError, EOFError):
-                pass
+            except (av.error.FFmpegError, EOFError) as exc:
+                if error is None:
+                    error, error_at = _reason(exc), packets.end_time
 
         for frame in frames():
             if frame.pts is not None and tb is not None:
@@ -548,7 +589,6 @@ def _generate(
                 t = prev_t + frame_step if prev is not None else 0.0
             if prev is not None and t <= prev_t:
                 continue  # duplicate or out-of-order pts after damage: keep the first
-            last_t = t
 
             if keyframes:
                 if _is_keyframe(frame):
@@ -578,18 +618,24 @@ def _generate(
                 taken_now = False
             prev, prev_t, prev_taken = frame, t, taken_now
 
-        if not keyframes and prev is not None and not prev_taken and error is None:
-            # Targets after the last frame's pts: it stays on screen until the end.
-            end = max(info.duration, prev_t + _EPS)
+        # A cut-off file often still parses (the index survives) and just ends early.
+        truncated = packets.error is not None or packets.end_time < info.duration - max(1.0, 0.05 * info.duration)
+        if error is None and (packets.error or packets.corrupt):
+            error = packets.error or packets.corrupt
+            error_at = packets.end_time if packets.error else packets.corrupt_at
+        if truncated and error is None:
+            error, error_at = f"stream ends at {packets.end_time:.1f}s of {info.duration:.1f}s", packets.end_time
+        if not keyframes and prev is not None and not prev_taken:
+            # The last frame stays on screen until the end of the video; when the file
+            # was cut short, that end is unknown and only a target at its own pts counts.
+            end = prev_t + _EPS if truncated else max(info.duration, prev_t + _EPS)
             if k / fps < end:
                 batch = batcher.add(prev_t, _to_rgb(prev, short_side, info.rotation))
                 if batch is not None:
                     yield batch
 
-    if error is None and last_packet_end < info.duration - max(1.0, 0.05 * info.duration):
-        error = f"stream ends at {last_packet_end:.1f}s of {info.duration:.1f}s"
     if error is not None:
-        warnings.warn(f"{path}: truncated or corrupt after {last_t:.1f}s: {error}", VideoDecodeWarning, stacklevel=2)
+        warnings.warn(f"{path}: truncated or corrupt after {error_at:.1f}s: {error}", VideoDecodeWarning, stacklevel=2)
     batch = batcher.flush()
     if batch is not None:
         yield batch
