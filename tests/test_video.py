@@ -35,6 +35,9 @@ from vidret_milvus.video import FrameBatch, VideoDecodeWarning, VideoInfo, iter_
 
 HALF_FRAME = 0.02  # at 25 fps
 
+# A good file must never warn; the tests of damaged files catch their warnings explicitly.
+pytestmark = pytest.mark.filterwarnings("error::vidret_milvus.video.VideoDecodeWarning")
+
 
 @pytest.fixture(scope="session")
 def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -295,6 +298,23 @@ def test_unreadable_file(clip10: Path, tmp_path: Path) -> None:
         assert_video_error(path, "permission denied")
     finally:
         path.chmod(0o644)
+
+
+def test_unreadable_file_reported(clip10: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The real check above needs a non-root user; this one simulates the refusal.
+    import builtins
+
+    import vidret_milvus.video as video
+
+    path = Path(shutil.copyfile(clip10, tmp_path / "secret.mp4"))
+
+    def refuse(file: object, *args: object, **kwargs: object) -> object:
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return builtins.open(file, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(video, "open", refuse, raising=False)
+    assert_video_error(path, "permission denied")
 
 
 def test_truncated_without_index(clip10: Path, tmp_path: Path) -> None:

@@ -42,8 +42,8 @@ class Segment:
 class AlignParams:
     max_gap: float = 5.0  # seconds either time may jump between two matches of a path
     max_speed: float = 2.0  # speed change tolerated (0.5x .. 2x)
-    min_frames: int = 2
-    min_score: float = 0.5  # mean similarity of a segment
+    min_frames: int = 3
+    min_score: float = 0.6  # mean cosine similarity along a segment
     max_segments: int = 10
     frame_interval: float = 1.0  # 1 / sampling fps: a match at t covers [t, t + interval)
 

@@ -204,7 +204,7 @@ def search(
         return
     table = Table(title=f"{resp.query} ({resp.query_duration:.1f} s)")
     for col in ("#", "score", "copy", "repetition", "video", "duration", "segments (query -> reference, s)"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for i, r in enumerate(resp.results, 1):
         segs = "; ".join(f"{g.query_start:.0f}-{g.query_end:.0f} -> {g.ref_start:.0f}-{g.ref_end:.0f}" for g in r.segments)
         table.add_row(str(i), f"{r.score:.3f}", "yes" if r.is_copy else "no", f"{r.repetition_degree:.2f}", r.path, f"{r.duration:.1f}", segs)

@@ -402,10 +402,9 @@ class _Lookahead:
         self._timed = True
         self.end_time = 0.0  # end of the last packet read, seconds from stream start
 
-    def _fill(self) -> None:
-        if self.start is None and not self._eof:
-            self._first_fill()
-        while not self._eof and len(self._ahead) < self._AHEAD:
+    def _read(self) -> Any | None:
+        """The next packet worth decoding, or None at the end (or when reading failed)."""
+        while not self._eof:
             try:
                 packet = next(self._demuxer)
             except StopIteration:
@@ -426,28 +425,25 @@ class _Lookahead:
                     self.corrupt = "incomplete or corrupt packet"
                     self.corrupt_at = self.end_time
                 continue
-            self._push(packet)
+            return packet
+        return None
 
-    def _first_fill(self) -> None:
-        # No start_time in the headers: the smallest pts among the first packets is the
-        # start (the first packet in decode order need not be the first one shown).
-        first: list[Any] = []
-        while len(first) < self._AHEAD:
-            try:
-                packet = next(self._demuxer)
-            except StopIteration:
-                self._eof = True
-                break
-            except av.error.FFmpegError as exc:
-                self.error = _reason(exc)
-                self._eof = True
-                break
-            if packet.size:
+    def _fill(self) -> None:
+        if self.start is None:
+            # No start_time in the headers: the smallest pts among the first packets is
+            # the start (the first packet in decode order need not be the first shown).
+            first: list[Any] = []
+            while len(first) < self._AHEAD and (packet := self._read()) is not None:
                 first.append(packet)
-        timed = [p.pts for p in first if p.pts is not None]
-        self.start = min(timed) if timed else 0
-        self._timed = bool(timed)
-        for packet in first:
+            timed = [p.pts for p in first if p.pts is not None]
+            self.start = min(timed) if timed else 0
+            self._timed = bool(timed)
+            for packet in first:
+                self._push(packet)
+        while len(self._ahead) < self._AHEAD:
+            packet = self._read()
+            if packet is None:
+                break
             self._push(packet)
 
     def _push(self, packet: Any) -> None:
