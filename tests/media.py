@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
@@ -145,7 +146,8 @@ def ken_burns(
     pil = Image.fromarray(np.ascontiguousarray(img))
     for i in range(n_frames):
         a = i / max(n_frames - 1, 1)
-        box = tuple(float(v) for v in (1 - a) * start + a * end)
+        x0, y0, x1, y1 = ((1 - a) * start + a * end).tolist()
+        box = (x0, y0, x1, y1)
         yield np.asarray(pil.resize((width, height), Image.Resampling.BILINEAR, box=box))
 
 
@@ -167,7 +169,7 @@ def _scene_frames(
     weights = np.array([1.0 if s.seconds is None else float(s.seconds) for s in scenes])
     # Cumulative frame boundaries so the scene lengths add up to exactly n_frames.
     bounds = np.round(np.concatenate([[0.0], np.cumsum(weights)]) / weights.sum() * n_frames).astype(int)
-    for scene, lo, hi in zip(scenes, bounds[:-1], bounds[1:]):
+    for scene, lo, hi in zip(scenes, bounds[:-1], bounds[1:], strict=True):
         yield from ken_burns(scene.pixels(), int(hi - lo), size, rng)
 
 
@@ -203,7 +205,7 @@ def _open_encoder(
         options["sc_threshold"] = "1000000000"
         if bframes is not None:
             options["bf"] = str(bframes)
-    stream = container.add_stream(codec, rate=rate, options=options)
+    stream = cast(av.video.stream.VideoStream, container.add_stream(codec, rate=rate, options=options))
     stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
     stream.codec_context.gop_size = gop
     if bitrate is not None:
@@ -269,7 +271,9 @@ def make_video(
     else:
         frames = _scene_frames(content, n_frames, size, rng)
     options = {"movflags": "+faststart"} if faststart else {}
-    with av.open(str(path), "w", format="mp4" if path.suffix.lower() in {".mp4", ".m4v", ""} else None, options=options) as container:
+    # Other suffixes (.ts, .mkv, .avi, .h264) pick their muxer by name.
+    muxer = "mp4" if path.suffix.lower() in {".mp4", ".m4v", ""} else None
+    with av.open(str(path), "w", format=muxer, options=options) as container:
         stream = _open_encoder(container, codec, rate, size, gop, crf, bitrate, bframes, preset, pix_fmt)
         if rotation:
             _set_rotation(stream, rotation)
@@ -306,9 +310,9 @@ def make_vfr_video(
     rng = np.random.Generator(np.random.PCG64(seed))
     if times is None:
         gaps = rng.uniform(0.010, 0.300, size=40)
-        times = np.concatenate([[0.0], np.cumsum(gaps)])
+        times = [0.0, *np.cumsum(gaps).tolist()]
     ms = [round(t * 1000) for t in times]
-    if any(b <= a for a, b in zip(ms, ms[1:])):
+    if any(b <= a for a, b in zip(ms, ms[1:], strict=False)):
         raise ValueError("times must be strictly increasing (at millisecond precision)")
     width, height = size
     path = Path(path)

@@ -16,7 +16,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
 from media import (
     Scene,
     can_write_rotation,
@@ -30,6 +29,7 @@ from media import (
     write_random_bytes,
     write_zero_bytes,
 )
+
 from vidret_milvus.errors import VideoError
 from vidret_milvus.video import FrameBatch, VideoDecodeWarning, VideoInfo, iter_frames, probe, read_all
 
@@ -47,7 +47,7 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def clip10(media_dir: Path) -> Path:
     """10 s, 25 fps, 320x240, keyframe every 25 frames, three shots, with audio."""
-    scenes = ["astronaut", Scene("coffee", mirror=True), Scene("chelsea", crop=(0, 0, 0.6, 1))]
+    scenes: list[Scene | str] = ["astronaut", Scene("coffee", mirror=True), Scene("chelsea", crop=(0, 0, 0.6, 1))]
     return make_video(media_dir / "clip10.mp4", scenes, duration=10.0, fps=25, size=(320, 240), gop=25, audio=True, seed=1)
 
 
@@ -65,6 +65,7 @@ def decode_reference(path: Path, arrays: bool = False) -> tuple[list[float], lis
         s = c.streams.video[0]
         start = s.start_time or 0
         for f in c.decode(s):
+            assert f.pts is not None and s.time_base is not None
             times.append(float((f.pts - start) * s.time_base))
             keys.append(bool(f.key_frame))
             if arrays:
@@ -140,7 +141,7 @@ def test_sampled_pixels_equal_full_decode(clip10: Path) -> None:
     # Skipping unneeded frames must not change the frames that are returned.
     times, _, images = decode_reference(clip10, arrays=True)
     batch = read_all(clip10, fps=1.7, threads=2)
-    for t, frame in zip(batch.timestamps, batch.frames):
+    for t, frame in zip(batch.timestamps, batch.frames, strict=True):
         np.testing.assert_array_equal(frame, images[times.index(t)])
 
 
@@ -185,8 +186,9 @@ def test_variable_frame_rate(media_dir: Path) -> None:
 def test_variable_frame_rate_random_schedule(media_dir: Path) -> None:
     path = make_vfr_video(media_dir / "vfr_random.mp4", seed=5)
     times, _, _ = decode_reference(path)
+    duration = probe(path).duration
     for fps in (1.0, 4.0):
-        np.testing.assert_allclose(read_all(path, fps=fps).timestamps, expected_times(times, probe(path).duration, fps), atol=1e-6)
+        np.testing.assert_allclose(read_all(path, fps=fps).timestamps, expected_times(times, duration, fps), atol=1e-6)
 
 
 # --- keyframes ---------------------------------------------------------------------------
@@ -195,7 +197,7 @@ def test_variable_frame_rate_random_schedule(media_dir: Path) -> None:
 def test_keyframe_mode_returns_exactly_the_keyframes(media_dir: Path) -> None:
     path = make_video(media_dir / "gop25.mp4", ["astronaut", "rocket"], duration=8.0, fps=25, gop=25)
     times, keys, _ = decode_reference(path)
-    expected = [t for t, k in zip(times, keys) if k]
+    expected = [t for t, k in zip(times, keys, strict=True) if k]
     np.testing.assert_allclose(expected, np.arange(8), atol=1e-6)  # the encoder honoured gop
     batch = read_all(path, keyframes=True, fps=123.0)  # fps is ignored
     np.testing.assert_allclose(batch.timestamps, expected, atol=1e-6)

@@ -19,7 +19,6 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import av
@@ -163,7 +162,8 @@ def _is_still_image(container: Any, stream: Any) -> bool:
     codec = stream.codec_context.name
     # A PNG/JPEG inside a generic container with no timing is still one picture; Motion
     # JPEG video has a duration and more than one frame, so it passes.
-    return codec in _IMAGE_CODECS and codec != "gif" and not stream.duration and not container.duration and (stream.frames or 0) <= 1
+    untimed = not stream.duration and not container.duration
+    return codec in _IMAGE_CODECS and codec != "gif" and untimed and (stream.frames or 0) <= 1
 
 
 def _rotation_cw(frame: Any | None, stream: Any) -> int:
@@ -470,13 +470,9 @@ class _Lookahead:
             return True  # untimed, or the earliest frame (which takes targets before it)
         target = math.ceil((t - _EPS) * self._fps) / self._fps
         limit = target + _EPS
-        for other in self._behind:
-            if t < other <= limit:
-                return False
-        for _, other in self._ahead:
-            if other is not None and t < other <= limit:
-                return False
-        return True
+        if any(t < other <= limit for other in self._behind):
+            return False
+        return not any(ahead is not None and t < ahead <= limit for _, ahead in self._ahead)
 
     def __iter__(self) -> Iterator[tuple[Any, float | None, bool]]:
         while True:

@@ -1,0 +1,43 @@
+"""Shared bits of the benchmark scripts: where results go, the 720p test clip."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT))
+
+
+def machine() -> dict[str, object]:
+    import os
+
+    import torch
+
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "torch": torch.__version__, "processor": platform.processor() or platform.machine()}
+
+
+def save(name: str, data: dict[str, object]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    data = {"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": machine(), **data}
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"wrote {path.relative_to(ROOT)}")
+    return path
+
+
+def clip_720p(seconds: float = 60.0) -> Path:
+    """A 1280x720 H.264 clip of real footage: Big Buck Bunny 300-360 s (fetched by scripts/fetch_media.py)."""
+    from vidret_milvus.clips import cut
+
+    src = ROOT / "resources" / "bbb.mp4"
+    if not src.is_file():
+        sys.exit(f"{src} missing: run `python3 scripts/fetch_media.py --only bbb` first")
+    dst = ROOT / "benchmarks" / "out" / f"bbb_720p_{int(seconds)}s.mp4"
+    if not dst.is_file():
+        cut(src, dst, 300.0, 300.0 + seconds, (1280, 720), fps=24, crf=20)
+    return dst
