@@ -1,11 +1,30 @@
-"""Temporal alignment of frame matches into copied segments (Temporal-Network style).
+"""Temporal alignment of frame matches into copied segments.
 
-Nodes are frame matches (query time, reference time, similarity). An edge joins two
-matches when both times advance (the reference may also hold still: static shots), each by
-at most ``max_gap`` seconds, at a speed ratio within ``[1/max_speed, max_speed]``. The
-heaviest path (sum of similarities) is one copied segment; its matches are removed and the
-search repeats, so several segments in one pair are found. Segments that are too short, too
-dissimilar, or that overlap a better one on the query axis are dropped.
+Two aligners with one signature, ``fn(q_t, r_t, sim, params, weight=None) -> list[Segment]``:
+
+:func:`align` (the default; Temporal-Network style)
+    Nodes are frame matches (query time, reference time, similarity). An edge joins match i
+    to a later match j when the query time advances by at most ``max_gap`` seconds and the
+    reference time advances at a speed ratio within ``[1/max_speed, max_speed]`` (one frame
+    interval of slack either way, since both videos are sampled on their own grid; the
+    reference may also hold still: static shots, slow motion). Each node weighs
+    ``weight * (similarity - path_bias)`` (the bias defaults to ``min_score``); the heaviest path (dynamic programming over the
+    DAG) is one copied segment. Its matches are removed, together with every match lying
+    within ``max_gap`` of the path in reference time over the path's query span (the
+    alternative matches of the same copied content), and the search repeats, so several
+    segments in one pair are found: several copied excerpts, a query that repeats a
+    reference excerpt, or a reference that holds the query's content more than once.
+    Paths that are too short (``min_frames``), too dissimilar (mean similarity under
+    ``min_score``), too fast or slow as a whole, or that overlap an already accepted segment
+    on both axes (``max_overlap``) are dropped. Gaps up to ``max_gap`` seconds (dropped or
+    inserted frames, an edited-out shot) and speed changes of 0.5-2x stay one segment.
+
+:func:`align_offset_voting` (the baseline)
+    The classic temporal Hough vote: every match votes for its offset ``ref - query`` (bins
+    of one frame interval, weighted by ``weight * (similarity - path_bias)``, smoothed over the neighbouring bins); the
+    best offset's matches, split where the query jumps more than ``max_gap``, become
+    segments; repeat on what is left. Exact for copies at the original speed, but a speed
+    change spreads a copy over many offsets, so it breaks it up or misses it.
 """
 
 from __future__ import annotations
@@ -13,6 +32,8 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+
+_EPS = 1e-6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +49,10 @@ class Segment:
     def query_length(self) -> float:
         return self.query_end - self.query_start
 
+    @property
+    def ref_length(self) -> float:
+        return self.ref_end - self.ref_start
+
     def to_json(self) -> dict[str, float]:
         return {
             "query_start": round(self.query_start, 3),
@@ -40,73 +65,182 @@ class Segment:
 
 @dataclasses.dataclass(frozen=True)
 class AlignParams:
-    max_gap: float = 5.0  # seconds either time may jump between two matches of a path
+    max_gap: float = 5.0  # seconds the query time may jump between two matches of a path
     max_speed: float = 2.0  # speed change tolerated (0.5x .. 2x)
     min_frames: int = 3
-    min_score: float = 0.6  # mean cosine similarity along a segment
+    min_score: float = 0.6  # mean similarity along a segment
     max_segments: int = 10
     frame_interval: float = 1.0  # 1 / sampling fps: a match at t covers [t, t + interval)
+    # Subtracted from each match's similarity to give its node weight (None: ``min_score``): a
+    # match lengthens a path only by how much it beats the bias, so segment ends stay tight
+    # and weak stretches inside a copy are jumped over (within max_gap) rather than walked.
+    path_bias: float | None = None
+    # A segment overlapping an accepted one by more than this fraction (of its own length) on
+    # the query axis AND on the reference axis is the same copy found twice: dropped.
+    max_overlap: float = 0.5
+    # Weight lost per second that a path step drifts from speed 1 (breaks ties between paths).
+    drift_cost: float = 0.01
+    # Rejected paths tried before giving up (bounds the work on unrelated pairs).
+    max_rejected: int = 30
+
+    def __post_init__(self) -> None:
+        if self.max_speed < 1.0:
+            raise ValueError("max_speed must be >= 1")
+        if self.max_gap <= 0 or self.frame_interval <= 0:
+            raise ValueError("max_gap and frame_interval must be > 0")
 
 
-def align(q_t: np.ndarray, r_t: np.ndarray, sim: np.ndarray, params: AlignParams = AlignParams()) -> list[Segment]:
+def _inputs(q_t: np.ndarray, r_t: np.ndarray, sim: np.ndarray, weight: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    q_t, r_t, sim = (np.asarray(a, np.float64).ravel() for a in (q_t, r_t, sim))
+    w = np.ones(len(q_t)) if weight is None else np.asarray(weight, np.float64).ravel()
+    if not (len(q_t) == len(r_t) == len(sim) == len(w)):
+        raise ValueError("q_t, r_t, sim (and weight) must have the same length")
+    if not (np.all(np.isfinite(q_t)) and np.all(np.isfinite(r_t)) and np.all(np.isfinite(sim)) and np.all(np.isfinite(w))):
+        raise ValueError("q_t, r_t, sim and weight must be finite")
+    order = np.lexsort((r_t, q_t))
+    return q_t[order], r_t[order], sim[order], np.clip(w[order], 0.0, None)
+
+
+def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
+    return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+def _duplicate(seg: Segment, accepted: list[Segment], max_overlap: float) -> bool:
+    for g in accepted:
+        oq = _overlap(seg.query_start, seg.query_end, g.query_start, g.query_end) / max(seg.query_length, _EPS)
+        orf = _overlap(seg.ref_start, seg.ref_end, g.ref_start, g.ref_end) / max(seg.ref_length, _EPS)
+        if oq > max_overlap and orf > max_overlap:
+            return True
+    return False
+
+
+def _segment(q: np.ndarray, r: np.ndarray, s: np.ndarray, interval: float) -> Segment:
+    return Segment(
+        query_start=float(q.min()), query_end=float(q.max() + interval),
+        ref_start=float(r.min()), ref_end=float(r.max() + interval),
+        score=float(s.mean()), frames=len(q),
+    )
+
+
+def _acceptable(seg: Segment, params: AlignParams, accepted: list[Segment]) -> bool:
+    if seg.frames < params.min_frames or seg.score < params.min_score - _EPS:
+        return False
+    # The pairwise speed bound lets a long path drift (many query seconds onto one held
+    # reference frame); bound the whole segment's speed too.
+    iv = params.frame_interval
+    if seg.ref_length + iv < seg.query_length / params.max_speed - _EPS or seg.query_length + iv < seg.ref_length / params.max_speed - _EPS:
+        return False
+    return not _duplicate(seg, accepted, params.max_overlap)
+
+
+def align(
+    q_t: np.ndarray, r_t: np.ndarray, sim: np.ndarray, params: AlignParams = AlignParams(), weight: np.ndarray | None = None
+) -> list[Segment]:
     """Segments from matches ``(q_t[k], r_t[k], sim[k])`` of one (query, reference) pair.
 
-    Ties between equally heavy paths go to the one ending earliest in query time, then in
-    reference time (the sort order), so results are deterministic.
+    ``weight`` (optional, per match, in [0, 1]) scales a match's node weight, so that matches
+    of uninformative query frames (black, logos; see ``search``) steer paths less; segment
+    scores and the ``min_score`` filter use the plain similarities. Ties between equally
+    heavy paths go to the one ending earliest in query time, then in reference time (the
+    sort order), so results are deterministic. Returned sorted by query, then reference start.
     """
-    q_t, r_t, sim = (np.asarray(a, np.float64).ravel() for a in (q_t, r_t, sim))
-    if not (len(q_t) == len(r_t) == len(sim)):
-        raise ValueError("q_t, r_t and sim must have the same length")
-    order = np.lexsort((r_t, q_t))
-    q, r, s = q_t[order], r_t[order], np.clip(sim[order], 0.0, None)
+    q, r, s, w = _inputs(q_t, r_t, sim, weight)
+    bias = params.min_score if params.path_bias is None else params.path_bias
+    node = w * (s - bias)
     alive = np.ones(len(q), bool)
     segments: list[Segment] = []
-    eps = 1e-6
-    while alive.any() and len(segments) < params.max_segments:
-        idx = np.flatnonzero(alive)
-        qa, ra, sa = q[idx], r[idx], s[idx]
-        n = len(idx)
-        best = sa.copy()
-        prev = np.full(n, -1)
-        for j in range(n):
-            # predecessors: strictly earlier in query time, within the gap
-            lo = np.searchsorted(qa, qa[j] - params.max_gap - eps, side="left")
-            hi = np.searchsorted(qa, qa[j] - eps, side="left")
+    rejected = 0
+    iv, sp, gap = params.frame_interval, params.max_speed, params.max_gap
+    # Predecessor windows depend only on query times: compute them once.
+    lo_all = np.searchsorted(q, q - gap - _EPS, side="left")
+    hi_all = np.searchsorted(q, q - _EPS, side="left")
+    while alive.any() and len(segments) < params.max_segments and rejected < params.max_rejected:
+        best = np.where(alive, node, -np.inf)
+        prev = np.full(len(q), -1)
+        for j in np.flatnonzero(alive):
+            lo, hi = lo_all[j], hi_all[j]
             if hi <= lo:
                 continue
-            dq = qa[j] - qa[lo:hi]
-            dr = ra[j] - ra[lo:hi]
-            ok = (dr >= -eps) & (dr <= params.max_gap + eps) & (dr <= dq * params.max_speed + eps) & (dr >= dq / params.max_speed - params.frame_interval - eps)
+            dq = q[j] - q[lo:hi]
+            dr = r[j] - r[lo:hi]
+            ok = alive[lo:hi] & (dr >= -_EPS) & (dr <= dq * sp + iv + _EPS) & (dr >= dq / sp - iv - _EPS)
             if not ok.any():
                 continue
-            cand = np.where(ok, best[lo:hi], -np.inf)
+            # A small cost per second of drift from the original speed: among equal paths
+            # (static shots, repeated frames) the one at speed 1 wins.
+            cand = np.where(ok, best[lo:hi] - params.drift_cost * np.abs(dr - dq), -np.inf)
             k = int(np.argmax(cand))
-            if cand[k] + sa[j] > best[j]:
-                best[j] = cand[k] + sa[j]
+            if cand[k] > 0:  # a predecessor path adds weight
+                best[j] = node[j] + cand[k]
                 prev[j] = lo + k
         end = int(np.argmax(best))
+        if not np.isfinite(best[end]) or best[end] <= 0:
+            break
         path = [end]
         while prev[path[-1]] >= 0:
             path.append(int(prev[path[-1]]))
-        path.reverse()
-        p = np.asarray(path)
-        seg_q0, seg_q1 = qa[p[0]], qa[p[-1]] + params.frame_interval
-        seg = Segment(
-            query_start=float(seg_q0), query_end=float(seg_q1),
-            ref_start=float(ra[p].min()), ref_end=float(ra[p].max() + params.frame_interval),
-            score=float(sa[p].mean()), frames=len(p),
-        )
-        # Remove the path's matches and every match inside its query span: those are
-        # alternatives to the same copied content, not new segments.
-        inside = (qa >= seg_q0 - eps) & (qa < seg_q1 - eps)
-        alive[idx[inside]] = False
-        alive[idx[p]] = False
-        # The pairwise speed bound lets a long path drift (many query seconds onto one held
-        # reference frame); bound the whole segment's speed too.
-        q_len, r_len = seg.query_end - seg.query_start, seg.ref_end - seg.ref_start
-        speed_ok = r_len + params.frame_interval >= q_len / params.max_speed and q_len + params.frame_interval >= r_len / params.max_speed
-        if seg.frames >= params.min_frames and seg.score >= params.min_score and speed_ok:
+        p = np.asarray(path[::-1])
+        seg = _segment(q[p], r[p], s[p], iv)
+        alive[p] = False
+        if _acceptable(seg, params, segments):
             segments.append(seg)
+            # The alternatives to this copy (other near matches along the same diagonal) are
+            # not new segments: remove matches within max_gap of the path's reference time.
+            band = alive & (q >= seg.query_start - _EPS) & (q < seg.query_end - _EPS)
+            idx = np.flatnonzero(band)
+            if len(idx):
+                r_path = np.interp(q[idx], q[p], r[p])
+                alive[idx[np.abs(r[idx] - r_path) <= gap + _EPS]] = False
+        else:
+            rejected += 1
+    segments.sort(key=lambda g: (g.query_start, g.ref_start))
+    return segments
+
+
+def align_offset_voting(
+    q_t: np.ndarray, r_t: np.ndarray, sim: np.ndarray, params: AlignParams = AlignParams(), weight: np.ndarray | None = None
+) -> list[Segment]:
+    """Baseline: temporal Hough voting on the offset ``ref - query`` (same signature as :func:`align`)."""
+    q, r, s, w = _inputs(q_t, r_t, sim, weight)
+    iv = params.frame_interval
+    off = np.round((r - q) / iv).astype(np.int64)
+    # As in align(): a match counts by how much it beats the bias; weaker ones never vote.
+    bias = params.min_score if params.path_bias is None else params.path_bias
+    vote = w * (s - bias)
+    alive = vote > 0
+    segments: list[Segment] = []
+    rejected = 0
+    while alive.any() and len(segments) < params.max_segments and rejected < params.max_rejected:
+        bins, inv = np.unique(off[alive], return_inverse=True)
+        tally = np.bincount(inv, weights=vote[alive])
+        # Smooth over the neighbouring bins (sampling jitter between the two frame grids).
+        pos = np.searchsorted(bins, bins - 1)
+        smooth = tally.copy()
+        left = (pos < len(bins)) & (bins[np.minimum(pos, len(bins) - 1)] == bins - 1)
+        smooth[left] += tally[pos[left]]
+        pos = np.searchsorted(bins, bins + 1)
+        right = (pos < len(bins)) & (bins[np.minimum(pos, len(bins) - 1)] == bins + 1)
+        smooth[right] += tally[pos[right]]
+        centre = bins[int(np.argmax(smooth))]
+        pick = np.flatnonzero(alive & (np.abs(off - centre) <= 1))
+        alive[pick] = False
+        # One match per query frame (the most similar), then split at query jumps > max_gap.
+        qp, sp = q[pick], s[pick]
+        order = np.lexsort((-sp, qp))
+        pick = pick[order]
+        first = np.r_[True, q[pick][1:] != q[pick][:-1]]
+        pick = pick[first]
+        cuts = np.flatnonzero(np.diff(q[pick]) > params.max_gap + _EPS) + 1
+        found = False
+        for run in np.split(pick, cuts):
+            if len(run) == 0:
+                continue
+            seg = _segment(q[run], r[run], s[run], iv)
+            if _acceptable(seg, params, segments) and len(segments) < params.max_segments:
+                segments.append(seg)
+                found = True
+        if not found:
+            rejected += 1
     segments.sort(key=lambda g: (g.query_start, g.ref_start))
     return segments
 
@@ -137,3 +271,14 @@ def repetition_degree(segments: list[Segment], query_duration: float, ref_durati
         return 0.0
     matched = union_length([(g.query_start, min(g.query_end, query_duration)) for g in segments])
     return float(min(1.0, matched / shorter))
+
+
+def covering_score(segments: list[Segment], q_times: np.ndarray) -> np.ndarray:
+    """Per query frame time, the best score of a segment covering it (NaN where none does)."""
+    q_times = np.asarray(q_times, np.float64)
+    out = np.full(len(q_times), -np.inf)
+    for g in segments:
+        inside = (q_times >= g.query_start - _EPS) & (q_times < g.query_end - _EPS)
+        out[inside] = np.maximum(out[inside], g.score)
+    out[np.isneginf(out)] = np.nan
+    return out

@@ -30,6 +30,11 @@ WeightsOpt = Annotated[Optional[str], typer.Option("--weights", help="Backbone I
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="Inference arithmetic: fp32 or bf16 (faster, codes may differ in a few bits).", envvar="VIDRET_PRECISION")]
 ThreadsOpt = Annotated[int, typer.Option("--threads", help="CPU threads for decoding and for the model.", envvar="VIDRET_THREADS", min=1)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+BinaryIndexOpt = Annotated[Optional[str], typer.Option(
+    "--binary-index", envvar="VIDRET_BINARY_INDEX", show_default=False,
+    help="Index of the codes when the collections are created: BIN_FLAT (default, exact) or BIN_IVF_FLAT (server only; "
+    "searched with a recall guard; lists: VIDRET_IVF_NLIST, default 1024). Must match existing collections.",
+)]
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -50,10 +55,13 @@ def _load_model(checkpoint: Optional[Path], backbone: Optional[str], weights: Op
     return load_model(checkpoint=checkpoint, backbone=backbone, weights=weights, precision=prec)
 
 
-def _connect(uri: str, token: str, prefix: str):  # noqa: ANN202
+def _connect(uri: str, token: str, prefix: str, binary_index: Optional[str] = None):  # noqa: ANN202
     from .store import Store
 
-    return Store.connect(uri=uri, token=token, prefix=prefix)
+    nlist = os.environ.get("VIDRET_IVF_NLIST", "").strip()
+    if nlist and not nlist.isdigit():
+        raise VidretError(f"VIDRET_IVF_NLIST must be an integer, got {nlist!r}")
+    return Store.connect(uri=uri, token=token, prefix=prefix, binary_index=binary_index, nlist=int(nlist) if nlist else None)
 
 
 @app.command()
@@ -103,6 +111,12 @@ def ingest(
     fps: Annotated[float, typer.Option("--fps", help="Frames sampled per second.", envvar="VIDRET_FPS")] = 1.0,
     keyframes: Annotated[bool, typer.Option("--keyframes", help="Sample only keyframes.")] = False,
     batch: Annotated[int, typer.Option("--batch", help="Frames per model batch.", min=1)] = 32,
+    shard: Annotated[Optional[str], typer.Option(
+        "--shard", envvar="VIDRET_SHARD", show_default=False,
+        help="i/N: ingest only shard i of N (split by a hash of each file's absolute path), for N parallel workers "
+        "on one server, e.g. a Kubernetes indexed Job with --shard $JOB_COMPLETION_INDEX/N.",
+    )] = None,
+    binary_index: BinaryIndexOpt = None,
     uri: UriOpt = "./vidret.db",
     token: TokenOpt = "",
     prefix: PrefixOpt = "vidret",
@@ -115,13 +129,16 @@ def ingest(
 ) -> None:
     """Fingerprint every video in DIRECTORY and store it; already stored files are skipped."""
     from .fingerprint import Sampling
-    from .ingest import discover, ingest_paths
+    from .ingest import discover, ingest_paths, parse_shard, select_shard
 
     try:
+        shard_in = parse_shard(shard) if shard else None
         files, problems = discover(directory, recursive)
+        if shard_in is not None:
+            files = select_shard(files, *shard_in)
         sampling = Sampling(fps=fps, keyframes=keyframes, threads=threads, batch_size=batch)
         model = _load_model(checkpoint, backbone, weights, precision, threads)
-        store = _connect(uri, token, prefix)
+        store = _connect(uri, token, prefix, binary_index)
     except (VidretError, ValueError) as exc:
         raise _fail(exc) from None
     progress = Progress(
@@ -139,7 +156,9 @@ def ingest(
             def done(p: str, status: str) -> None:
                 progress.advance(vids)
 
-            report = ingest_paths(store, model, files, sampling, on_video_start=start, on_video_done=done, on_frames=lambda n: progress.advance(frames, n))
+            report = ingest_paths(
+                store, model, files, sampling, on_video_start=start, on_video_done=done, on_frames=lambda n: progress.advance(frames, n), shard=shard_in,
+            )
     except VidretError as exc:
         raise _fail(exc) from None
     for p in problems:
@@ -170,6 +189,7 @@ def search(
     radius: Annotated[int, typer.Option("--radius", help="Hamming radius of the code recall (bits, inclusive).", min=0, max=128)] = 32,
     mode: Annotated[str, typer.Option("--mode", help="Copy decision: embedding (mode 1), duration (mode 2), codes (mode 3).")] = "duration",
     threshold: Annotated[Optional[float], typer.Option("--threshold", help="Decision threshold of the mode (default per mode, see README).")] = None,
+    binary_index: BinaryIndexOpt = None,
     uri: UriOpt = "./vidret.db",
     token: TokenOpt = "",
     prefix: PrefixOpt = "vidret",
@@ -179,6 +199,8 @@ def search(
     precision: PrecisionOpt = "fp32",
     threads: ThreadsOpt = 2,
     as_json: JsonOpt = False,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Also write the review page as one static HTML file (videos linked by relative path).")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Also write a timeline plot (PNG) of the matched segments.")] = None,
 ) -> None:
     """Find the stored videos that copy CLIP, and the seconds that match."""
     import dataclasses
@@ -195,8 +217,18 @@ def search(
             field = {Mode.embedding: "embedding_threshold", Mode.duration: "duration_threshold", Mode.codes: "codes_threshold"}[m]
             params = dataclasses.replace(params, **{field: threshold})
         model = _load_model(checkpoint, backbone, weights, precision, threads)
-        with _connect(uri, token, prefix) as store:
+        with _connect(uri, token, prefix, binary_index) as store:
             resp = search_video(store, model, clip, params)
+        if report is not None or plot is not None:
+            from .report import write_plot, write_report
+
+            try:
+                if report is not None:
+                    err.print(f"report: {write_report(resp, report)}", highlight=False, soft_wrap=True)
+                if plot is not None:
+                    err.print(f"plot: {write_plot(resp, plot)}", highlight=False, soft_wrap=True)
+            except OSError as exc:
+                raise VidretError(f"cannot write the report or plot: {exc}") from None
     except (VidretError, ValueError) as exc:
         raise _fail(exc) from None
     if as_json:
@@ -255,6 +287,50 @@ def delete(
                 out.print(f"deleted {r.path} (id {r.video_id})", highlight=False, soft_wrap=True)
     except VidretError as exc:
         raise _fail(exc) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port (0: any free port).", min=0, max=65535)] = 8000,
+    max_upload_mb: Annotated[int, typer.Option("--max-upload-mb", help="Largest query clip accepted for upload, in MiB.", min=1)] = 200,
+    top_n: Annotated[int, typer.Option("--top-n", help="Default number of results.", min=1)] = 10,
+    uri: UriOpt = "./vidret.db",
+    token: TokenOpt = "",
+    prefix: PrefixOpt = "vidret",
+    checkpoint: CheckpointOpt = None,
+    backbone: BackboneOpt = None,
+    weights: WeightsOpt = None,
+    precision: PrecisionOpt = "fp32",
+    threads: ThreadsOpt = 2,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Log every request.")] = False,
+) -> None:
+    """Serve the review page: upload or pick a query, see each target video with its copied segments marked."""
+    from .search import SearchParams
+    from .web import ReviewApp, make_server
+
+    try:
+        model = _load_model(checkpoint, backbone, weights, precision, threads)
+        store = _connect(uri, token, prefix)
+    except (VidretError, ValueError) as exc:
+        raise _fail(exc) from None
+    review = ReviewApp(store, model, SearchParams(top_n=top_n), max_upload=max_upload_mb * 1024 * 1024)
+    try:
+        httpd = make_server(review, host, port, quiet=not verbose)
+    except OSError as exc:
+        review.close()
+        store.close()
+        raise _fail(VidretError(f"cannot listen on {host}:{port}: {exc}")) from None
+    h, p = httpd.server_address[:2]
+    err.print(f"review page on http://{h}:{p}/ (store {uri}, prefix {prefix}); Ctrl-C stops", highlight=False, soft_wrap=True)
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()
+        review.close()
+        store.close()
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from PIL import Image
 
 from .errors import VideoError
 
@@ -64,3 +65,36 @@ def cut(src: str | Path, dst: str | Path, start: float, end: float, size: tuple[
     """Cut ``[start, end)`` of ``src`` to ``dst`` at ``size``, applying ``edit`` to each frame."""
     frames = (edit(f, t) if edit else f for t, f in read_span(src, start, end, size))
     return write_clip(dst, frames, fps, size, crf)
+
+
+def ken_burns(
+    img: np.ndarray, n_frames: int, size: tuple[int, int], rng: np.random.Generator
+) -> Iterator[np.ndarray]:
+    """Yield ``n_frames`` frames of a slow pan and zoom over ``img`` at ``size=(W, H)``.
+
+    A crop box with the output's aspect ratio moves linearly from a random start box to a
+    random end box (60-100 % of the largest box that fits), with bilinear subpixel
+    resampling, so consecutive frames differ slightly but smoothly, like real footage.
+    Frames are generated lazily so long HD clips never sit in memory.
+    """
+    width, height = size
+    ih, iw = img.shape[:2]
+    aspect = width / height
+    # Largest box of the output aspect ratio that fits in the photo.
+    full_w = min(iw, ih * aspect)
+    full_h = full_w / aspect
+
+    def random_box() -> np.ndarray:
+        scale = rng.uniform(0.6, 1.0)
+        bw, bh = full_w * scale, full_h * scale
+        x0 = rng.uniform(0, iw - bw)
+        y0 = rng.uniform(0, ih - bh)
+        return np.array([x0, y0, x0 + bw, y0 + bh])
+
+    start, end = random_box(), random_box()
+    pil = Image.fromarray(np.ascontiguousarray(img))
+    for i in range(n_frames):
+        a = i / max(n_frames - 1, 1)
+        x0, y0, x1, y1 = ((1 - a) * start + a * end).tolist()
+        box = (x0, y0, x1, y1)
+        yield np.asarray(pil.resize((width, height), Image.Resampling.BILINEAR, box=box))

@@ -70,6 +70,36 @@ def discover(root: str | Path, recursive: bool = False) -> tuple[list[str], list
     return files, problems
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/N"`` (0 <= i < N) -> ``(i, N)``."""
+    try:
+        i_text, n_text = str(text).strip().split("/")
+        i, n = int(i_text), int(n_text)
+    except ValueError:
+        raise VidretError(f"--shard must be i/N with 0 <= i < N (e.g. 0/4), got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise VidretError(f"--shard must be i/N with 0 <= i < N (e.g. 0/4), got {text!r}")
+    return i, n
+
+
+def shard_of(path: str, n: int) -> int:
+    """The shard (of ``n``) a file belongs to: a stable hash of its absolute path.
+
+    The same on every machine and every run (sha256, not Python's salted ``hash``), so N
+    workers given the same file list split it without talking to each other, and a worker
+    that is re-run (a retried Kubernetes Job pod) takes the same files again.
+    """
+    digest = hashlib.sha256(os.path.abspath(path).encode("utf-8", "surrogateescape")).digest()
+    return int.from_bytes(digest[:8], "big") % n
+
+
+def select_shard(paths: Iterable[str], i: int, n: int) -> list[str]:
+    """The paths of shard ``i`` of ``n`` (order kept): the N shards partition ``paths``."""
+    if isinstance(i, bool) or isinstance(n, bool) or not (int(n) >= 1 and 0 <= int(i) < int(n)):
+        raise VidretError(f"shard must be i/N with 0 <= i < N, got {i}/{n}")
+    return [p for p in paths if shard_of(p, int(n)) == int(i)]
+
+
 def is_video_candidate(path: str) -> tuple[bool, str | None]:
     """(is a video, error) by probing the container; an error on a video-named file is a failure."""
     try:
@@ -89,13 +119,23 @@ def ingest_paths(
     on_video_start: Callable[[str], None] | None = None,
     on_video_done: Callable[[str, str], None] | None = None,
     on_frames: Callable[[int], None] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> IngestReport:
-    """Fingerprint and store each path. Idempotent: a file already stored (same sha256) is skipped."""
+    """Fingerprint and store each path. Idempotent: a file already stored (same sha256) is skipped.
+
+    ``shard=(i, N)``: this is one of N parallel workers (``paths`` already selected with
+    :func:`select_shard`); it then cleans up only interrupted ingests of its own shard's paths,
+    never rows another worker is writing right now.
+    """
     report = IngestReport()
     store.ensure_collections(
         StoreMeta(model_id=model.model_id, embed_dim=model.config.embed_dim, code_bits=model.config.code_bits, fps=sampling.fps, keyframes=sampling.keyframes)
     )
-    report.removed_incomplete = [v.path for v in store.remove_incomplete()]
+    if shard is None:
+        report.removed_incomplete = [v.path for v in store.remove_incomplete()]
+    else:
+        i, n = shard
+        report.removed_incomplete = [v.path for v in store.remove_incomplete(select=lambda v: shard_of(v.path, n) == i)]
     for path in paths:
         if on_video_start:
             on_video_start(path)

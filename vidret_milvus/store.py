@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,10 @@ VIDEO_ID_BITS = 47
 INSERT_CHUNK = 2000
 ID_CHUNK = 1000
 READY, INGESTING = "ready", "ingesting"
+BINARY_INDEXES = ("BIN_FLAT", "BIN_IVF_FLAT")
+DEFAULT_NLIST = 1024  # BIN_IVF_FLAT lists when none is given (ivf_nlist_for sizes it to known data)
+IVF_GUARDS = ("auto", "knn", "range", "off")
+KNN_FIRST_K = 1024  # kNN recall guard: first pass size; frames that fill it are redone with the limit
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _PREFIX_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
 
@@ -87,6 +91,10 @@ class FrameHits:
         return cls(z, z, z, np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(nq, bool))
 
 
+def _take_hits(h: FrameHits, keep: np.ndarray) -> FrameHits:
+    return FrameHits(h.query_index[keep], h.ids[keep], h.video_ids[keep], h.t[keep], h.distance[keep], h.capped)
+
+
 def path_key(path: str) -> int:
     """Stable 63-bit key of an absolute path (so a path lookup is an integer filter)."""
     return int.from_bytes(hashlib.sha256(path.encode("utf-8", "surrogateescape")).digest()[:8], "big") >> 1
@@ -103,6 +111,17 @@ def frame_ids(video_id: int, n: int) -> np.ndarray:
     if n > MAX_FRAMES:
         raise StoreError(f"video has {n} sampled frames, more than {MAX_FRAMES}: lower --fps")
     return (np.int64(video_id) << FRAME_BITS) + np.arange(n, dtype=np.int64)
+
+
+def ivf_nlist_for(rows: int) -> int:
+    """BIN_IVF_FLAT list count for ``rows`` codes: ~40 rows a list, at most 1024."""
+    return int(min(1024, max(1, int(rows) // 40)))
+
+
+def parse_server_version(text: str) -> tuple[int, int, int] | None:
+    """``"v2.3.5-lite"`` -> ``(2, 3, 5)``; None when it is not a version."""
+    m = re.match(r"^\s*v?(\d+)\.(\d+)(?:\.(\d+))?", str(text or ""))
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)) if m else None
 
 
 def _check_sha(sha: str) -> None:
@@ -182,23 +201,45 @@ class Store:
     Use :meth:`connect`; the constructor takes an existing ``MilvusClient`` and does no I/O.
     """
 
-    def __init__(self, client: Any, uri: str, prefix: str = "vidret", timeout: float = 30.0, binary_index: str = "BIN_FLAT") -> None:
+    def __init__(
+        self, client: Any, uri: str, prefix: str = "vidret", timeout: float = 30.0, binary_index: str | None = None,
+        nlist: int | None = None, ivf_guard: str = "auto",
+    ) -> None:
         self.client = client
         self.uri = uri
         self.prefix = prefix
         self.timeout = timeout
+        # The codes' index when this store creates the collections (None: BIN_FLAT); searches
+        # always follow the index the existing collection really has (see code_index()).
         self.binary_index = binary_index
+        self.nlist = nlist
+        # BIN_IVF_FLAT recall guard: auto (by server version), knn, range, off (measurements only).
+        self.ivf_guard = ivf_guard
+        self._code_index: tuple[str, int] | None = None
+        self._server_version: tuple[int, int, int] | None | bool = False  # False: not asked yet
         self.codes = f"{prefix}_codes"
         self.embeddings = f"{prefix}_embeddings"
         self.videos = f"{prefix}_videos"
 
     # ------------------------------------------------------------------ connect / schema
     @classmethod
-    def connect(cls, uri: str = "./vidret.db", token: str = "", prefix: str = "vidret", timeout: float = 30.0, binary_index: str = "BIN_FLAT") -> "Store":
+    def connect(
+        cls, uri: str = "./vidret.db", token: str = "", prefix: str = "vidret", timeout: float = 30.0, binary_index: str | None = None,
+        nlist: int | None = None, ivf_guard: str = "auto",
+    ) -> "Store":
+        """``binary_index``: BIN_FLAT (default) or BIN_IVF_FLAT (servers only), used when the
+        collections are created; given explicitly, it must match existing collections at ingest.
+        ``nlist``: BIN_IVF_FLAT lists (default 1024; :func:`ivf_nlist_for` sizes it to the data)."""
         if not _PREFIX_RE.match(prefix):
             raise StoreError(f"collection prefix must be letters, digits and _ (<= 41 chars), got {prefix!r}")
-        if binary_index not in ("BIN_FLAT", "BIN_IVF_FLAT"):
-            raise StoreError(f"binary index must be BIN_FLAT or BIN_IVF_FLAT, got {binary_index!r}")
+        if binary_index is not None:
+            binary_index = str(binary_index).upper()
+            if binary_index not in BINARY_INDEXES:
+                raise StoreError(f"binary index must be BIN_FLAT or BIN_IVF_FLAT, got {binary_index!r}")
+        if nlist is not None and (isinstance(nlist, bool) or not isinstance(nlist, (int, np.integer)) or not 1 <= int(nlist) <= 65536):
+            raise StoreError(f"nlist must be an integer in [1, 65536], got {nlist!r}")
+        if ivf_guard not in IVF_GUARDS:
+            raise StoreError(f"ivf_guard must be one of {IVF_GUARDS}, got {ivf_guard!r}")
         is_lite = not uri.startswith(("http://", "https://", "tcp://", "unix:"))
         if is_lite:
             p = Path(uri)
@@ -206,8 +247,8 @@ class Store:
                 raise StoreError(f"{uri}: a Milvus Lite file must end in .db (or give an http:// server URI)")
             if p.parent and not p.parent.exists():
                 raise StoreError(f"{uri}: folder {p.parent} does not exist")
-            if is_lite and binary_index != "BIN_FLAT":
-                raise StoreError("Milvus Lite only supports BIN_FLAT for binary vectors")
+            if binary_index not in (None, "BIN_FLAT"):
+                raise StoreError("Milvus Lite only supports BIN_FLAT for binary vectors (BIN_IVF_FLAT needs a Milvus server)")
         try:
             client = _new_client(uri, token, timeout)
         except Exception as exc:
@@ -219,7 +260,7 @@ class Store:
                 ) from exc
             # The token must never be printed: the exception text could carry the URI only.
             raise StoreError(f"cannot connect to Milvus at {uri}: {text.replace(token, '***') if token else text}") from exc
-        return cls(client, uri, prefix, timeout, binary_index)
+        return cls(client, uri, prefix, timeout, binary_index, None if nlist is None else int(nlist), ivf_guard)
 
     def close(self) -> None:
         try:
@@ -250,10 +291,16 @@ class Store:
         desc = self._call("describe_collection", self.client.describe_collection, self.videos)
         return StoreMeta.from_description(desc.get("description", ""))
 
-    def ensure_collections(self, meta: StoreMeta) -> None:
+    def ensure_collections(self, meta: StoreMeta, _retry: bool = True) -> None:
         """Create the collections for ``meta`` or check the existing ones were made with it."""
         names = [self.codes, self.embeddings, self.videos]
         have = [bool(self._call("has_collection", self.client.has_collection, n)) for n in names]
+        if any(have) and not all(have):
+            # Parallel ingest workers (--shard i/N) may be creating them right now: give them time.
+            deadline = time.monotonic() + min(self.timeout, 30.0)
+            while any(have) and not all(have) and time.monotonic() < deadline:
+                time.sleep(0.5)
+                have = [bool(self._call("has_collection", self.client.has_collection, n)) for n in names]
         if all(have):
             found = self.meta()
             if found is None:
@@ -269,15 +316,116 @@ class Store:
                     f"the collections were ingested with fps={found.fps} keyframes={found.keyframes}; "
                     f"got fps={meta.fps} keyframes={meta.keyframes}"
                 )
+            self._check_binary_index()
             return
         if any(have):
             missing = [n for n, h in zip(names, have) if not h]
             raise StoreError(f"collections of prefix {self.prefix!r} are incomplete (missing {missing}); delete them and re-ingest")
-        params = {"nlist": 1024} if self.binary_index == "BIN_IVF_FLAT" else {}
-        subst = dict(prefix=self.prefix, code_bits=meta.code_bits, embed_dim=meta.embed_dim, binary_index=self.binary_index, binary_index_params=params)
+        index = self.binary_index or "BIN_FLAT"
+        params = {"nlist": int(self.nlist or DEFAULT_NLIST)} if index == "BIN_IVF_FLAT" else {}
+        subst = dict(prefix=self.prefix, code_bits=meta.code_bits, embed_dim=meta.embed_dim, binary_index=index, binary_index_params=params)
         # The videos table is created last: its existence (with the meta) marks a complete set.
-        for name in ("codes", "embeddings", "videos"):
-            self._create(_load_schema(name, **subst), meta.to_json())
+        # Creating an identical collection again is a no-op on a server, so workers racing here
+        # are fine; one that made them differently (another model) makes ours fail: say why.
+        try:
+            for name in ("codes", "embeddings", "videos"):
+                self._create(_load_schema(name, **subst), meta.to_json())
+        except StoreError:
+            if not _retry or not all(self._call("has_collection", self.client.has_collection, n) for n in names):
+                raise
+            self.ensure_collections(meta, _retry=False)
+        self._code_index = None
+
+    def _check_binary_index(self) -> None:
+        if self.binary_index is None:
+            return
+        have, _ = self.code_index()
+        if have != self.binary_index:
+            raise StoreError(
+                f"the codes of prefix {self.prefix!r} have a {have} index, not {self.binary_index}; the binary index is "
+                "chosen when the collections are created: use another --prefix (or delete the collections) to change it"
+            )
+
+    # ------------------------------------------------------------------ binary index (BIN_FLAT / BIN_IVF_FLAT)
+    @property
+    def is_lite(self) -> bool:
+        return not self.uri.startswith(("http://", "https://", "tcp://", "unix:"))
+
+    def server_version(self) -> tuple[int, int, int] | None:
+        """The server's version, e.g. (2, 3, 5); None when it cannot be told (cached)."""
+        if self._server_version is False:
+            try:
+                self._server_version = parse_server_version(self.client.get_server_version(timeout=self.timeout))
+            except Exception:  # an old or odd server: the callers pick the safe path
+                self._server_version = None
+        return self._server_version  # type: ignore[return-value]
+
+    def code_index(self) -> tuple[str, int]:
+        """(index type, nlist) of the existing codes collection (cached); nlist is 0 for BIN_FLAT."""
+        if self._code_index is None:
+            if self.is_lite:
+                self._code_index = ("BIN_FLAT", 0)
+            else:
+                names = self._call("list_indexes", self.client.list_indexes, self.codes, field_name="code")
+                if not names:
+                    raise StoreError(f"collection {self.codes} has no index on its codes")
+                d = self._call("describe_index", self.client.describe_index, self.codes, names[0])
+                params = d.get("params") if isinstance(d.get("params"), dict) else d
+                self._code_index = (str(d.get("index_type", "")).upper(), int(params.get("nlist", 0) or 0))
+        return self._code_index
+
+    def ivf_search_mode(self) -> str:
+        """How a BIN_IVF_FLAT range search keeps every neighbour within the radius.
+
+        Before Milvus 2.4 an IVF range search loses results once the index is built, whatever
+        nprobe (knowhere #454): 'knn' runs an exhaustive kNN (nprobe = nlist) and applies the
+        radius here. From 2.4, 'range' is a range search with max_empty_result_buckets = nlist.
+        """
+        if self.ivf_guard != "auto":
+            return self.ivf_guard
+        v = self.server_version()
+        return "range" if v is not None and v >= (2, 4, 0) else "knn"
+
+    def index_progress(self) -> dict[str, Any]:
+        """The codes index's build state and how many rows the query nodes serve sealed."""
+        from pymilvus import utility
+        from pymilvus.grpc_gen import common_pb2
+
+        names = self._call("list_indexes", self.client.list_indexes, self.codes, field_name="code")
+        d = self._call("describe_index", self.client.describe_index, self.codes, names[0])
+        try:
+            segs = utility.get_query_segment_info(self.codes, timeout=self.timeout, using=self.client._using)
+        except Exception as exc:
+            raise StoreError(f"Milvus get_query_segment_info failed: {exc}") from exc
+        served = sum(int(g.num_rows) for g in segs if int(g.state) != common_pb2.SegmentState.Growing)
+        return {
+            "index_type": str(d.get("index_type", "")), "state": str(d.get("state", "")), "total_rows": int(d.get("total_rows", 0) or 0),
+            "indexed_rows": int(d.get("indexed_rows", 0) or 0), "pending_index_rows": int(d.get("pending_index_rows", 0) or 0),
+            "served_sealed_rows": served, "fail_reason": str(d.get("fail_reason", "") or ""),
+        }
+
+    def wait_for_index(self, timeout: float = 300.0, poll: float = 0.5) -> dict[str, Any]:
+        """Flush the codes and wait until search uses the built index for every stored code.
+
+        A server builds the index per sealed segment after a flush; until then, and until the
+        query nodes load the indexed segment (some seconds after describe_index already says
+        indexed_rows == total_rows), a search scans raw rows and looks exact. Tests of an
+        index's recall must wait for this. No-op on Milvus Lite (BIN_FLAT only).
+        """
+        if self.is_lite:
+            return {}
+        self._call("flush", self.client.flush, self.codes)
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.index_progress()
+            if info["state"] == "Failed":
+                raise StoreError(f"building the index of {self.codes} failed: {info['fail_reason']}")
+            total = info["total_rows"]
+            if total == 0 or (info["indexed_rows"] >= total and info["pending_index_rows"] == 0 and info["served_sealed_rows"] >= total):
+                return info
+            if time.monotonic() > deadline:
+                raise StoreError(f"the index of {self.codes} was not in use after {timeout:.0f} s: {info}")
+            time.sleep(poll)
 
     def _create(self, spec: dict[str, Any], description: str) -> None:
         from pymilvus import DataType, MilvusClient
@@ -302,6 +450,7 @@ class Store:
         for n in (self.videos, self.codes, self.embeddings):
             if self._call("has_collection", self.client.has_collection, n):
                 self._call("drop_collection", self.client.drop_collection, n)
+        self._code_index = None
 
     # ------------------------------------------------------------------ videos table
     def _rows_to_videos(self, rows: Iterable[dict[str, Any]]) -> list[VideoRow]:
@@ -411,10 +560,13 @@ class Store:
         for coll in (self.codes, self.embeddings):
             self._call("delete", self.client.delete, coll, filter=in_filter("video_id", [vid]))
 
-    def remove_incomplete(self, older_than_s: float = 0.0) -> list[VideoRow]:
-        """Delete videos that never became ready (an interrupted ingest) and their frames."""
+    def remove_incomplete(self, older_than_s: float = 0.0, select: Callable[[VideoRow], bool] | None = None) -> list[VideoRow]:
+        """Delete videos that never became ready (an interrupted ingest) and their frames.
+
+        ``select``: only those rows (a sharded ingest worker cleans up its own shard only).
+        """
         now = time.time()
-        stale = [v for v in self.list_videos(INGESTING) if now - v.updated_at >= older_than_s]
+        stale = [v for v in self.list_videos(INGESTING) if now - v.updated_at >= older_than_s and (select is None or select(v))]
         for v in stale:
             self._delete_frames(v.video_id)
             self._call("delete", self.client.delete, self.videos, filter=in_filter("video_id", [v.video_id]))
@@ -435,12 +587,49 @@ class Store:
         if not isinstance(radius, (int, np.integer)) or not 0 <= int(radius) <= CODE_BYTES * 8:
             raise StoreError(f"radius must be an integer in [0, {CODE_BYTES * 8}], got {radius!r}")
         limit = self._check_limit(limit)
-        # Milvus range search keeps range_filter <= d < radius; ours is inclusive.
-        params = {"metric_type": "HAMMING", "params": {"radius": int(radius) + 1, "range_filter": 0}}
-        if self.binary_index == "BIN_IVF_FLAT":
-            params["params"].update({"nprobe": 1024, "max_empty_result_buckets": 1024})
         filt = in_filter("video_id", video_ids) if video_ids is not None else ""
-        return self._search(self.codes, "code", [c.tobytes() for c in codes], params, limit, filt)
+        data = [c.tobytes() for c in codes]
+        # Milvus range search keeps range_filter <= d < radius; ours is inclusive.
+        params: dict[str, Any] = {"metric_type": "HAMMING", "params": {"radius": int(radius) + 1, "range_filter": 0}}
+        index, nlist = self.code_index()
+        if index == "BIN_IVF_FLAT":
+            guard = self.ivf_search_mode()
+            if guard == "knn":
+                return self._knn_within(data, int(radius), limit, filt, nlist)
+            params["params"]["nprobe"] = max(1, min(nlist, 65536))
+            if guard == "range":
+                params["params"]["max_empty_result_buckets"] = max(1, min(nlist, 65535))
+        return self._search(self.codes, "code", data, params, limit, filt)
+
+    def _knn_within(self, data: list[Any], radius: int, limit: int, filt: str, nlist: int) -> FrameHits:
+        """Recall guard for BIN_IVF_FLAT before Milvus 2.4: exhaustive kNN, radius applied here.
+
+        nprobe = nlist visits every list, so the k nearest are exact. A query frame whose
+        first ``KNN_FIRST_K`` nearest all lie within the radius may have more: it is searched
+        again with k = ``limit``; one that fills ``limit`` too is marked capped.
+        """
+        nq = len(data)
+        params = {"metric_type": "HAMMING", "params": {"nprobe": max(1, min(nlist, 65536))}}
+        k0 = min(limit, KNN_FIRST_K)
+        first = self._search(self.codes, "code", data, params, k0, filt)
+        within = first.distance <= radius
+        n_within = np.bincount(first.query_index[within], minlength=nq)
+        redo = np.nonzero(n_within >= k0)[0] if k0 < limit else np.zeros(0, np.int64)
+        parts = [_take_hits(first, within & ~np.isin(first.query_index, redo))]
+        if len(redo):
+            second = self._search(self.codes, "code", [data[i] for i in redo], params, limit, filt)
+            second.query_index = redo[second.query_index]
+            parts.append(_take_hits(second, second.distance <= radius))
+        qi = np.concatenate([p.query_index for p in parts])
+        order = np.argsort(qi, kind="stable")
+        return FrameHits(
+            query_index=qi[order],
+            ids=np.concatenate([p.ids for p in parts])[order],
+            video_ids=np.concatenate([p.video_ids for p in parts])[order],
+            t=np.concatenate([p.t for p in parts])[order],
+            distance=np.concatenate([p.distance for p in parts])[order],
+            capped=np.bincount(qi, minlength=nq) >= limit,
+        )
 
     def search_embeddings(self, embeddings: np.ndarray, video_ids: Sequence[int], limit: int) -> FrameHits:
         """Per query embedding, the ``limit`` nearest stored frames (squared L2) of ``video_ids``."""

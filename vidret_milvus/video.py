@@ -38,8 +38,9 @@ __all__ = [
 ]
 
 # Codecs that PyAV/FFmpeg use for still pictures; with no duration they are a photo.
+# (GIF is left out: an animated GIF is a video, and it has a duration.)
 _IMAGE_CODECS = frozenset(
-    {"png", "apng", "mjpeg", "jpegls", "jpeg2000", "bmp", "tiff", "webp", "gif", "qoi", "ppm", "pgm", "pam", "jpegxl"}
+    {"png", "apng", "mjpeg", "jpegls", "jpeg2000", "bmp", "tiff", "webp", "qoi", "ppm", "pgm", "pam", "jpegxl"}
 )
 
 # Tolerance when comparing float times: pts * time_base rarely lands exactly on k / fps.
@@ -163,7 +164,7 @@ def _is_still_image(container: Any, stream: Any) -> bool:
     # A PNG/JPEG inside a generic container with no timing is still one picture; Motion
     # JPEG video has a duration and more than one frame, so it passes.
     untimed = not stream.duration and not container.duration
-    return codec in _IMAGE_CODECS and codec != "gif" and untimed and (stream.frames or 0) <= 1
+    return codec in _IMAGE_CODECS and untimed and (stream.frames or 0) <= 1
 
 
 def _rotation_cw(frame: Any | None, stream: Any) -> int:

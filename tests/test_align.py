@@ -1,0 +1,161 @@
+"""Alignment of frame matches into segments, on synthetic match sets.
+
+A match set is what the re-rank stage hands to the aligner for one (query, reference) pair:
+per query frame (1 fps) its few nearest reference frames with their similarity. The copies
+below are built from a true mapping query time -> reference time, with the neighbouring
+reference frames as weaker alternatives (adjacent seconds of a shot look alike) and random
+unrelated matches as noise, as the real pipeline produces.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vidret_milvus.align import (
+    AlignParams,
+    Segment,
+    align,
+    align_offset_voting,
+    covering_score,
+    repetition_degree,
+    union_length,
+)
+
+P = AlignParams()
+
+
+def matches(
+    copies: list[tuple[float, float, float, float]], q_len: int, r_len: int, seed: int = 0, noise: int = 2,
+    sim: float = 0.85, skip: tuple[int, ...] = (),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Matches for copies ``(q0, q1, r0, speed)``: query second t in [q0, q1) shows reference
+    time r0 + speed * (t - q0). Query frames in ``skip`` get no true match (a gap). Each query
+    frame also gets ``noise`` random matches with similarity 0.5-0.6."""
+    rng = np.random.default_rng(seed)
+    q, r, s = [], [], []
+    for q0, q1, r0, speed in copies:
+        for t in np.arange(q0, q1, 1.0):
+            if int(t) in skip:
+                continue
+            rt = r0 + speed * (t - q0)
+            near = float(np.floor(rt))  # the reference frame on the 1 fps grid
+            alt = min(0.7, sim - 0.1)
+            for dr, sv in ((0.0, sim + rng.uniform(-0.05, 0.05)), (-1.0, alt), (1.0, alt)):
+                if 0 <= near + dr < r_len:
+                    q.append(t)
+                    r.append(near + dr)
+                    s.append(sv)
+    for t in range(q_len):
+        for _ in range(noise):
+            q.append(float(t))
+            r.append(float(rng.integers(0, r_len)))
+            s.append(rng.uniform(0.5, 0.6))
+    return np.array(q), np.array(r), np.array(s)
+
+
+def close(seg: Segment, q0: float, q1: float, r0: float, r1: float, tol: float = 1.5) -> bool:
+    return (abs(seg.query_start - q0) <= tol and abs(seg.query_end - q1) <= tol
+            and abs(seg.ref_start - r0) <= tol and abs(seg.ref_end - r1) <= tol)
+
+
+def test_plain_offset_copy() -> None:
+    q, r, s = matches([(3, 15, 20, 1.0)], q_len=20, r_len=60)
+    for fn in (align, align_offset_voting):
+        segs = fn(q, r, s, P)
+        assert len(segs) == 1, (fn.__name__, segs)
+        assert close(segs[0], 3, 15, 20, 32), segs
+        assert segs[0].score > 0.8 and segs[0].frames >= 11
+
+
+def test_gap_stays_one_segment() -> None:
+    # Frames 8-10 of the copy have no match (a dropped / replaced stretch of 3 s).
+    q, r, s = matches([(2, 20, 30, 1.0)], q_len=24, r_len=60, skip=(8, 9, 10))
+    segs = align(q, r, s, P)
+    assert len(segs) == 1 and close(segs[0], 2, 20, 30, 48), segs
+
+
+@pytest.mark.parametrize("speed", [0.5, 2.0])
+def test_speed_change(speed: float) -> None:
+    # speed 2: the query plays the reference twice as fast (12 query s = 24 reference s).
+    q_len = 16
+    q, r, s = matches([(2, 14, 10, speed)], q_len=q_len, r_len=60, seed=int(speed * 10))
+    segs = align(q, r, s, P)
+    assert len(segs) == 1, segs
+    g = segs[0]
+    assert close(g, 2, 14, 10, 10 + 12 * speed, tol=2.0), g
+    assert repetition_degree(segs, q_len, 60) >= 0.6
+    # The offset vote spreads a speed-changed copy over many offsets: it breaks it up.
+    base = align_offset_voting(q, r, s, P)
+    assert max((b.query_length for b in base), default=0) <= g.query_length - 2, base
+
+
+def test_two_segments() -> None:
+    q, r, s = matches([(0, 8, 40, 1.0), (12, 22, 5, 1.0)], q_len=25, r_len=60)
+    for fn in (align, align_offset_voting):
+        segs = fn(q, r, s, P)
+        assert len(segs) == 2, (fn.__name__, segs)
+        assert close(segs[0], 0, 8, 40, 48) and close(segs[1], 12, 22, 5, 15), segs
+
+
+def test_no_copy_gives_nothing() -> None:
+    q, r, s = matches([], q_len=30, r_len=60, noise=3)
+    assert align(q, r, s, P) == []
+    assert align_offset_voting(q, r, s, P) == []
+    assert align(np.zeros(0), np.zeros(0), np.zeros(0), P) == []
+
+
+def test_repeated_content_in_reference() -> None:
+    # The reference holds the copied excerpt twice (a replay): both places are found.
+    q, r, s = matches([(2, 12, 10, 1.0), (2, 12, 40, 1.0)], q_len=15, r_len=60)
+    segs = align(q, r, s, P)
+    assert len(segs) == 2, segs
+    assert sorted(round(g.ref_start) for g in segs) == [10, 40]
+    assert all(close(g, 2, 12, g.ref_start, g.ref_start + 10) for g in segs)
+    # Each query second counts once in the repetition degree.
+    assert repetition_degree(segs, 15, 60) == pytest.approx(10 / 15, abs=0.07)
+
+
+def test_repeated_content_in_query() -> None:
+    # The query shows the same reference excerpt twice.
+    q, r, s = matches([(0, 8, 20, 1.0), (14, 22, 20, 1.0)], q_len=24, r_len=60)
+    segs = align(q, r, s, P)
+    assert len(segs) == 2 and close(segs[0], 0, 8, 20, 28) and close(segs[1], 14, 22, 20, 28), segs
+
+
+def test_static_shot_does_not_multiply_segments() -> None:
+    # A 10 s static shot: every query second matches every reference second of it equally.
+    q, r, s = [], [], []
+    for t in range(10):
+        for u in range(30, 40):
+            q.append(t)
+            r.append(u)
+            s.append(0.9)
+    segs = align(np.array(q, float), np.array(r, float), np.array(s), P)
+    assert len(segs) == 1 and segs[0].query_length == pytest.approx(10), segs
+
+
+def test_short_or_dissimilar_paths_dropped() -> None:
+    q, r, s = matches([(3, 5, 20, 1.0)], q_len=10, r_len=60, noise=0)  # 2 frames only
+    assert align(q, r, s, P) == []
+    q, r, s = matches([(0, 10, 20, 1.0)], q_len=10, r_len=60, noise=0, sim=0.55)
+    assert align(q, r, s, P) == []
+
+
+def test_weights_steer_paths_and_deterministic() -> None:
+    q, r, s = matches([(3, 15, 20, 1.0)], q_len=20, r_len=60, seed=4)
+    a = align(q, r, s, P)
+    perm = np.random.default_rng(1).permutation(len(q))
+    assert align(q[perm], r[perm], s[perm], P) == a
+    # Weight 0 on every match: no path has any weight, nothing is found.
+    assert align(q, r, s, P, weight=np.zeros(len(q))) == []
+    with pytest.raises(ValueError):
+        align(q, r[:-1], s, P)
+
+
+def test_covering_score_and_union() -> None:
+    segs = [Segment(0, 4, 10, 14, 0.8, 4), Segment(2, 6, 30, 34, 0.9, 4)]
+    cov = covering_score(segs, np.arange(8.0))
+    assert cov[:6].tolist() == [0.8, 0.8, 0.9, 0.9, 0.9, 0.9] and np.isnan(cov[6:]).all()
+    assert union_length([(0, 4), (2, 6), (10, 11)]) == 7
+    assert repetition_degree(segs, 10, 100) == pytest.approx(0.6)

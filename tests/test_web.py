@@ -1,0 +1,339 @@
+"""The review page: HTTP serving (ranges, no path traversal, upload limit), search through the
+API, the page in headless Chromium (markers at the segment positions, clicking one seeks the
+player) and the static report / timeline plot of ``search --report/--plot``.
+
+The browser tests need Debian's ``chromium`` and ``chromium-driver`` (``make install`` adds
+them on Debian machines) and Selenium; they skip with the reason when those are absent.
+Set ``VIDRET_SCREENSHOT_DIR`` to keep the page's screenshots.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from edits import make_copy
+from media import Scene, make_video
+from vidret_milvus.cli import app as cli_app
+from vidret_milvus.fingerprint import Sampling
+from vidret_milvus.ingest import ingest_paths
+from vidret_milvus.model import load_model
+from vidret_milvus.report import write_plot, write_report
+from vidret_milvus.store import Store
+from vidret_milvus.web import ReviewApp, make_server
+
+COPY_SPAN = (6.0, 15.0)  # of a.mp4, placed at 3 s in the query
+MAX_UPLOAD = 3 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("web")
+    refs = root / "refs"
+    refs.mkdir()
+    a = make_video(refs / "a.mp4", [Scene(s) for s in ("chelsea", "coffee", "rocket", "astronaut", "motorcycle", "camera")],
+                   duration=18.0, fps=25, size=(320, 240), seed=21)
+    make_video(refs / "b.mp4", [Scene("hubble_deep_field"), Scene("text"), Scene("brick")], duration=9.0, fps=25, size=(320, 240), seed=22)
+    q, _ = make_copy(a, root / "query copy.mp4", *COPY_SPAN, filler="moon", seed=5)
+    return {"root": root, "refs": refs, "a": a, "copy": q}
+
+
+@pytest.fixture(scope="module")
+def server(media: dict[str, Path]) -> Iterator[dict[str, Any]]:
+    model = load_model()
+    store = Store.connect(str(media["root"] / "web.db"))
+    rep = ingest_paths(store, model, sorted(str(p) for p in media["refs"].iterdir()), Sampling())
+    assert len(rep.ingested) == 2, rep
+    review = ReviewApp(store, model, max_upload=MAX_UPLOAD)
+    httpd = make_server(review, "127.0.0.1", 0)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    ids = {Path(r.path).name: r.video_id for r in store.list_videos()}
+    try:
+        yield {"port": httpd.server_address[1], "app": review, "ids": ids, "store": store, "model": model}
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        review.close()
+        store.close()
+
+
+def request(port: int, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        conn.putrequest(method, path, skip_host=False, skip_accept_encoding=True)
+        hdrs = dict(headers or {})
+        if body is not None and "Content-Length" not in hdrs:
+            hdrs["Content-Length"] = str(len(body))
+        for k, v in hdrs.items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        if body:
+            try:
+                conn.send(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def upload_and_search(port: int, path: Path) -> dict[str, Any]:
+    st, _, body = request(port, "POST", "/api/upload", path.read_bytes(), {"X-Filename": "query%20copy.mp4"})
+    assert st == 200, body
+    query = json.loads(body)["query"]
+    st, _, body = request(port, "POST", "/api/search", json.dumps({"query": query, "top_n": 5}).encode(), {"Content-Type": "application/json"})
+    assert st == 200, body
+    return json.loads(body)
+
+
+# ---------------------------------------------------------------- HTTP
+
+def test_page_and_static_files(server: dict[str, Any]) -> None:
+    st, h, body = request(server["port"], "GET", "/")
+    assert st == 200 and h["content-type"].startswith("text/html") and b"review.js" in body
+    for name in ("review.js", "review.css"):
+        st, _, body = request(server["port"], "GET", f"/static/{name}")
+        assert st == 200 and body
+    st, _, body = request(server["port"], "GET", "/api/videos")
+    assert st == 200 and sorted(v["name"] for v in json.loads(body)) == ["a.mp4", "b.mp4"]
+
+
+@pytest.mark.parametrize("path", [
+    "/../../../../etc/passwd",
+    "/static/../app.py",
+    "/static/..%2fapp.py",
+    "/static/%2e%2e/%2e%2e/pyproject.toml",
+    "/media/video/../../../etc/passwd",
+    "/media/video/%2Fetc%2Fpasswd",
+    "/media/upload/../../../../etc/passwd",
+    "/etc/passwd",
+    "//etc/passwd",
+    "/media//etc/passwd",
+    "http://127.0.0.1/etc/passwd",
+    "/media/video/999999999",
+    "/media/upload/0123456789abcdef0123456789abcdef",
+    "/static/index.html.bak",
+])
+def test_no_path_traversal(server: dict[str, Any], path: str) -> None:
+    st, _, body = request(server["port"], "GET", path)
+    assert st == 404, (path, body[:200])
+    assert b"root:" not in body
+
+
+def test_range_requests(server: dict[str, Any], media: dict[str, Path]) -> None:
+    port, vid = server["port"], server["ids"]["a.mp4"]
+    data = media["a"].read_bytes()
+    n = len(data)
+    st, h, body = request(port, "GET", f"/media/video/{vid}")
+    assert st == 200 and body == data and h["accept-ranges"] == "bytes" and h["content-type"] == "video/mp4"
+    st, h, body = request(port, "GET", f"/media/video/{vid}", headers={"Range": "bytes=100-199"})
+    assert st == 206 and body == data[100:200] and h["content-range"] == f"bytes 100-199/{n}"
+    st, h, body = request(port, "GET", f"/media/video/{vid}", headers={"Range": "bytes=-10"})
+    assert st == 206 and body == data[-10:] and h["content-range"] == f"bytes {n - 10}-{n - 1}/{n}"
+    st, h, body = request(port, "GET", f"/media/video/{vid}", headers={"Range": f"bytes={n - 5}-"})
+    assert st == 206 and body == data[-5:]
+    st, h, _ = request(port, "GET", f"/media/video/{vid}", headers={"Range": f"bytes={n}-"})
+    assert st == 416
+    st, h, body = request(port, "HEAD", f"/media/video/{vid}")
+    assert st == 200 and h["content-length"] == str(n) and body == b""
+
+
+def test_upload_limit_and_bad_requests(server: dict[str, Any]) -> None:
+    port = server["port"]
+    st, _, body = request(port, "POST", "/api/upload", b"x" * 1000, {"Content-Length": str(MAX_UPLOAD + 1)})
+    assert st == 413 and b"limit" in body
+    st, _, _ = request(port, "POST", "/api/search", b'{"query": "video:../../etc/passwd"}', {"Content-Type": "application/json"})
+    assert st == 400
+    st, _, _ = request(port, "POST", "/api/search", b'{"query": "upload:0123456789abcdef0123456789abcdef"}')
+    assert st == 404
+    st, _, _ = request(port, "POST", "/api/search", b"not json")
+    assert st == 400
+    # An upload that is not a video: searched, refused with the reason.
+    st, _, body = request(port, "POST", "/api/upload", b"\x00garbage" * 100, {"X-Filename": "x.mp4"})
+    query = json.loads(body)["query"]
+    st, _, body = request(port, "POST", "/api/search", json.dumps({"query": query}).encode())
+    assert st == 400 and json.loads(body)["error"]
+
+
+def test_search_api_finds_the_copy(server: dict[str, Any], media: dict[str, Path]) -> None:
+    out = upload_and_search(server["port"], media["copy"])
+    top = out["results"][0]
+    assert Path(top["path"]).name == "a.mp4" and top["is_copy"]
+    assert top["url"] == f"/media/video/{server['ids']['a.mp4']}"
+    assert out["query_name"] == "query copy.mp4"
+    seg = max(top["segments"], key=lambda g: g["query_end"] - g["query_start"])
+    assert abs(seg["ref_start"] - COPY_SPAN[0]) <= 2 and abs(seg["query_start"] - 3.0) <= 2
+    st, _, body = request(server["port"], "GET", out["query_url"])
+    assert st == 200 and body == media["copy"].read_bytes()
+    # A stored video as the query finds itself.
+    st, _, body = request(server["port"], "POST", "/api/search", json.dumps({"query": f"video:{server['ids']['b.mp4']}"}).encode())
+    assert st == 200 and Path(json.loads(body)["results"][0]["path"]).name == "b.mp4"
+
+
+def test_report_and_plot_files(server: dict[str, Any], media: dict[str, Path], tmp_path: Path) -> None:
+    from vidret_milvus.search import search_video
+
+    with server["app"].lock:
+        resp = search_video(server["store"], server["model"], media["copy"])
+    html = write_report(resp, tmp_path / "out" / "report.html").read_text()
+    assert "window.VIDRET_DATA" in html and "../../refs/a.mp4" not in html  # relative to the report's folder
+    data = json.loads(html.split("window.VIDRET_DATA = ", 1)[1].split(";</script>", 1)[0])
+    rel = os.path.relpath(media["a"], tmp_path / "out")
+    assert any(r["url"] == rel.replace(" ", "%20") for r in data["results"])
+    png = write_plot(resp, tmp_path / "plot.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_cli_search_writes_report_and_plot(media: dict[str, Path], tmp_path: Path) -> None:
+    db = tmp_path / "cli.db"
+    runner = CliRunner()
+    res = runner.invoke(cli_app, ["ingest", str(media["refs"]), "--uri", str(db), "--json"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(cli_app, ["search", str(media["copy"]), "--uri", str(db), "--json",
+                                  "--report", str(tmp_path / "r.html"), "--plot", str(tmp_path / "p.png")])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["results"][0]["is_copy"]
+    assert (tmp_path / "r.html").stat().st_size > 1000 and (tmp_path / "p.png").stat().st_size > 5000
+
+
+# ---------------------------------------------------------------- browser
+
+CHROME_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required",
+                "--window-size=1280,1400"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_bin = shutil.which("chromedriver")
+    if not chromium or not driver_bin:
+        pytest.skip("headless browser tests need Debian's chromium and chromium-driver (apt-get install chromium chromium-driver; `make install` does it)")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("headless browser tests need selenium (pip install -e '.[dev]')")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for f in CHROME_FLAGS:
+        opts.add_argument(f)
+    drv = webdriver.Chrome(options=opts, service=Service(executable_path=driver_bin))
+    drv.set_page_load_timeout(60)
+    try:
+        yield drv
+    finally:
+        drv.quit()
+
+
+def wait_for(fn: Any, timeout: float = 120.0, what: str = "") -> Any:
+    end = time.monotonic() + timeout
+    while True:
+        val = fn()
+        if val:
+            return val
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+MARKER_GEOMETRY = """
+const card = arguments[0];
+const bar = card.querySelector('.bar').getBoundingClientRect();
+const inner = card.querySelector('.bar').clientWidth;
+const left = bar.left + card.querySelector('.bar').clientLeft;
+return Array.from(card.querySelectorAll('.marker')).map(m => {
+  const r = m.getBoundingClientRect();
+  return {t: parseFloat(m.dataset.time), kind: m.classList.contains('start') ? 'start' : 'end',
+          x: (r.left + r.right) / 2, expected: left + inner * parseFloat(m.dataset.time) / parseFloat(arguments[1])};
+});
+"""
+
+
+def check_markers_and_seek(drv: Any, card: Any, duration: float) -> list[dict[str, float]]:
+    """Each marker's centre is at start/duration of the bar; clicking it seeks the card's player."""
+    from selenium.webdriver.common.by import By
+
+    marks = drv.execute_script(MARKER_GEOMETRY, card, duration)
+    assert marks, "no markers"
+    for m in marks:
+        assert abs(m["x"] - m["expected"]) <= 1.5, m
+    video = card.find_element(By.CSS_SELECTOR, "video")
+    wait_for(lambda: drv.execute_script("return arguments[0].readyState >= 1", video), 30, "video metadata")
+    buttons = card.find_elements(By.CSS_SELECTOR, ".marker")
+    for i in (len(buttons) - 1, 0):  # an end marker, then the first start marker
+        t = float(buttons[i].get_attribute("data-time"))
+        buttons[i].click()
+        wait_for(lambda: abs(drv.execute_script("return arguments[0].currentTime", video) - t) < 0.05, 10, f"seek to {t}")
+        # The played (white) part now ends at the marker.
+        played = drv.execute_script("return arguments[0].querySelector('.played').getBoundingClientRect().right", card)
+        exp = next(m for m in marks if abs(m["t"] - t) < 1e-9)["expected"]
+        assert abs(played - exp) <= 1.5
+    return marks
+
+
+def test_page_in_browser(browser: Any, server: dict[str, Any], media: dict[str, Path], tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    drv = browser
+    drv.get(f"http://127.0.0.1:{server['port']}/")
+    wait_for(lambda: len(drv.find_elements(By.CSS_SELECTOR, "#stored option")) == 3, 30, "stored video list")
+    drv.find_element(By.ID, "upload").send_keys(str(media["copy"]))
+    drv.find_element(By.ID, "search-btn").click()
+    wait_for(lambda: drv.find_elements(By.CSS_SELECTOR, "#view[data-ready]"), 180, "search results")
+    cards = drv.find_elements(By.CSS_SELECTOR, ".card.result")
+    assert cards and cards[0].find_element(By.CSS_SELECTOR, ".name").text == "a.mp4"
+    assert "copy" in cards[0].get_attribute("class")
+    top = cards[0]
+    duration = float(top.get_attribute("data-duration"))
+    marks = check_markers_and_seek(drv, top, duration)
+    starts = sorted(m["t"] for m in marks if m["kind"] == "start")
+    assert any(abs(s - COPY_SPAN[0]) <= 2 for s in starts), starts
+    # Grey segments sit between their markers.
+    segs = drv.execute_script("return Array.from(arguments[0].querySelectorAll('.seg')).map(s => [+s.dataset.start, +s.dataset.end])", top)
+    assert sorted(m["t"] for m in marks) == sorted(x for s in segs for x in s)
+    # The query's own bar marks its copied part (about 3-12 s).
+    qcard = drv.find_element(By.ID, "query-card")
+    qdur = drv.execute_script("return arguments[0].duration || 0", qcard.find_element(By.CSS_SELECTOR, "video"))
+    qmarks = check_markers_and_seek(drv, qcard, float(drv.execute_script(
+        "return parseFloat(document.querySelector('#query-card .meta').textContent)")))
+    assert any(abs(m["t"] - 3.0) <= 2 for m in qmarks if m["kind"] == "start"), (qmarks, qdur)
+    # The address now names the query, so the view can be reloaded or shared.
+    assert "?q=upload%3A" in drv.current_url
+    shot = tmp_path / "review.png"
+    drv.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000
+    keep = os.environ.get("VIDRET_SCREENSHOT_DIR")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(keep) / "review_page.png")
+
+
+def test_static_report_in_browser(browser: Any, server: dict[str, Any], media: dict[str, Path], tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    from vidret_milvus.search import search_video
+
+    with server["app"].lock:
+        resp = search_video(server["store"], server["model"], media["copy"])
+    report = write_report(resp, tmp_path / "report.html")
+    browser.get(report.as_uri())
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#view[data-ready]"), 30, "report rendered")
+    assert not browser.find_elements(By.ID, "query-form")
+    top = browser.find_elements(By.CSS_SELECTOR, ".card.result")[0]
+    check_markers_and_seek(browser, top, float(top.get_attribute("data-duration")))
+    keep = os.environ.get("VIDRET_SCREENSHOT_DIR")
+    if keep:
+        browser.save_screenshot(str(Path(keep) / "report_page.png"))
