@@ -1,0 +1,250 @@
+"""Copy-detection accuracy and speed of the real system on the benchmark dataset.
+
+    .venv/bin/python benchmarks/make_dataset.py          # once
+    .venv/bin/python benchmarks/eval_retrieval.py [--checkpoint DIR] [--uri URI] [--radius 32]
+
+Runs the real pipeline (PyAV decoding, the model, Milvus Lite or a server with --uri,
+recall -> re-rank -> align) and reports, for each decision mode (1 embedding, 2 duration,
+3 codes) and for baselines computed in the same run on the same sampled frames:
+- muAP over all (query, reference, score) pooled and sorted by score, pessimistic ties,
+  recall over all ground-truth pairs; recall at 90 % precision; top-1 accuracy;
+- segment precision / recall / F1 (VSC22 matching style, vidret_milvus.metrics);
+- false-positive rate on the negative queries (any is_copy result);
+- the Hamming stage's recall: the share of query frames (inside true copied spans) whose
+  exhaustive nearest reference frame by L2 lies within the Hamming radius, and the share of
+  reference frames that reach the re-rank;
+- per edit type: detection rate (true reference flagged as a copy) and top-1.
+Baselines: per-frame 64-bit pHash with the same alignment; float embeddings searched
+exhaustively (no code stage). Untrained vs trained heads: run once per --checkpoint.
+Writes benchmarks/results/retrieval[-NAME].json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from _common import ROOT, save
+from vidret_milvus.align import AlignParams, align, repetition_degree
+from vidret_milvus.descriptor import VideoDescriptor
+from vidret_milvus.fingerprint import Sampling, fingerprint_video
+from vidret_milvus.ingest import sha256_file
+from vidret_milvus.metrics import micro_ap, precision_recall_curve, recall_at_precision, segment_prf
+from vidret_milvus.model import load_model
+from vidret_milvus.search import Mode, SearchParams, search_descriptor
+from vidret_milvus.store import Store, StoreMeta
+from vidret_milvus.video import iter_frames
+
+DATA = ROOT / "benchmarks" / "data"
+
+
+# ----------------------------------------------------------------------------- baselines
+def phash(frames: np.ndarray) -> np.ndarray:
+    """64-bit perceptual hash per frame: DCT of 32x32 grey, top-left 8x8 above its median."""
+    n = 32
+    k = np.arange(n)
+    dct = np.cos(np.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * n))
+    out = np.empty((len(frames), 8), np.uint8)
+    for i, f in enumerate(frames):
+        g = np.asarray(Image.fromarray(f).convert("L").resize((n, n), Image.Resampling.BILINEAR), np.float64)
+        c = (dct @ g @ dct.T)[:8, :8].ravel()
+        out[i] = np.packbits(c > np.median(c[1:]))
+    return out
+
+
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    table = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(1)
+    return table[a[:, None, :] ^ b[None, :, :]].sum(2)
+
+
+def decide_from_sim(q_t: np.ndarray, q_dur: float, r_t: np.ndarray, r_dur: float, sim: np.ndarray, params: SearchParams, min_sim: float) -> tuple[float, bool, list]:
+    """The duration-mode decision on a (query frames x reference frames) similarity matrix."""
+    k = min(params.rerank_per_video, sim.shape[1])
+    top = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+    qi = np.repeat(np.arange(len(q_t)), k)
+    rj = top.ravel()
+    s = sim[qi, rj]
+    keep = s >= min_sim
+    interval = float(np.median(np.diff(q_t))) if len(q_t) > 1 else 1.0
+    segs = align(q_t[qi[keep]], r_t[rj[keep]], s[keep], dataclasses.replace(params.align, frame_interval=interval))
+    rep = repetition_degree(segs, q_dur, r_dur)
+    shorter = min(q_dur, r_dur)
+    weighted = min(1.0, sum(g.query_length * g.score for g in segs) / shorter) if shorter > 0 else 0.0
+    return weighted, rep >= params.duration_threshold, segs
+
+
+# ----------------------------------------------------------------------------- evaluation
+def evaluate(preds: dict[str, list[dict]], gt: dict, queries: list[dict]) -> dict[str, object]:
+    """Metrics for one system. preds[query] = [{ref, score, is_copy, segments}]."""
+    gt_pairs = {(q["name"], m["ref"]) for q in queries for m in q["matches"]}
+    flat = [(q, p["ref"], p["score"]) for q, ps in preds.items() for p in ps]
+    seg_pred = {(q, p["ref"]): [(g["query_start"], g["query_end"], g["ref_start"], g["ref_end"]) for g in p["segments"]] for q, ps in preds.items() for p in ps if p["is_copy"]}
+    seg_gt = {(q["name"], m["ref"]): [(m["query_start"], m["query_end"], m["ref_start"], m["ref_end"])] for q in queries for m in q["matches"]}
+    p, r, f1 = segment_prf(seg_pred, seg_gt)
+    pos = [q for q in queries if q["positive"]]
+    neg = [q for q in queries if not q["positive"]]
+
+    def top1(q: dict) -> bool:
+        ps = sorted(preds.get(q["name"], []), key=lambda x: (-x["score"], x["ref"]))
+        return bool(ps) and ps[0]["ref"] in {m["ref"] for m in q["matches"]}
+
+    def detected(q: dict) -> bool:
+        return any(x["is_copy"] and x["ref"] in {m["ref"] for m in q["matches"]} for x in preds.get(q["name"], []))
+
+    per_edit: dict[str, dict[str, float]] = {}
+    for kind in sorted({q["edit"] for q in pos}):
+        qs = [q for q in pos if q["edit"] == kind]
+        per_edit[kind] = {"n": len(qs), "detected": round(sum(map(detected, qs)) / len(qs), 3), "top1": round(sum(map(top1, qs)) / len(qs), 3)}
+    return {
+        "muAP": round(micro_ap(flat, gt_pairs), 4),
+        "recall_at_p90": round(recall_at_precision(flat, gt_pairs, 0.9), 4),
+        "top1": round(sum(map(top1, pos)) / len(pos), 4),
+        "detected": round(sum(map(detected, pos)) / len(pos), 4),
+        "negatives_fpr": round(sum(any(x["is_copy"] for x in preds.get(q["name"], [])) for q in neg) / max(1, len(neg)), 4),
+        "segment_precision": round(p, 4), "segment_recall": round(r, 4), "segment_f1": round(f1, 4),
+        "per_edit": per_edit,
+        "_pr": precision_recall_curve(flat, gt_pairs),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--checkpoint", default=None, help="trained model folder (default: the shipped/untrained default)")
+    ap.add_argument("--uri", default=None, help="Milvus server URI (default: a fresh Milvus Lite file)")
+    ap.add_argument("--radius", type=int, default=SearchParams.radius)
+    ap.add_argument("--name", default="", help="suffix of the results file")
+    args = ap.parse_args()
+    gt = json.loads((DATA / "ground_truth.json").read_text())
+    refs, queries = gt["references"], gt["queries"]
+    model = load_model(checkpoint=args.checkpoint)
+    work = ROOT / "benchmarks" / "out" / "eval"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    store = Store.connect(args.uri or str(work / "eval.db"), prefix="evalbench")
+    store.drop()
+    sampling = Sampling()
+    store.ensure_collections(StoreMeta(model.model_id, model.config.embed_dim, model.config.code_bits, sampling.fps, sampling.keyframes))
+
+    # ingest (timed: decode + model + store)
+    ref_desc: dict[str, VideoDescriptor] = {}
+    t0 = time.perf_counter()
+    for r in refs:
+        path = DATA / "refs" / r["name"]
+        sha = sha256_file(path)
+        d = fingerprint_video(path, model, sampling, video_id=store.free_video_id(sha))
+        store.add_video(d, sha)
+        ref_desc[r["name"]] = d
+    ingest_s = time.perf_counter() - t0
+    ref_seconds = sum(d.duration for d in ref_desc.values())
+    by_id = {d.video_id: name for name, d in ref_desc.items()}
+    # queries: fingerprint once, search in every mode
+    q_desc: dict[str, VideoDescriptor] = {}
+    fp_ms: list[float] = []
+    for q in queries:
+        t = time.perf_counter()
+        q_desc[q["name"]] = fingerprint_video(DATA / "queries" / q["name"], model, sampling)
+        fp_ms.append((time.perf_counter() - t) * 1e3)
+    systems: dict[str, dict[str, list[dict]]] = {}
+    search_ms: list[float] = []
+    cand_share: list[float] = []
+    total_ref_frames = sum(d.num_frames for d in ref_desc.values())
+    for mode in Mode:
+        params = SearchParams(mode=mode, radius=args.radius, top_n=len(refs))
+        preds: dict[str, list[dict]] = {}
+        for q in queries:
+            t = time.perf_counter()
+            resp = search_descriptor(store, q_desc[q["name"]], params)
+            if mode is Mode.duration:
+                search_ms.append((time.perf_counter() - t) * 1e3)
+                cand_share.append(sum(ref_desc[by_id[r.video_id]].num_frames for r in resp.results) / total_ref_frames)
+            preds[q["name"]] = [{"ref": by_id[r.video_id], "score": r.score, "is_copy": r.is_copy, "segments": [g.to_json() for g in r.segments]} for r in resp.results]
+        systems[f"mode_{mode.value}"] = preds
+    store.close()
+
+    # baselines on the same sampled frames
+    params = SearchParams()
+    emb_preds: dict[str, list[dict]] = {}
+    ph_preds: dict[str, list[dict]] = {}
+    ref_ph = {n: phash(np.concatenate([b.frames for b in iter_frames(DATA / "refs" / n, fps=1.0, short_side=256)])) for n in ref_desc}
+    min_cos = 1 - params.frame_match_l2**2 / 2
+    for q in queries:
+        qd = q_desc[q["name"]]
+        qph = phash(np.concatenate([b.frames for b in iter_frames(DATA / "queries" / q["name"], fps=1.0, short_side=256)]))
+        emb_preds[q["name"]], ph_preds[q["name"]] = [], []
+        for name, rd in ref_desc.items():
+            sc, cp, segs = decide_from_sim(qd.timestamps, qd.duration, rd.timestamps, rd.duration, qd.embeddings @ rd.embeddings.T, params, min_cos)
+            emb_preds[q["name"]].append({"ref": name, "score": sc, "is_copy": cp, "segments": [g.to_json() for g in segs]})
+            n = min(len(qph), len(qd.timestamps))
+            sim = 1.0 - hamming(qph[:n], ref_ph[name][: rd.num_frames]) / 32.0
+            sc, cp, segs = decide_from_sim(qd.timestamps[:n], qd.duration, rd.timestamps[: sim.shape[1]], rd.duration, sim, params, 0.5)
+            ph_preds[q["name"]].append({"ref": name, "score": sc, "is_copy": cp, "segments": [g.to_json() for g in segs]})
+    systems["baseline_exhaustive_float"] = emb_preds
+    systems["baseline_phash64"] = ph_preds
+
+    # Hamming stage recall against exhaustive L2, inside the true copied spans
+    all_emb = np.concatenate([d.embeddings for d in ref_desc.values()])
+    all_codes = np.concatenate([d.codes for d in ref_desc.values()])
+    found = total = 0
+    for q in queries:
+        qd = q_desc[q["name"]]
+        for m in q["matches"]:
+            sel = (qd.timestamps >= m["query_start"]) & (qd.timestamps < m["query_end"])
+            if not sel.any():
+                continue
+            nn = np.argmin(((qd.embeddings[sel][:, None] - all_emb[None]) ** 2).sum(2), axis=1)
+            d = hamming(qd.codes[sel], all_codes)[np.arange(sel.sum()), nn]
+            found += int((d <= args.radius).sum())
+            total += int(sel.sum())
+
+    report: dict[str, object] = {
+        "model_id": model.model_id, "checkpoint": args.checkpoint, "radius": args.radius,
+        "references": len(refs), "reference_seconds": round(ref_seconds, 1), "queries": len(queries),
+        "positives": sum(q["positive"] for q in queries),
+        "ingest_realtime_x": round(ref_seconds / ingest_s, 1),
+        "search_ms_p50": round(float(np.percentile(search_ms, 50)), 1), "search_ms_p95": round(float(np.percentile(search_ms, 95)), 1),
+        "fingerprint_ms_p50": round(float(np.percentile(fp_ms, 50)), 1),
+        "hamming_recall_of_l2_nn": round(found / max(1, total), 4),
+        "reference_frames_reaching_rerank": round(float(np.mean(cand_share)), 4),
+        "systems": {},
+    }
+    pr_curves = {}
+    for name, preds in systems.items():
+        m = evaluate(preds, gt, queries)
+        pr_curves[name] = m.pop("_pr")
+        report["systems"][name] = m  # type: ignore[index]
+    print(f"model {model.model_id}  refs {len(refs)} ({ref_seconds:.0f} s)  queries {len(queries)}  ingest {report['ingest_realtime_x']}x realtime  "
+          f"search p50 {report['search_ms_p50']} ms  Hamming recall of L2-NN {report['hamming_recall_of_l2_nn']}")
+    cols = ["muAP", "recall_at_p90", "top1", "detected", "negatives_fpr", "segment_precision", "segment_recall", "segment_f1"]
+    print(f"{'system':28s}" + "".join(f"{c:>18s}" for c in cols))
+    for name, m in report["systems"].items():  # type: ignore[union-attr]
+        print(f"{name:28s}" + "".join(f"{m[c]:>18}" for c in cols))
+    save("retrieval" + (f"-{args.name}" if args.name else ""), report)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        for name, (p, r) in pr_curves.items():
+            ax.plot(r, p, label=name)
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        ax.set_title(f"precision-recall ({model.model_id})")
+        ax.legend(fontsize=8)
+        out = ROOT / "benchmarks" / "results" / f"pr{('-' + args.name) if args.name else ''}.png"
+        fig.savefig(out, dpi=110, bbox_inches="tight")
+        print(f"wrote {out.relative_to(ROOT)}")
+    except ImportError:
+        print("matplotlib not installed: no plot")
+
+
+if __name__ == "__main__":
+    main()
