@@ -114,6 +114,19 @@ def evaluate(preds: dict[str, list[dict]], gt: dict, queries: list[dict]) -> dic
     }
 
 
+def sweep(preds: dict[str, list[dict]], queries: list[dict], grid: np.ndarray) -> list[dict[str, float]]:
+    """Detection rate (true reference above threshold) and negatives' FPR per threshold of a
+    mode's decision statistic: how the default thresholds are chosen."""
+    rows = []
+    for th in grid:
+        det = [any(p["stat"] >= th and p["ref"] in {m["ref"] for m in q["matches"]} for p in preds.get(q["name"], [])) for q in queries if q["positive"]]
+        fp = [any(p["stat"] >= th for p in preds.get(q["name"], [])) for q in queries if not q["positive"]]
+        wrong = [any(p["stat"] >= th and p["ref"] not in {m["ref"] for m in q["matches"]} for p in preds.get(q["name"], [])) for q in queries if q["positive"]]
+        rows.append({"threshold": round(float(th), 3), "detected": round(float(np.mean(det)), 3), "negatives_fpr": round(float(np.mean(fp)), 3) if fp else 0.0,
+                     "positives_with_wrong_ref": round(float(np.mean(wrong)), 3)})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--checkpoint", default=None, help="trained model folder (default: the shipped/untrained default)")
@@ -164,7 +177,11 @@ def main() -> None:
             if mode is Mode.duration:
                 search_ms.append((time.perf_counter() - t) * 1e3)
                 cand_share.append(sum(ref_desc[by_id[r.video_id]].num_frames for r in resp.results) / total_ref_frames)
-            preds[q["name"]] = [{"ref": by_id[r.video_id], "score": r.score, "is_copy": r.is_copy, "segments": [g.to_json() for g in r.segments]} for r in resp.results]
+            preds[q["name"]] = [
+                {"ref": by_id[r.video_id], "score": r.score, "is_copy": r.is_copy, "segments": [g.to_json() for g in r.segments],
+                 "stat": {Mode.embedding: -r.min_distance, Mode.duration: r.repetition_degree, Mode.codes: r.code_ratio}[mode]}
+                for r in resp.results
+            ]
         systems[f"mode_{mode.value}"] = preds
     store.close()
 
@@ -213,6 +230,11 @@ def main() -> None:
         "hamming_recall_of_l2_nn": round(found / max(1, total), 4),
         "reference_frames_reaching_rerank": round(float(np.mean(cand_share)), 4),
         "systems": {},
+    }
+    report["threshold_sweeps"] = {
+        "mode_duration (repetition degree)": sweep(systems["mode_duration"], queries, np.round(np.arange(0.1, 0.95, 0.05), 2)),
+        "mode_embedding (-min L2 distance)": sweep(systems["mode_embedding"], queries, -np.round(np.arange(0.3, 1.2, 0.05), 2)),
+        "mode_codes (equal-code ratio)": sweep(systems["mode_codes"], queries, np.round(np.arange(0.05, 0.9, 0.05), 2)),
     }
     pr_curves = {}
     for name, preds in systems.items():

@@ -52,7 +52,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "data")
-    ap.add_argument("--queries-per-ref", type=int, default=2)
+    ap.add_argument("--queries-per-ref", type=int, default=4)
     args = ap.parse_args()
     if not BBB.is_file():
         raise SystemExit(f"{BBB} missing: run `python3 scripts/fetch_media.py` first")

@@ -1,0 +1,51 @@
+"""Write benchmarks/RESULTS.md from benchmarks/results/*.json (run after the benchmarks)."""
+
+from __future__ import annotations
+
+import json
+
+from _common import RESULTS, ROOT
+
+
+def table(rows: list[list[object]], head: list[str]) -> str:
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def main() -> None:
+    parts = ["# Benchmark results", "", "Made by `benchmarks/report.py` from `benchmarks/results/*.json`. "
+             "Each section names the command that produced it. Machine: see each JSON's `machine`.", ""]
+    fp = RESULTS / "fingerprint.json"
+    if fp.is_file():
+        d = json.loads(fp.read_text())
+        parts += ["## Fingerprinting (`benchmarks/bench_fingerprint.py`)", "",
+                  f"60 s 1280x720 H.264 clip of Big Buck Bunny, 1 fps, {d['threads']} threads, measured {d['when']}.", ""]
+        rows = [[k, v] for k, v in d.items() if k not in ("when", "machine", "clip", "threads", "seconds")]
+        parts += [table(rows, ["measure", "value"]), ""]
+    for f in sorted(RESULTS.glob("retrieval*.json")):
+        d = json.loads(f.read_text())
+        parts += [f"## Copy detection (`benchmarks/eval_retrieval.py`{' --name ' + f.stem.split('-', 1)[1] if '-' in f.stem else ''})", "",
+                  f"Model `{d['model_id']}` (checkpoint: {d['checkpoint'] or 'default'}), radius {d['radius']}, {d['references']} references "
+                  f"({d['reference_seconds']} s), {d['queries']} queries ({d['positives']} with a copy). Ingest {d['ingest_realtime_x']}x realtime; "
+                  f"search p50 {d['search_ms_p50']} ms, p95 {d['search_ms_p95']} ms (after fingerprinting; fingerprint p50 {d['fingerprint_ms_p50']} ms). "
+                  f"Hamming stage: {d['hamming_recall_of_l2_nn']:.1%} of copied query frames have their exhaustive L2 nearest neighbour within the radius; "
+                  f"{d['reference_frames_reaching_rerank']:.1%} of reference frames reach the re-rank. Measured {d['when']}.", ""]
+        cols = ["muAP", "recall_at_p90", "top1", "detected", "negatives_fpr", "segment_precision", "segment_recall", "segment_f1"]
+        parts += [table([[n] + [m[c] for c in cols] for n, m in d["systems"].items()], ["system"] + cols), ""]
+        edits = sorted(next(iter(d["systems"].values()))["per_edit"])
+        parts += ["Per edit type (detected / top-1):", "",
+                  table([[n] + [f"{m['per_edit'].get(e, {}).get('detected', '-')}/{m['per_edit'].get(e, {}).get('top1', '-')}" for e in edits] for n, m in d["systems"].items()], ["system"] + edits), ""]
+    s = RESULTS / "search.json"
+    if s.is_file():
+        d = json.loads(s.read_text())
+        parts += ["## Store and search at scale (`benchmarks/bench_search.py`)", "",
+                  f"Milvus Lite, radius {d['radius']}, {d['queries']} queries of 20 frames; real + synthetic fingerprints; measured {d['when']}.", ""]
+        cols = ["frames", "insert_frames_per_s", "search_p50_ms", "search_p95_ms", "hamming_recall_vs_exhaustive", "candidate_frames_mean", "db_bytes"]
+        parts += [table([[r[c] for c in cols] for r in d["sizes"].values()], cols), ""]
+    (ROOT / "benchmarks" / "RESULTS.md").write_text("\n".join(parts))
+    print("wrote benchmarks/RESULTS.md")
+
+
+if __name__ == "__main__":
+    main()
