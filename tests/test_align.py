@@ -159,3 +159,56 @@ def test_covering_score_and_union() -> None:
     assert cov[:6].tolist() == [0.8, 0.8, 0.9, 0.9, 0.9, 0.9] and np.isnan(cov[6:]).all()
     assert union_length([(0, 4), (2, 6), (10, 11)]) == 7
     assert repetition_degree(segs, 10, 100) == pytest.approx(0.6)
+
+
+def test_near_static_shots_follow_the_diagonal() -> None:
+    # The reference is a series of 3 s near-static shots: within a shot every query second
+    # matches every reference second about equally (+-0.04). The copy (query 3-12 -> reference
+    # 6-15, speed 1) must still be placed exactly, not drift inside the shots.
+    rng = np.random.default_rng(7)
+    q, r, s = [], [], []
+    for t in range(3, 12):
+        shot = (t - 3 + 6) // 3
+        for u in range(3 * shot, 3 * shot + 3):
+            q.append(t)
+            r.append(u)
+            s.append(0.84 + rng.uniform(-0.04, 0.04))
+    segs = align(np.array(q, float), np.array(r, float), np.array(s), P)
+    assert len(segs) == 1 and close(segs[0], 3, 12, 6, 15, tol=0.5), segs
+
+
+def test_weak_fast_copy_found() -> None:
+    # A 2x copy with only ~0.7 similarity: the dominant speed (2) costs it nothing.
+    q, r, s = matches([(2, 14, 10, 2.0)], q_len=16, r_len=60, sim=0.7, seed=9)
+    segs = align(q, r, s, P)
+    assert len(segs) == 1 and close(segs[0], 2, 14, 10, 34, tol=2.0), segs
+
+
+def test_common_frame_weights() -> None:
+    from vidret_milvus.search import common_frame_weights
+
+    # Frame 0 recalls 1 video, frame 1 recalls 4 (the allowance), frame 2 recalls 24, frame 3 none.
+    qi = np.r_[0, 0, [1] * 4, [2] * 24, 2]
+    vid = np.r_[7, 7, 1, 2, 3, 4, np.arange(24), 0]
+    w = common_frame_weights(qi, vid, 4, free_videos=4)
+    assert w[0] == 1 and w[1] == 1 and w[3] == 1
+    assert w[2] == pytest.approx(np.log2(5) / np.log2(25)) and w[2] == pytest.approx(0.5)
+    assert (common_frame_weights(qi, vid, 4, free_videos=0) == 1).all()
+
+
+def test_background_similarity() -> None:
+    from vidret_milvus.search import Background, background_similarity
+
+    rng = np.random.default_rng(0)
+    bg = rng.normal(size=(50, 8)).astype(np.float32)
+    bg /= np.linalg.norm(bg, axis=1, keepdims=True)
+    q = bg[:3] * 0.9 + 0.1 * rng.normal(size=(3, 8)).astype(np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    want = np.sort(q @ bg.T, axis=1)[:, ::-1]
+    assert np.allclose(background_similarity(q, bg), want[:, 0], atol=1e-5)
+    assert np.allclose(background_similarity(q, bg, k=3), want[:, 2], atol=1e-5)
+    # Frames of the candidate video itself are no background: excluded.
+    vids = np.arange(50)
+    sims = Background(bg, vids).similarity(q, 1)
+    own = sims.kth(exclude_video=0)
+    assert own[0] < want[0, 0] - 1e-6 and np.isclose(own[0], want[0, 1], atol=1e-5)

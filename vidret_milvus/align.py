@@ -8,7 +8,10 @@ Two aligners with one signature, ``fn(q_t, r_t, sim, params, weight=None) -> lis
     reference time advances at a speed ratio within ``[1/max_speed, max_speed]`` (one frame
     interval of slack either way, since both videos are sampled on their own grid; the
     reference may also hold still: static shots, slow motion). Each node weighs
-    ``weight * (similarity - path_bias)`` (the bias defaults to ``min_score``); the heaviest path (dynamic programming over the
+    ``weight * (similarity - path_bias)`` (the bias defaults to ``min_score``), and each edge
+    costs ``drift_cost`` per second that it drifts from the pair's dominant speed (a Hough
+    vote over speeds, :func:`dominant_speed`; 1 unless another speed lines up clearly more
+    matches), which picks the straight path through near-static shots; the heaviest path (dynamic programming over the
     DAG) is one copied segment. Its matches are removed, together with every match lying
     within ``max_gap`` of the path in reference time over the path's query span (the
     alternative matches of the same copied content), and the search repeats, so several
@@ -78,8 +81,10 @@ class AlignParams:
     # A segment overlapping an accepted one by more than this fraction (of its own length) on
     # the query axis AND on the reference axis is the same copy found twice: dropped.
     max_overlap: float = 0.5
-    # Weight lost per second that a path step drifts from speed 1 (breaks ties between paths).
-    drift_cost: float = 0.01
+    # Weight lost per second that a path step drifts from the pair's dominant speed (see
+    # align()): resolves the ambiguity of near-static shots, where every frame of a shot
+    # matches every frame of its copy about equally.
+    drift_cost: float = 0.1
     # Rejected paths tried before giving up (bounds the work on unrelated pairs).
     max_rejected: int = 30
 
@@ -133,6 +138,35 @@ def _acceptable(seg: Segment, params: AlignParams, accepted: list[Segment]) -> b
     return not _duplicate(seg, accepted, params.max_overlap)
 
 
+def dominant_speed(q: np.ndarray, r: np.ndarray, vote: np.ndarray, params: AlignParams, steps: int = 9) -> float:
+    """The playback speed (reference seconds per query second) that lines up the most match
+    weight: a Hough vote on ``r - speed * q`` over a geometric grid of speeds within
+    ``[1/max_speed, max_speed]``; speed 1 unless another is clearly (10 %) better."""
+    if len(q) == 0 or params.max_speed <= 1.0 or not np.any(vote > 0):
+        return 1.0
+    grid = np.geomspace(1.0 / params.max_speed, params.max_speed, steps)
+    grid = np.unique(np.r_[grid, 1.0])
+    q0 = q - q.min()
+
+    qf = np.round(q0 / params.frame_interval).astype(np.int64)
+
+    def support(v: float) -> float:
+        # Each query frame counts once per offset bin (its best match within +-1 bin), so
+        # a static block, which any speed fits, favours no speed.
+        b = np.round((r - v * q0) / params.frame_interval).astype(np.int64)
+        b = np.concatenate([b - 1, b, b + 1])
+        b -= b.min()
+        f, w = np.tile(qf, 3), np.tile(vote, 3)
+        order = np.lexsort((-w, f, b))
+        b, f, w = b[order], f[order], w[order]
+        first = np.r_[True, (b[1:] != b[:-1]) | (f[1:] != f[:-1])]
+        return float(np.bincount(b[first], weights=w[first]).max())
+
+    scores = {float(v): support(float(v)) for v in grid}
+    best = max(scores, key=lambda v: (scores[v], -abs(np.log(v))))
+    return best if scores[best] > 1.1 * scores[1.0] else 1.0
+
+
 def align(
     q_t: np.ndarray, r_t: np.ndarray, sim: np.ndarray, params: AlignParams = AlignParams(), weight: np.ndarray | None = None
 ) -> list[Segment]:
@@ -155,6 +189,7 @@ def align(
     lo_all = np.searchsorted(q, q - gap - _EPS, side="left")
     hi_all = np.searchsorted(q, q - _EPS, side="left")
     while alive.any() and len(segments) < params.max_segments and rejected < params.max_rejected:
+        speed = dominant_speed(q[alive], r[alive], np.clip(node[alive], 0.0, None), params)
         best = np.where(alive, node, -np.inf)
         prev = np.full(len(q), -1)
         for j in np.flatnonzero(alive):
@@ -166,9 +201,9 @@ def align(
             ok = alive[lo:hi] & (dr >= -_EPS) & (dr <= dq * sp + iv + _EPS) & (dr >= dq / sp - iv - _EPS)
             if not ok.any():
                 continue
-            # A small cost per second of drift from the original speed: among equal paths
-            # (static shots, repeated frames) the one at speed 1 wins.
-            cand = np.where(ok, best[lo:hi] - params.drift_cost * np.abs(dr - dq), -np.inf)
+            # A small cost per second of drift from the dominant speed: among near-equal paths
+            # (static shots, repeated frames) the straight one wins.
+            cand = np.where(ok, best[lo:hi] - params.drift_cost * np.abs(dr - speed * dq), -np.inf)
             k = int(np.argmax(cand))
             if cand[k] > 0:  # a predecessor path adds weight
                 best[j] = node[j] + cand[k]

@@ -323,6 +323,12 @@ def serve(
         raise _fail(VidretError(f"cannot listen on {host}:{port}: {exc}")) from None
     h, p = httpd.server_address[:2]
     err.print(f"review page on http://{h}:{p}/ (store {uri}, prefix {prefix}); Ctrl-C stops", highlight=False, soft_wrap=True)
+    import signal
+
+    def _stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)  # clean up (uploads, store) on kill too
     try:
         httpd.serve_forever()
     except KeyboardInterrupt:

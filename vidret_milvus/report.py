@@ -120,7 +120,7 @@ def write_plot(resp: SearchResponse | dict[str, Any], out: str | Path, max_rows:
         for g in r["segments"]:
             poly = [(g["query_start"], -h), (g["query_end"], -h), (g["ref_end"], y + h), (g["ref_start"], y + h)]
             ax.add_patch(Polygon(poly, closed=True, facecolor="#d32f2f" if r["is_copy"] else "#5c6bc0", alpha=0.18 if len(rows) > 1 else 0.25, edgecolor="none"))
-            ax.text((g["ref_start"] + g["ref_end"]) / 2, y - h - 0.08, f"{g['score']:.2f}", ha="center", va="top", fontsize=7, color="#333")
+            ax.text((g["ref_start"] + g["ref_end"]) / 2, y - h - 0.08, f"similarity {g['score']:.2f}", ha="center", va="top", fontsize=7, color="#333")
         labels.append(f"#{i} {os.path.basename(str(r['path']))}" + (" (copy)" if r["is_copy"] else "") + f"  score {r['score']:.2f}")
     ax.set_yticks([0.0] + [ys[i] for i in range(1, len(rows) + 1)])
     ax.set_yticklabels(labels, fontsize=8)

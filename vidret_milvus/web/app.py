@@ -30,6 +30,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 import tempfile
 import threading
 from collections import OrderedDict
@@ -355,9 +356,19 @@ class Handler(BaseHTTPRequestHandler):
             raise HttpError(404, "not found")
 
 
+class ReviewServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A browser dropping a keep-alive or media connection is routine, not an error.
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
 def make_server(app: ReviewApp, host: str = "127.0.0.1", port: int = 8000, quiet: bool = True) -> ThreadingHTTPServer:
     """A bound (not yet serving) HTTP server for ``app``; ``port=0`` picks a free port."""
     handler = type("ReviewHandler", (Handler,), {"app": app, "quiet": quiet})
-    httpd = ThreadingHTTPServer((host, port), handler)
+    httpd = ReviewServer((host, port), handler)
     httpd.daemon_threads = True
     return httpd
