@@ -68,7 +68,7 @@ def db(media: dict[str, Path], model) -> Path:  # noqa: ANN001
     assert sorted(Path(r["path"]).name for r in report["ingested"]) == ["a.mp4", "b.mp4"]
     assert [Path(r["path"]).name for r in report["failed"]] == ["broken.mp4"]
     assert "not a media file" in report["failed"][0]["reason"]
-    assert [Path(p).name for p in report["skipped_not_video"]] == ["notes.txt"]
+    assert [Path(p["path"]).name for p in report["skipped_not_video"]] == ["notes.txt"]
     return path
 
 

@@ -173,6 +173,8 @@ def ingest(
             out.print(f"[yellow]already present[/] {p}{same}", highlight=False, soft_wrap=True)
         for p, r in report.failed:
             out.print(f"[red]failed[/] {p}: {r}", highlight=False, soft_wrap=True)
+        for p, r in report.skipped:
+            out.print(f"[dim]skipped (not a video)[/] {p}: {r}", highlight=False, soft_wrap=True)
         out.print(
             f"{len(report.ingested)} ingested, {len(report.present)} already present, {len(report.failed)} failed, "
             f"{len(report.skipped)} not videos" + (f", {len(report.removed_incomplete)} interrupted ingests cleaned up" if report.removed_incomplete else ""),
@@ -337,6 +339,103 @@ def serve(
         httpd.server_close()
         review.close()
         store.close()
+
+
+@app.command()
+def train(
+    config: Annotated[Optional[Path], typer.Option("--config", help="Training config (JSON, or YAML); e.g. configs/cpu.json, configs/gpu.json.")] = None,
+    out_dir: Annotated[Optional[str], typer.Option("--out", help="Run folder (checkpoints, loss CSVs and plot, eval.json).")] = None,
+    cache: Annotated[Optional[str], typer.Option("--cache", help="Training cache folder (prepared from --resources when missing).")] = None,
+    resources: Annotated[Optional[str], typer.Option("--resources", help="Fetched media (scripts/fetch_media.py).")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="cpu or cuda.")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the data stream (sampling, edits).")] = None,
+    variant: Annotated[Optional[str], typer.Option("--variant", help="Stage 2 loss: v1 (adaptive margin), v2 (Formula 8), fixed (ablation).")] = None,
+    stage1_steps: Annotated[Optional[int], typer.Option("--stage1-steps", help="Stage 1 step budget (0 skips it).", min=0)] = None,
+    stage2_steps: Annotated[Optional[int], typer.Option("--stage2-steps", help="Stage 2 step budget (0 skips it).", min=0)] = None,
+    resume: Annotated[Optional[bool], typer.Option("--resume/--no-resume", help="Continue from the run folder's state.pt.")] = None,
+    evaluate: Annotated[Optional[bool], typer.Option("--eval/--no-eval", help="Evaluate on the validation split at the end.")] = None,
+    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Any config value: SECTION.KEY=VALUE (repeatable).")] = None,
+    prepare_only: Annotated[bool, typer.Option("--prepare-only", help="Only build the training cache.")] = False,
+    threads: ThreadsOpt = 2,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the texture and quantization heads (and the last backbone blocks) in two stages."""
+    from .train.config import load_config, set_value
+    from .train.data import prepare_cache
+    from .train.trainer import Hooks
+    from .train.trainer import train as run_training
+
+    opts = {"run.out": out_dir, "data.cache_dir": cache, "data.resources": resources, "run.device": device, "run.seed": seed,
+            "stage2.variant": variant, "stage1.steps": stage1_steps, "stage2.steps": stage2_steps, "run.resume": resume,
+            "run.eval": evaluate, "run.threads": threads}
+    try:
+        cfg = load_config(config, {k: v for k, v in opts.items() if v is not None})
+        for item in overrides or []:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"--set needs SECTION.KEY=VALUE, got {item!r}")
+            set_value(cfg, key, value)
+        if prepare_only:
+            summary = prepare_cache(cfg.data.resources, cfg.data.cache_dir, log=lambda s: err.print(s, highlight=False))
+            if as_json:
+                out.print_json(json.dumps(summary))
+            else:
+                out.print(json.dumps(summary["splits"]), highlight=False)
+            return
+    except (VidretError, ValueError, OSError) as exc:
+        raise _fail(exc) from None
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[extra]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=as_json, transient=False,
+    )
+    tasks: dict[int, int] = {}
+
+    def on_stage(stage: int, start: int, total: int) -> None:
+        tasks[stage] = progress.add_task(f"stage {stage}", total=total, completed=start, extra="")
+
+    def on_step(stage: int, step: int, total: int, row: dict) -> None:
+        keys = ("l_em_ema",) if stage == 1 else ("l_em_ema", "l_q_ema", "l_coding", "margin")
+        progress.update(tasks[stage], completed=step, extra=" ".join(f"{k} {row[k]:.4g}" for k in keys if k in row))
+
+    try:
+        with progress:
+            summary = run_training(cfg, Hooks(on_stage=on_stage, on_step=on_step, log=lambda s: progress.console.print(s, highlight=False, soft_wrap=True)))
+    except (VidretError, ValueError, OSError, RuntimeError) as exc:
+        raise _fail(exc) from None
+    if as_json:
+        out.print_json(json.dumps(summary))
+        return
+    out.print(f"trained model: {summary['final']} (M_em {summary['m_em']:.5f}; steps {summary['steps']}; stopped by {summary['stop_reason']})", highlight=False, soft_wrap=True)
+    if summary.get("eval"):
+        table = Table(title="validation (embedding | 128-bit codes)")
+        for col in ("model", "emb mAP", "emb top1", "codes mAP", "codes top1", "copy bits", "other bits", "copies <=16 bits", "spearman"):
+            table.add_column(col)
+        for name, r in summary["eval"].items():
+            e, c = r["embedding"], r["codes"]
+            table.add_row(name, f"{e['map']:.3f}", f"{e['top1']:.3f}", f"{c['map']:.3f}", f"{c['top1']:.3f}", f"{c['pos_mean']:.1f}",
+                          f"{c['neg_mean']:.1f}", f"{c['pos_le16']:.2f}", f"{r['spearman_hamming_vs_embedding']:.3f}")
+        out.print(table)
+
+
+@app.command("train-eval")
+def train_eval(
+    checkpoints: Annotated[Optional[list[Path]], typer.Option("--checkpoint", help="Trained model folder (repeatable).")] = None,
+    untrained: Annotated[bool, typer.Option("--untrained", help="Also evaluate the untrained heads.")] = False,
+    cache: Annotated[str, typer.Option("--cache", help="Training cache folder (its validation split is used).")] = "train_cache",
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    max_samples: Annotated[int, typer.Option("--max-samples", help="Validation originals used.", min=2)] = 160,
+    copies: Annotated[int, typer.Option("--copies", help="Edited copies per original.", min=1)] = 3,
+    threads: ThreadsOpt = 2,
+) -> None:
+    """Evidence on the validation split as JSON: triplet accuracy, mAP, top-1 for embeddings and codes; Spearman."""
+    from .train.trainer import evaluate_checkpoints
+
+    cks: list = ([None] if untrained or not checkpoints else []) + [str(c) for c in checkpoints or []]
+    try:
+        res = evaluate_checkpoints(cks, cache, max_samples=max_samples, copies=copies, device=device, threads=threads)
+    except (VidretError, ValueError, OSError) as exc:
+        raise _fail(exc) from None
+    out.print_json(json.dumps(res))
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ class IngestReport:
     ingested: list[tuple[str, int, int]] = dataclasses.field(default_factory=list)  # path, video id, frames
     present: list[tuple[str, int, str]] = dataclasses.field(default_factory=list)  # path, video id, stored path
     failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # path, reason
-    skipped: list[str] = dataclasses.field(default_factory=list)  # not videos (no video extension, not probeable)
+    skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # not videos: path, why (no video extension)
     removed_incomplete: list[str] = dataclasses.field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
@@ -32,7 +32,7 @@ class IngestReport:
             "ingested": [{"path": p, "video_id": v, "frames": n} for p, v, n in self.ingested],
             "already_present": [{"path": p, "video_id": v, "stored_path": s} for p, v, s in self.present],
             "failed": [{"path": p, "reason": r} for p, r in self.failed],
-            "skipped_not_video": self.skipped,
+            "skipped_not_video": [{"path": p, "reason": r} for p, r in self.skipped],
             "removed_incomplete": self.removed_incomplete,
         }
 
@@ -143,7 +143,7 @@ def ingest_paths(
         try:
             is_video, err = is_video_candidate(path)
             if not is_video:
-                report.skipped.append(path)
+                report.skipped.append((path, err or "not a video"))
                 status = "skipped"
                 continue
             if err is not None:

@@ -317,10 +317,17 @@ class Store:
                     f"got fps={meta.fps} keyframes={meta.keyframes}"
                 )
             self._check_binary_index()
+            self._ensure_loaded(names)
             return
-        if any(have):
+        if any(have) and have[2]:
             missing = [n for n, h in zip(names, have) if not h]
             raise StoreError(f"collections of prefix {self.prefix!r} are incomplete (missing {missing}); delete them and re-ingest")
+        if any(have):
+            # The videos table is created last, so without it the set was interrupted while
+            # being created (a crash): nothing in it was ever visible. Start it again.
+            for n, h in zip(names, have):
+                if h:
+                    self._call("drop_collection", self.client.drop_collection, n)
         index = self.binary_index or "BIN_FLAT"
         params = {"nlist": int(self.nlist or DEFAULT_NLIST)} if index == "BIN_IVF_FLAT" else {}
         subst = dict(prefix=self.prefix, code_bits=meta.code_bits, embed_dim=meta.embed_dim, binary_index=index, binary_index_params=params)
@@ -335,6 +342,18 @@ class Store:
                 raise
             self.ensure_collections(meta, _retry=False)
         self._code_index = None
+
+    def _ensure_loaded(self, names: list[str]) -> None:
+        """On a server, wait until the collections are loaded: another ingest worker may have
+        just created them and still be loading them ("collection not loaded" otherwise)."""
+        if self.is_lite:
+            return
+        from pymilvus.client.types import LoadState
+
+        for n in names:
+            state = self._call("get_load_state", self.client.get_load_state, n)
+            if state.get("state") != LoadState.Loaded:
+                self._call("load_collection", self.client.load_collection, n)
 
     def _check_binary_index(self) -> None:
         if self.binary_index is None:

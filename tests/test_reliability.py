@@ -1,0 +1,204 @@
+"""Reliability and security: a corpus of bad inputs, kill -9 during ingest, concurrent searches,
+and user text that must never reach a filter expression."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from media import Scene, make_audio_only, make_rotated_video, make_vfr_video, make_video, truncate, write_png, write_random_bytes, write_zero_bytes
+from vidret_milvus.cli import app
+from vidret_milvus.fingerprint import Sampling
+from vidret_milvus.ingest import discover, ingest_paths
+from vidret_milvus.model import load_model
+from vidret_milvus.search import SearchParams, search_video
+from vidret_milvus.store import READY, Store, in_filter
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def model():  # noqa: ANN201
+    return load_model()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str | None]]:
+    """A folder of bad (and a few odd but valid) inputs -> expected error fragment (None = ingests)."""
+    d = tmp_path_factory.mktemp("corpus")
+    good = make_video(d / "good.mp4", [Scene("chelsea"), Scene("coffee")], duration=6, fps=25, seed=1)
+    expect: dict[str, str | None] = {"good.mp4": None}
+    truncate(good, d / "truncated.mp4", 0.4)
+    expect["truncated.mp4"] = "not a media file"  # moov atom at the end: nothing can be read
+    write_zero_bytes(d / "zero.mp4")
+    expect["zero.mp4"] = "empty file"
+    write_random_bytes(d / "random.mp4", 20_000, seed=3)
+    expect["random.mp4"] = "not a media file"
+    make_audio_only(d / "audio_only.mp4", 1.0)
+    expect["audio_only.mp4"] = "no video stream"
+    make_audio_only(d / "song.m4a", 1.0)
+    expect["song.m4a"] = None  # not a video by name or content: skipped with its reason
+    write_png(d / "still.png")
+    expect["still.png"] = None  # skipped with its reason, never stored
+    write_png(d / "still_named.png").rename(d / "still_named.mp4")
+    expect["still_named.mp4"] = "image file"
+    make_video(d / "one_frame.mp4", [Scene("coins")], duration=0.04, fps=25, seed=6)
+    expect["one_frame.mp4"] = None
+    make_video(d / "tiny_1x1.mp4", lambda i, t: np.full((1, 1, 3), i * 9 % 255, np.uint8), duration=2, fps=5, size=(1, 1), codec="mpeg4")
+    expect["tiny_1x1.mp4"] = None
+    make_video(d / "large_3840x2160.mp4", [Scene("rocket")], duration=0.4, fps=5, size=(3840, 2160), gop=5)
+    expect["large_3840x2160.mp4"] = None
+    make_vfr_video(d / "vfr.mp4")
+    expect["vfr.mp4"] = None
+    make_rotated_video(d / "rotated.mp4", rotation=90, duration=2.0)
+    expect["rotated.mp4"] = None
+    weird = 'x" or 1==1 or "q\'uote ünï cödé sp ace\nnewline.mp4'
+    make_video(d / weird, [Scene("astronaut")], duration=3, fps=25, seed=5)
+    expect[weird] = None
+    os.symlink("loop.mp4", d / "loop.mp4")
+    expect["loop.mp4"] = "symbolic links"
+    return d, expect
+
+
+def test_bad_inputs_reported_batch_continues(corpus: tuple[Path, dict[str, str | None]], model, tmp_path: Path) -> None:  # noqa: ANN001
+    d, expect = corpus
+    db = tmp_path / "c.db"
+    files, problems = discover(d)
+    assert problems == []
+    with Store.connect(str(db)) as store:
+        rep = ingest_paths(store, model, files, Sampling())
+        failed = {Path(p).name: r for p, r in rep.failed}
+        ingested = {Path(p).name for p, _, _ in rep.ingested}
+        for name, fragment in expect.items():
+            if fragment is None:
+                assert name in ingested or name in ("still.png", "song.m4a"), (name, failed.get(name))
+            else:
+                assert name in failed, name
+                assert fragment in failed[name], (name, failed[name])
+        skipped = {Path(p).name: r for p, r in rep.skipped}
+        assert set(skipped) == {"song.m4a", "still.png"}
+        assert "image file" in skipped["still.png"] and "no video stream" in skipped["song.m4a"]
+        # Nothing stored for a failed file; every stored video is complete.
+        rows = store.list_videos()
+        assert {Path(r.path).name for r in rows} == ingested
+        for r in rows:
+            assert r.status == READY
+            assert store.count(store.codes, in_filter("video_id", [r.video_id])) == r.frames
+            assert store.count(store.embeddings, in_filter("video_id", [r.video_id])) == r.frames
+
+
+def test_cli_names_every_bad_file(corpus: tuple[Path, dict[str, str | None]], tmp_path: Path) -> None:
+    d, expect = corpus
+    res = runner.invoke(app, ["ingest", str(d), "--uri", str(tmp_path / "cli.db"), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    failed = {Path(f["path"]).name: f["reason"] for f in report["failed"]}
+    assert set(failed) == {n for n, f in expect.items() if f}
+    # The odd file name round-trips exactly (JSON escapes the newline and quotes).
+    assert any(Path(i["path"]).name.startswith('x" or 1==1') for i in report["ingested"])
+
+
+def test_filter_injection_file_name_is_harmless(corpus: tuple[Path, dict[str, str | None]], model, tmp_path: Path) -> None:  # noqa: ANN001
+    d, _ = corpus
+    weird = next(p for p in d.iterdir() if p.name.startswith('x" or'))
+    db = tmp_path / "inj.db"
+    with Store.connect(str(db)) as store:
+        ingest_paths(store, model, [str(d / "good.mp4"), str(weird)], Sampling())
+        assert len(store.find_by_path(str(weird))) == 1
+        assert store.find_by_path(str(d / 'nothing" or video_id > 0 or "')) == []
+    res = runner.invoke(app, ["delete", str(d / 'x" or 1==1 or "'), "--uri", str(db)])
+    assert res.exit_code == 1 and "no such stored video" in res.output
+    with Store.connect(str(db)) as store:
+        assert len(store.list_videos()) == 2
+    with pytest.raises(Exception, match="integers"):
+        in_filter("video_id", ["1 or 1==1"])  # type: ignore[list-item]
+
+
+_INGEST = """
+import sys
+from vidret_milvus.cli import main
+sys.argv = ["vidret-milvus", "ingest", sys.argv[1], "--uri", sys.argv[2]]
+main()
+"""
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kill_9_during_ingest_never_shows_half_a_video(tmp_path_factory: pytest.TempPathFactory, model, seed: int) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(seed)
+    d = tmp_path_factory.mktemp(f"kill{seed}")
+    refs = d / "refs"
+    refs.mkdir()
+    for i, photos in enumerate([["chelsea", "coffee", "rocket"], ["astronaut", "camera", "coins"], ["moon", "brick", "text"]]):
+        make_video(refs / f"v{i}.mp4", [Scene(p) for p in photos], duration=30, fps=10, size=(160, 120), seed=seed * 10 + i)
+    db = d / "k.db"
+    proc = subprocess.Popen([sys.executable, "-c", _INGEST, str(refs), str(db)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    time.sleep(float(rng.uniform(4.0, 14.0)))  # model load takes ~2-5 s: kill before, during or after writes
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(1.0)  # the embedded Milvus Lite server notices its parent is gone
+    with Store.connect(str(db)) as store:
+        if store.meta() is not None:
+            for r in store.list_videos(READY):
+                assert store.count(store.codes, in_filter("video_id", [r.video_id])) == r.frames
+            resp = search_video(store, model, refs / "v1.mp4", SearchParams())
+            ready = {r.video_id for r in store.list_videos(READY)}
+            assert {r.video_id for r in resp.results} <= ready
+        rep = ingest_paths(store, model, sorted(str(p) for p in refs.iterdir()), Sampling())
+        assert not rep.failed
+        rows = store.list_videos()
+        assert len(rows) == 3 and all(r.status == READY for r in rows)
+        for r in rows:
+            assert store.count(store.codes, in_filter("video_id", [r.video_id])) == r.frames
+        assert store.count(store.codes) == sum(r.frames for r in rows)
+
+
+def test_concurrent_searches(tmp_path: Path, model) -> None:  # noqa: ANN001
+    """8 clients searching at once through one store: no errors, same answers as alone."""
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    make_video(refs / "a.mp4", [Scene("chelsea"), Scene("coffee"), Scene("rocket")], duration=9, fps=10, seed=1)
+    make_video(refs / "b.mp4", [Scene("astronaut"), Scene("camera"), Scene("coins")], duration=9, fps=10, seed=2)
+    with Store.connect(str(tmp_path / "l.db")) as store:
+        ingest_paths(store, model, [str(refs / "a.mp4"), str(refs / "b.mp4")], Sampling())
+        from vidret_milvus.fingerprint import fingerprint_video
+        from vidret_milvus.search import search_descriptor
+
+        queries = [fingerprint_video(refs / n, model) for n in ("a.mp4", "b.mp4")]
+        expected = [search_descriptor(store, q).results[0].path for q in queries]
+        errors: list[BaseException] = []
+        latencies: list[float] = []
+        lock = threading.Lock()
+        deadline = time.monotonic() + 5.0
+
+        def client(k: int) -> None:
+            n = 0
+            while time.monotonic() < deadline and n < 50:
+                q = k % 2
+                t = time.perf_counter()
+                try:
+                    top = search_descriptor(store, queries[q]).results[0].path
+                    assert top == expected[q]
+                except BaseException as exc:  # collected and re-raised in the test thread
+                    errors.append(exc)
+                    return
+                with lock:
+                    latencies.append(time.perf_counter() - t)
+                n += 1
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    assert not errors, errors[0]
+    assert len(latencies) >= 8
