@@ -385,7 +385,7 @@ def _check_each_file_once(reports: list[dict], refs: Path) -> None:
     seen: list[str] = []
     for r in reports:
         seen += [x["path"] for x in r["ingested"]] + [x["path"] for x in r["already_present"]]
-        seen += [x["path"] for x in r["failed"]] + list(r["skipped_not_video"])
+        seen += [x["path"] for x in r["failed"]] + [x["path"] for x in r["skipped_not_video"]]
     assert sorted(seen) == sorted(str(p) for p in refs.iterdir())  # every file, in exactly one shard
     ingested = sorted(Path(x["path"]).name for r in reports for x in r["ingested"])
     assert ingested == ["a.mp4", "b.mp4"]

@@ -295,7 +295,7 @@ class Store:
         """Create the collections for ``meta`` or check the existing ones were made with it."""
         names = [self.codes, self.embeddings, self.videos]
         have = [bool(self._call("has_collection", self.client.has_collection, n)) for n in names]
-        if any(have) and not all(have):
+        if any(have) and not all(have) and not self.is_lite:
             # Parallel ingest workers (--shard i/N) may be creating them right now: give them time.
             deadline = time.monotonic() + min(self.timeout, 30.0)
             while any(have) and not all(have) and time.monotonic() < deadline:
