@@ -246,10 +246,10 @@ class PairDataset:
     """
 
     def __init__(self, samples: SampleSet, size: int, seed: int, pip_other: float = 0.5,
-                 n_ops: tuple[int, int] = (1, 4)) -> None:
+                 n_ops: tuple[int, int] = (1, 4), ops: tuple[str, ...] | None = None) -> None:
         self.samples, self.size, self.seed = samples, size, seed
         self.gids = samples.group_ids()
-        self.pip_other, self.n_ops = pip_other, n_ops
+        self.pip_other, self.n_ops, self.ops = pip_other, n_ops, tuple(ops) if ops else None
 
     def __len__(self) -> int:
         return 2**62
@@ -261,7 +261,7 @@ class PairDataset:
         i = int(rng.integers(len(self.samples)))
         img = self.samples.image(i)
         other = self.samples.image(int(rng.integers(len(self.samples)))) if rng.random() < self.pip_other else None
-        copy = random_edit(img, rng, other=other, n_ops=self.n_ops)
+        copy = random_edit(img, rng, other=other, n_ops=self.n_ops, ops=self.ops)
         a, p = view(img, self.size), view(copy, self.size)
         return torch.from_numpy(a.copy()), torch.from_numpy(p.copy()), int(self.gids[i])
 

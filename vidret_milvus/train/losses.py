@@ -76,13 +76,18 @@ def stage2_quant_loss(
     fixed_margin: float,
     w21: float,
     w22: float,
+    max_margin: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """L_q for one batch of T triplets; ``l_em`` (T,) the texture head's per-triplet loss (used
-    only detached); ``u_all`` every quantization output of the batch (for L_coding).
+    only detached); ``u_all`` every quantization output of the batch (for L_coding);
+    ``max_margin`` > 0 caps the adaptive margin (a guard, not in the patent: a margin beyond
+    what the code length allows only saturates the outputs).
     Returns l_q, l_triplet, l_coding and the mean margin (bits)."""
     l_em = l_em.detach()
     if variant == "v1":
         margin = adaptive_margin(l_em, margin0, m_em)
+        if max_margin > 0:
+            margin = margin.clamp(max=max_margin)
         lt = triplet_q(ua, up, un, margin)
         l_triplet = lt.mean()
         weighted = l_triplet

@@ -111,6 +111,7 @@ class State:
     stop_reason: dict[str, str] = dataclasses.field(default_factory=dict)
     steps_done: dict[str, int] = dataclasses.field(default_factory=dict)
     seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+    probe: dict[str, dict] = dataclasses.field(default_factory=dict)  # validation-pair losses after each stage
 
 
 class Trainer:
@@ -147,7 +148,7 @@ class Trainer:
 
     def _dataset(self, stage: int, train: SampleSet) -> PairDataset:
         return PairDataset(train, self.cfg.data.input_size, seed=self.cfg.run.seed * 1000 + stage,
-                           pip_other=self.cfg.data.pip_other, n_ops=tuple(self.cfg.data.edits))  # type: ignore[arg-type]
+                           pip_other=self.cfg.data.pip_other, n_ops=tuple(self.cfg.data.edits), ops=self.cfg.data.ops)  # type: ignore[arg-type]
 
     def _backbone_params(self) -> list[torch.nn.Parameter]:
         assert self.model is not None
@@ -163,11 +164,12 @@ class Trainer:
 
         if stage == 1:
             self.opts = [sgd([{"params": list(self.model.texture_head.parameters()), "lr": c.lr},
-                              {"params": bb, "lr": c.lr * c.backbone_lr_mult}])]
+                              {"params": bb, "lr": c.backbone_lr}])]
         else:
-            self.opts = [sgd([{"params": list(self.model.texture_head.parameters()), "lr": c.lr}]),
-                         sgd([{"params": list(self.model.quant_head.parameters()), "lr": c.lr},
-                              {"params": bb, "lr": c.lr * c.backbone_lr_mult}])]
+            s2 = self.cfg.stage2
+            self.opts = [sgd([{"params": list(self.model.texture_head.parameters()), "lr": s2.lr}]),
+                         sgd([{"params": list(self.model.quant_head.parameters()), "lr": s2.quant_lr},
+                              {"params": bb, "lr": s2.backbone_lr}])]
 
     def _lr_at(self, stage: int, step: int, elapsed: float) -> float:
         """Cosine decay to 10 % over the budget, after a short linear warm-up. Progress is the
@@ -204,13 +206,19 @@ class Trainer:
             return False
         blob = torch.load(path, map_location="cpu", weights_only=False)
         assert self.model is not None
+        old, new = json.loads(json.dumps(blob["config"])), json.loads(self.cfg.to_json())
+        changed = sorted(f"{sec}.{k}" for sec, vals in new.items() for k, v in vals.items() if old.get(sec, {}).get(k) != v)
+        if changed:
+            self.hooks.log(f"warning: resuming {path} with changed settings: {', '.join(changed)}")
         self.model.load_state_dict(blob["model"])
         self.state = State(**blob["state"])
         if self.state.stage in (1, 2):
             self._make_opts(self.state.stage)
             for o, sd in zip(self.opts, blob["opts"]):
                 o.load_state_dict(sd)
-        self.hooks.log(f"resumed from {path}: stage {self.state.stage}, step {self.state.step}")
+        self.state.probe = dict(self.state.probe)
+        where = "already finished (--no-resume starts again)" if self.state.stage > 2 else f"stage {self.state.stage}, step {self.state.step}"
+        self.hooks.log(f"resumed from {path}: {where}")
         return True
 
     def _save_model(self, name: str) -> Path:
@@ -269,7 +277,7 @@ class Trainer:
                         continue
                     l_em = triplet_em(e[:b][ai], e[b:][ai], e[:b][ni], cfg.stage1.margin_em)
                     loss = l_em.mean()
-                    losses = {"l_em": float(loss)}
+                    losses = {"l_em": float(loss.detach())}
                 else:
                     e = model.texture_head(f.detach())  # L_em' reaches the texture head only
                     u = model.quant_head(f)
@@ -281,12 +289,12 @@ class Trainer:
                     q = stage2_quant_loss(
                         cfg.stage2.variant, l_em, u[:b][ai], u[b:][ai], u[:b][ni], u, m_em=st.m_em,
                         margin0=cfg.stage2.margin0, margin_em=cfg.stage1.margin_em, fixed_margin=cfg.stage2.fixed_margin,
-                        w21=cfg.stage2.w21, w22=cfg.stage2.w22,
+                        w21=cfg.stage2.w21, w22=cfg.stage2.w22, max_margin=cfg.stage2.max_margin,
                     )
                     loss = l_em.mean() + q["l_q"]
-                    losses = {"l_em": float(l_em.mean()), **{k: float(v) for k, v in q.items()}}
-                if not math.isfinite(float(loss)):
-                    raise FloatingPointError(f"stage {stage} step {st.step}: loss is {float(loss)}")
+                    losses = {"l_em": float(l_em.detach().mean()), **{k: float(v.detach()) for k, v in q.items()}}
+                if not math.isfinite(float(loss.detach())):
+                    raise FloatingPointError(f"stage {stage} step {st.step}: loss is {float(loss.detach())}")
                 for o in self.opts:
                     o.zero_grad(set_to_none=True)
                 loss.backward()
@@ -345,18 +353,50 @@ class Trainer:
         set_feature_norm(self.model, mean, std)
 
     @torch.no_grad()
-    def _measure_m_em(self, train: SampleSet) -> float:
-        """M_em on ``8 * batch`` training samples (their views) with the stage-1 model."""
+    def _stage2_init(self, train: SampleSet) -> float:
+        """Start of stage 2, on ``max(64, 8 * batch)`` training samples seen by the stage-1 model:
+        centre the quantization head (``stage2.center_quant``: each bit's bias set so that the bit
+        splits the samples in half; stage 1 moved the features the untrained hyperplanes were
+        centred on, and an off-centre head lets every code collapse to one value), then measure
+        M_em (unless configured). Returns M_em."""
         assert self.model is not None
         self.model.eval()
         ds = PairDataset(train, self.cfg.data.input_size, seed=self.cfg.run.seed * 1000 + 8, pip_other=0.0)
-        embs, us, gs = [], [], []
+        feats, gs = [], []
         n = max(64, 8 * self.cfg.data.batch)
         for s in range(0, n, 32):
             a, _, g = _collate([ds[i] for i in range(s, min(n, s + 32))])
-            f = self._feats(to_input(a, self.model, self.device))
-            embs.append(self.model.texture_head(f)), us.append(self.model.quant_head(f)), gs.append(g)
-        return m_em_from_data(torch.cat(embs).cpu(), torch.cat(us).cpu(), torch.cat(gs))
+            feats.append(self._feats(to_input(a, self.model, self.device))), gs.append(g)
+        f = torch.cat(feats)
+        if self.cfg.stage2.center_quant:
+            lin = self.model.quant_head.proj
+            lin.bias.sub_((f @ lin.weight.T + lin.bias).median(0).values)
+        if self.cfg.stage2.m_em:
+            return float(self.cfg.stage2.m_em)
+        return m_em_from_data(self.model.texture_head(f).cpu(), self.model.quant_head(f).cpu(), torch.cat(gs))
+
+    @torch.no_grad()
+    def probe(self, samples: SampleSet, n_batches: int = 4) -> dict[str, float]:
+        """Losses of the current model on fixed pairs of ``samples`` (the same pairs every time):
+        L_em over mined triplets, and the Hamming distances of copies and of the mined negatives."""
+        assert self.model is not None
+        was = self.model.training
+        self.model.eval()
+        ds = PairDataset(samples, self.cfg.data.input_size, seed=self.cfg.run.seed * 1000 + 9, pip_other=self.cfg.data.pip_other,
+                         n_ops=tuple(self.cfg.data.edits), ops=self.cfg.data.ops)  # type: ignore[arg-type]
+        b = self.cfg.data.batch
+        l_em, hp, hn = [], [], []
+        for k in range(n_batches):
+            a, p, g = _collate([ds[k * b + j] for j in range(b)])
+            f = self._feats(to_input(torch.cat([a, p]), self.model, self.device))
+            e, u = self.model.texture_head(f), self.model.quant_head(f)
+            ai, ni = batch_triplets(e[:b], g.to(self.device), self.cfg.mining.k_percent, self.cfg.mining.m)
+            l_em.append(triplet_em(e[:b][ai], e[b:][ai], e[:b][ni], self.cfg.stage1.margin_em))
+            bits = (u >= 0).float()
+            hp.append((bits[:b][ai] != bits[b:][ai]).sum(1)), hn.append((bits[:b][ai] != bits[:b][ni]).sum(1))
+        self.model.train(was)
+        return {"l_em": round(float(torch.cat(l_em).mean()), 5), "hamming_copy": round(float(torch.cat(hp).float().mean()), 2),
+                "hamming_negative": round(float(torch.cat(hn).float().mean()), 2)}
 
     def run(self) -> dict:
         cfg, st = self.cfg, self.state
@@ -370,26 +410,31 @@ class Trainer:
         self.hooks.log(f"data: {len(train)} training samples ({len(set(train.groups))} groups), {len(val)} validation")
         self.model = self._build_model()
         resumed = self._load_state()
+        st = self.state  # replaced by a resume
         if not resumed and cfg.model.feature_norm == "data" and not cfg.model.checkpoint:
             self._feature_norm_from_data(train)
+        if not resumed:
+            st.probe["start"] = self.probe(val)
         if st.stage == 1:
             if cfg.stage1.steps > 0:
                 self._stage(1, train)
+                st.probe["stage1"] = self.probe(val)
                 self._save_model("stage1")
             st.stage, st.step, st.elapsed, self.opts = 2, 0, 0.0, []
             self.save_state()
         if st.stage == 2:
             if cfg.stage2.enabled and cfg.stage2.steps > 0:
                 if st.step == 0 or not st.m_em:
-                    st.m_em = cfg.stage2.m_em or self._measure_m_em(train)
+                    st.m_em = self._stage2_init(train)
                     self.hooks.log(f"M_em = {st.m_em:.5f} texture units per bit"
                                    + (" (measured on training data)" if not cfg.stage2.m_em else " (configured)"))
                 self._stage(2, train)
+                st.probe["stage2"] = self.probe(val)
             st.stage, self.opts = 3, []
             self.save_state()
         final = self._save_model("final")
         summary = {"out": str(self.out), "final": str(final), "m_em": st.m_em, "steps": st.steps_done, "seconds": st.seconds,
-                   "stop_reason": st.stop_reason, "ema": st.ema, "variant": cfg.stage2.variant if cfg.stage2.enabled else None,
+                   "stop_reason": st.stop_reason, "ema": st.ema, "probe_val": st.probe, "variant": cfg.stage2.variant if cfg.stage2.enabled else None,
                    "wall_s": round(time.perf_counter() - t0, 1)}
         plot_losses(self.out)
         if cfg.run.eval:
@@ -460,7 +505,8 @@ def plot_losses(out: str | Path) -> Path | None:
             ax.plot(step, [float(r[k]) for r in rows], label=k, lw=1.5 if "ema" in k else 0.6)
         ax.set_title(f"stage {s}" + (" (backbone + texture head)" if s == 1 else " (texture head | backbone + quant head)"))
         ax.set_xlabel("step")
-        ax.set_yscale("log" if s == 2 else "linear")
+        if s == 2:  # zeros (satisfied hinges) are common: symmetric log
+            ax.set_yscale("symlog", linthresh=1e-3)
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -502,7 +548,7 @@ def combine_evals(paths: list[str]) -> dict:
             out[f"{run}/{k}"] = v
         if summary_path.is_file():
             s = json.loads(summary_path.read_text())
-            out[f"{run}/_training"] = {k: s.get(k) for k in ("steps", "seconds", "stop_reason", "m_em", "ema", "variant", "wall_s")}
+            out[f"{run}/_training"] = {k: s.get(k) for k in ("steps", "seconds", "stop_reason", "m_em", "ema", "probe_val", "variant", "wall_s")}
     return out
 
 
@@ -522,6 +568,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--device", default="cpu")
     c = sub.add_parser("combine")
     c.add_argument("evals", nargs="+")
+    pl = sub.add_parser("plot", help="loss.png of a run folder from its loss CSVs (needs matplotlib)")
+    pl.add_argument("run")
     args = ap.parse_args(argv)
     if args.cmd == "train":
         cfg = load_config(args.config, args.set)
@@ -540,6 +588,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(evaluate_checkpoints(cks, args.cache, device=args.device), indent=1))
     elif args.cmd == "combine":
         print(json.dumps(combine_evals(args.evals), indent=1))
+    elif args.cmd == "plot":
+        path = plot_losses(args.run)
+        print(path if path else "matplotlib is not installed (or no loss CSV): no plot")
     return 0
 
 
