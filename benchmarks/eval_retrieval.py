@@ -133,6 +133,8 @@ def main() -> None:
     ap.add_argument("--uri", default=None, help="Milvus server URI (default: a fresh Milvus Lite file)")
     ap.add_argument("--radius", type=int, default=SearchParams.radius)
     ap.add_argument("--name", default="", help="suffix of the results file")
+    ap.add_argument("--align-min-score", type=float, default=AlignParams.min_score, help="mean similarity a segment needs")
+    ap.add_argument("--frame-match-l2", type=float, default=SearchParams.frame_match_l2, help="L2 distance beyond which a re-rank hit is no frame match")
     args = ap.parse_args()
     gt = json.loads((DATA / "ground_truth.json").read_text())
     refs, queries = gt["references"], gt["queries"]
@@ -169,7 +171,8 @@ def main() -> None:
     cand_share: list[float] = []
     total_ref_frames = sum(d.num_frames for d in ref_desc.values())
     for mode in Mode:
-        params = SearchParams(mode=mode, radius=args.radius, top_n=len(refs))
+        params = SearchParams(mode=mode, radius=args.radius, top_n=len(refs), frame_match_l2=args.frame_match_l2,
+                              align=dataclasses.replace(AlignParams(), min_score=args.align_min_score))
         preds: dict[str, list[dict]] = {}
         for q in queries:
             t = time.perf_counter()
@@ -186,7 +189,7 @@ def main() -> None:
     store.close()
 
     # baselines on the same sampled frames
-    params = SearchParams()
+    params = SearchParams(frame_match_l2=args.frame_match_l2, align=dataclasses.replace(AlignParams(), min_score=args.align_min_score))
     emb_preds: dict[str, list[dict]] = {}
     ph_preds: dict[str, list[dict]] = {}
     ref_ph = {n: phash(np.concatenate([b.frames for b in iter_frames(DATA / "refs" / n, fps=1.0, short_side=256)])) for n in ref_desc}
@@ -222,6 +225,7 @@ def main() -> None:
 
     report: dict[str, object] = {
         "model_id": model.model_id, "checkpoint": args.checkpoint, "radius": args.radius,
+        "align_min_score": args.align_min_score, "frame_match_l2": args.frame_match_l2,
         "references": len(refs), "reference_seconds": round(ref_seconds, 1), "queries": len(queries),
         "positives": sum(q["positive"] for q in queries),
         "ingest_realtime_x": round(ref_seconds / ingest_s, 1),
