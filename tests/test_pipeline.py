@@ -235,3 +235,17 @@ def test_discover_finds_files_in_stable_order(media: dict[str, Path]) -> None:
     files, problems = discover(media["refs"])
     assert [Path(f).name for f in files] == ["a.mp4", "b.mp4", "broken.mp4", "notes.txt"]
     assert problems == []
+
+
+def test_fingerprint_cli_writes_descriptor(media: dict[str, Path], tmp_path: Path) -> None:
+    from vidret_milvus.descriptor import VideoDescriptor
+
+    out = tmp_path / "a.npz"
+    res = runner.invoke(app, ["fingerprint", str(media["refs"] / "a.mp4"), "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    d = VideoDescriptor.load(out)
+    assert summary["frames"] == d.num_frames == 30 and summary["code_bits"] == 128 and summary["embedding_dim"] == 256
+    assert d.codes.shape == (30, 16) and np.allclose(d.timestamps, np.arange(30), atol=0.02)
+    res = runner.invoke(app, ["fingerprint", str(media["refs"] / "broken.mp4")])
+    assert res.exit_code == 1 and "broken.mp4" in res.output and "not a media file" in res.output
