@@ -139,3 +139,21 @@ def test_lukemelas_mapping_checks_shapes() -> None:
     net = FingerprintModel(ModelConfig()).backbone
     with pytest.raises(ModelError):
         lukemelas_to_timm({"a": torch.zeros(1)}, net)
+
+
+def test_shipped_trained_checkpoint(model: FingerprintModel) -> None:
+    """The trained model in the repo (patent stage 2, variant 1) loads, differs from the
+    default, and keeps edited copies nearer than unrelated photos in Hamming distance."""
+    from pathlib import Path
+
+    import vidret_milvus
+
+    ckpt = Path(vidret_milvus.__file__).parent / "models" / "patent_v1"
+    trained = load_model(checkpoint=ckpt)
+    assert trained.config.trained and trained.model_id != model.model_id
+    photos = _photos()
+    for name in ("chelsea", "coffee", "rocket"):
+        _, c_orig = trained.embed_frames(photos[name][None])
+        _, c_edit = trained.embed_frames(_edit(photos[name])[None])
+        others = [trained.embed_frames(photos[o][None])[1] for o in photos if o != name]
+        assert _hamming(c_orig[0], c_edit[0]) < min(_hamming(c_orig[0], o[0]) for o in others)
