@@ -23,10 +23,11 @@ def main() -> None:
                   f"60 s 1280x720 H.264 clip of Big Buck Bunny, 1 fps, {d['threads']} threads, measured {d['when']}.", ""]
         rows = [[k, v] for k, v in d.items() if k not in ("when", "machine", "clip", "threads", "seconds")]
         parts += [table(rows, ["measure", "value"]), ""]
-    for f in sorted(RESULTS.glob("retrieval*.json")):
+    for f in sorted(RESULTS.glob("retrieval*.json"), key=lambda p: (p.stem != "retrieval", p.stem)):
         d = json.loads(f.read_text())
         parts += [f"## Copy detection (`benchmarks/eval_retrieval.py`{' --name ' + f.stem.split('-', 1)[1] if '-' in f.stem else ''})", "",
-                  f"Model `{d['model_id']}` (checkpoint: {d['checkpoint'] or 'default'}), radius {d['radius']}, {d['references']} references "
+                  f"Model `{d['model_id']}` (checkpoint: {d['checkpoint'] or 'default, untrained heads'}), radius {d['radius']}, "
+                  f"segment min similarity {d.get('align_min_score', 0.6)}, frame match L2 <= {d.get('frame_match_l2', 1.0)}, {d['references']} references "
                   f"({d['reference_seconds']} s), {d['queries']} queries ({d['positives']} with a copy). Ingest {d['ingest_realtime_x']}x realtime; "
                   f"search p50 {d['search_ms_p50']} ms, p95 {d['search_ms_p95']} ms (after fingerprinting; fingerprint p50 {d['fingerprint_ms_p50']} ms). "
                   f"Hamming stage: {d['hamming_recall_of_l2_nn']:.1%} of copied query frames have their exhaustive L2 nearest neighbour within the radius; "
@@ -43,6 +44,13 @@ def main() -> None:
                   f"Milvus Lite, radius {d['radius']}, {d['queries']} queries of 20 frames; real + synthetic fingerprints; measured {d['when']}.", ""]
         cols = ["frames", "insert_frames_per_s", "search_p50_ms", "search_p95_ms", "hamming_recall_vs_exhaustive", "candidate_frames_mean", "db_bytes"]
         parts += [table([[r[c] for c in cols] for r in d["sizes"].values()], cols), ""]
+    sv = RESULTS / "serve.json"
+    if sv.is_file():
+        d = json.loads(sv.read_text())
+        parts += ["## Review server under load (`benchmarks/bench_serve.py`)", "",
+                  f"{d['clients']} concurrent clients on loopback for {d['seconds']} s, Milvus Lite, searches serialised by one lock "
+                  f"(each search fingerprints a stored 20-50 s clip). Errors: {d['errors']}.", "",
+                  table([[k, d[k]["requests"], d[k]["p50_ms"], d[k]["p95_ms"], d[k]["per_s"]] for k in ("search", "range")], ["request", "count", "p50 ms", "p95 ms", "per s"]), ""]
     (ROOT / "benchmarks" / "RESULTS.md").write_text("\n".join(parts))
     print("wrote benchmarks/RESULTS.md")
 
