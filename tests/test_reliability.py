@@ -202,3 +202,52 @@ def test_concurrent_searches(tmp_path: Path, model) -> None:  # noqa: ANN001
             t.join(30)
     assert not errors, errors[0]
     assert len(latencies) >= 8
+
+
+class _Flaky:
+    """Stands in for the network only: fails ``n`` times with a transport error, then answers."""
+
+    def __init__(self, n: int, exc: Exception) -> None:
+        self.n, self.exc, self.calls = n, exc, 0
+
+    def has_collection(self, name: str, timeout: float | None = None) -> bool:
+        self.calls += 1
+        assert timeout is not None  # every RPC carries a timeout
+        if self.calls <= self.n:
+            raise self.exc
+        return False
+
+
+def test_transient_failures_are_retried_with_backoff_then_reported() -> None:
+    from vidret_milvus.errors import StoreError
+
+    flaky = _Flaky(2, ConnectionError("StatusCode.UNAVAILABLE: connection refused"))
+    store = Store(flaky, "http://127.0.0.1:19530", timeout=1.0)
+    store.backoff_s = 0.01
+    assert store.exists() is False and flaky.calls == 3
+    dead = _Flaky(99, ConnectionError("StatusCode.UNAVAILABLE: connection refused"))
+    store = Store(dead, "http://127.0.0.1:19530", timeout=1.0)
+    store.backoff_s = 0.01
+    t = time.perf_counter()
+    with pytest.raises(StoreError, match="not answering"):
+        store.exists()
+    assert dead.calls == store.retries + 1 and time.perf_counter() - t < 5
+    refused = _Flaky(99, ValueError("collection not found"))
+    store = Store(refused, "http://127.0.0.1:19530", timeout=1.0)
+    with pytest.raises(StoreError):
+        store.exists()
+    assert refused.calls == 1  # a refused request is not retried
+
+
+def test_no_server_gives_clear_error_quickly(tmp_path: Path) -> None:
+    """A server URI nobody answers on: a clear error within the timeout, no hang; the token is not echoed."""
+    from vidret_milvus.errors import StoreError
+
+    t = time.perf_counter()
+    res = runner.invoke(app, ["stats", "--uri", "http://127.0.0.1:9", "--token", "root:s3cret-token"], env={"VIDRET_TIMEOUT": "3"})
+    assert res.exit_code == 1
+    assert "s3cret-token" not in res.output
+    assert "127.0.0.1:9" in res.output
+    assert time.perf_counter() - t < 120
+    with pytest.raises(StoreError):
+        Store.connect("http://127.0.0.1:9", token="root:s3cret-token", timeout=2)

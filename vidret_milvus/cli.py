@@ -61,7 +61,12 @@ def _connect(uri: str, token: str, prefix: str, binary_index: Optional[str] = No
     nlist = os.environ.get("VIDRET_IVF_NLIST", "").strip()
     if nlist and not nlist.isdigit():
         raise VidretError(f"VIDRET_IVF_NLIST must be an integer, got {nlist!r}")
-    return Store.connect(uri=uri, token=token, prefix=prefix, binary_index=binary_index, nlist=int(nlist) if nlist else None)
+    timeout = os.environ.get("VIDRET_TIMEOUT", "30").strip()
+    try:
+        timeout_s = float(timeout)
+    except ValueError:
+        raise VidretError(f"VIDRET_TIMEOUT must be seconds, got {timeout!r}") from None
+    return Store.connect(uri=uri, token=token, prefix=prefix, binary_index=binary_index, nlist=int(nlist) if nlist else None, timeout=timeout_s)
 
 
 @app.command()

@@ -168,6 +168,15 @@ def _load_schema(name: str, **subst: object) -> dict[str, Any]:
     return sub(spec)
 
 
+_TRANSIENT = ("unavailable", "deadline", "connection refused", "connect failed", "fail connecting", "socket closed", "timeout", "not ready")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure worth retrying: the server is unreachable or slow, not a refused request."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(t in text for t in _TRANSIENT)
+
+
 def _new_client(uri: str, token: str, timeout: float) -> Any:
     import logging
     import warnings
@@ -274,13 +283,24 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # Bounded retries of transient failures (server restarting, network blip). Every call this
+    # class makes is idempotent (upserts, deletes by id, reads), so repeating one is safe.
+    retries: int = 3
+    backoff_s: float = 0.5
+
     def _call(self, what: str, fn: Any, *args: Any, **kw: Any) -> Any:
-        try:
-            return fn(*args, timeout=self.timeout, **kw)
-        except StoreError:
-            raise
-        except Exception as exc:
-            raise StoreError(f"Milvus {what} failed: {exc}") from exc
+        for attempt in range(self.retries + 1):
+            try:
+                return fn(*args, timeout=self.timeout, **kw)
+            except StoreError:
+                raise
+            except Exception as exc:
+                if attempt < self.retries and is_transient(exc):
+                    time.sleep(self.backoff_s * 2**attempt)
+                    continue
+                hint = " (the Milvus server is not answering: is it running?)" if is_transient(exc) else ""
+                raise StoreError(f"Milvus {what} failed{hint}: {exc}") from exc
+        raise AssertionError("unreachable")
 
     def exists(self) -> bool:
         return bool(self._call("has_collection", self.client.has_collection, self.videos))
