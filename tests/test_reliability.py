@@ -251,3 +251,51 @@ def test_no_server_gives_clear_error_quickly(tmp_path: Path) -> None:
     assert time.perf_counter() - t < 120
     with pytest.raises(StoreError):
         Store.connect("http://127.0.0.1:9", token="root:s3cret-token", timeout=2)
+
+
+_KILL_SERVER = """
+import os, signal, sys, time
+from pathlib import Path
+from vidret_milvus.store import Store
+from vidret_milvus.errors import StoreError
+db = sys.argv[1]
+store = Store.connect(db, timeout=5)
+store.backoff_s = 0.05
+assert store.stats()["videos"] == 1
+pids = []
+for entry in Path("/proc").iterdir():
+    if entry.name.isdigit():
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "milvus" in cmd and db in cmd and int(entry.name) != os.getpid():
+            pids.append(int(entry.name))
+assert pids, "Milvus Lite runs its server as a child process"
+for pid in pids:
+    os.kill(pid, signal.SIGKILL)
+time.sleep(1)
+t = time.perf_counter()
+try:
+    store.stats()
+    print("NO ERROR")
+except StoreError as exc:
+    print(f"ERROR after {time.perf_counter() - t:.1f}s: {exc}"[:300])
+"""
+
+
+def test_server_stopped_mid_run_then_restarted(tmp_path: Path) -> None:
+    """The embedded Milvus (Lite's server process) dies under a running process: its next call
+    fails with a clear, bounded error (retried, then reported); the next run works, data intact."""
+    make_video(tmp_path / "a.mp4", [Scene("chelsea"), Scene("coffee")], duration=6, fps=10, seed=1)
+    db = str(tmp_path / "s.db")
+    cli = [sys.executable, "-m", "vidret_milvus.cli"]
+    assert subprocess.run([*cli, "ingest", str(tmp_path / "a.mp4"), "--uri", db], capture_output=True, timeout=300).returncode == 0
+    out = subprocess.run([sys.executable, "-c", _KILL_SERVER, db], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    line = out.stdout.strip().splitlines()[-1]
+    assert line.startswith("ERROR after") and "Milvus" in line, line
+    assert float(line.split()[2].rstrip("s:")) < 60
+    res = subprocess.run([*cli, "stats", "--uri", db, "--json"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["videos"] == 1

@@ -299,7 +299,8 @@ class Store:
                     time.sleep(self.backoff_s * 2**attempt)
                     continue
                 hint = " (the Milvus server is not answering: is it running?)" if is_transient(exc) else ""
-                raise StoreError(f"Milvus {what} failed{hint}: {exc}") from exc
+                detail = " ".join(str(exc).split())  # pymilvus messages span lines
+                raise StoreError(f"Milvus {what} failed{hint}: {detail[:500]}") from exc
         raise AssertionError("unreachable")
 
     def exists(self) -> bool:
