@@ -22,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import ROOT, save
+import json
+
+from _common import RESULTS, ROOT, save
 from vidret_milvus.descriptor import VideoDescriptor
 from vidret_milvus.search import SearchParams, search_descriptor
 from vidret_milvus.store import Store, StoreMeta
@@ -97,6 +99,14 @@ def run_size(n_frames: int, real: VideoDescriptor, uri: str | None, radius: int,
     store.flush()
     codes_all = np.concatenate(all_codes)
     lat, recalls, cand_frames = [], [], []
+    ham_milvus, ham_faiss, ham_numpy, faiss_agree = [], [], [], []
+    try:
+        import faiss  # optional: pip install faiss-cpu (the `bench` extra)
+
+        findex = faiss.IndexBinaryFlat(128)
+        findex.add(codes_all)
+    except ImportError:
+        findex = None
     params = SearchParams(radius=radius)
     for _ in range(queries):
         s = int(rng.integers(0, real.num_frames - 20))
@@ -105,12 +115,21 @@ def run_size(n_frames: int, real: VideoDescriptor, uri: str | None, radius: int,
         resp = search_descriptor(store, q, params)
         lat.append(time.perf_counter() - t)
         cand_frames.append(resp.candidates["frames"])
+        t = time.perf_counter()
         hits = store.range_search_codes(q.codes, radius)
+        ham_milvus.append(time.perf_counter() - t)
+        t = time.perf_counter()
         truth = int((popcount_dist(q.codes, codes_all) <= radius).sum())
+        ham_numpy.append(time.perf_counter() - t)
         recalls.append(len(hits.ids) / truth if truth else 1.0)
+        if findex is not None:
+            t = time.perf_counter()
+            lims, _, _ = findex.range_search(q.codes, radius + 1)  # faiss keeps d < radius
+            ham_faiss.append(time.perf_counter() - t)
+            faiss_agree.append(int(lims[-1]) == truth)
     store.close()
     lat_ms = np.array(lat) * 1e3
-    return {
+    out: dict[str, object] = {
         "frames": int(len(codes_all)),
         "videos": i + 1,
         "insert_frames_per_s": round(len(codes_all) / insert_s, 1),
@@ -120,7 +139,16 @@ def run_size(n_frames: int, real: VideoDescriptor, uri: str | None, radius: int,
         "hamming_recall_vs_exhaustive": round(float(np.mean(recalls)), 4),
         "candidate_frames_mean": round(float(np.mean(cand_frames)), 1),
         "db_bytes": sum(f.stat().st_size for f in work.rglob("*") if f.is_file()) if uri is None else None,
+        "hamming_stage_p50_ms": {
+            "milvus_range_search": round(float(np.percentile(ham_milvus, 50)) * 1e3, 2),
+            "faiss_IndexBinaryFlat": round(float(np.percentile(ham_faiss, 50)) * 1e3, 2) if ham_faiss else None,
+            "numpy_exhaustive": round(float(np.percentile(ham_numpy, 50)) * 1e3, 2),
+        },
+        "faiss_same_hits": bool(all(faiss_agree)) if faiss_agree else None,
     }
+    if out["db_bytes"]:
+        out["bytes_per_reference_hour"] = int(out["db_bytes"] / (out["frames"] / 3600.0))  # 1 fps
+    return out
 
 
 def main() -> None:
@@ -138,7 +166,12 @@ def main() -> None:
         r = run_size(n, real, args.uri, args.radius, args.queries, rng)
         results[str(n)] = r
         print(f"{n:>9} frames: " + ", ".join(f"{k} {v}" for k, v in r.items()), flush=True)
-    save("search", {"radius": args.radius, "queries": args.queries, "sizes": results})
+    previous = RESULTS / "search.json"
+    if previous.is_file():  # keep sizes measured by earlier runs (1M frames takes long)
+        old = json.loads(previous.read_text())
+        if old.get("radius") == args.radius:
+            results = {**old.get("sizes", {}), **results}
+    save("search", {"radius": args.radius, "queries": args.queries, "sizes": dict(sorted(results.items(), key=lambda kv: int(kv[0])))})
 
 
 if __name__ == "__main__":
