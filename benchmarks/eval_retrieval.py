@@ -133,10 +133,13 @@ def main() -> None:
     ap.add_argument("--uri", default=None, help="Milvus server URI (default: a fresh Milvus Lite file)")
     ap.add_argument("--radius", type=int, default=SearchParams.radius)
     ap.add_argument("--name", default="", help="suffix of the results file")
+    ap.add_argument("--data", type=Path, default=DATA, help="dataset folder (make_dataset.py --out)")
+    ap.add_argument("--duration-threshold", type=float, default=SearchParams.duration_threshold)
     ap.add_argument("--align-min-score", type=float, default=AlignParams.min_score, help="mean similarity a segment needs")
     ap.add_argument("--frame-match-l2", type=float, default=SearchParams.frame_match_l2, help="L2 distance beyond which a re-rank hit is no frame match")
     args = ap.parse_args()
-    gt = json.loads((DATA / "ground_truth.json").read_text())
+    data = args.data
+    gt = json.loads((data / "ground_truth.json").read_text())
     refs, queries = gt["references"], gt["queries"]
     model = load_model(checkpoint=args.checkpoint)
     work = ROOT / "benchmarks" / "out" / "eval"
@@ -151,7 +154,7 @@ def main() -> None:
     ref_desc: dict[str, VideoDescriptor] = {}
     t0 = time.perf_counter()
     for r in refs:
-        path = DATA / "refs" / r["name"]
+        path = data / "refs" / r["name"]
         sha = sha256_file(path)
         d = fingerprint_video(path, model, sampling, video_id=store.free_video_id(sha))
         store.add_video(d, sha)
@@ -164,14 +167,14 @@ def main() -> None:
     fp_ms: list[float] = []
     for q in queries:
         t = time.perf_counter()
-        q_desc[q["name"]] = fingerprint_video(DATA / "queries" / q["name"], model, sampling)
+        q_desc[q["name"]] = fingerprint_video(data / "queries" / q["name"], model, sampling)
         fp_ms.append((time.perf_counter() - t) * 1e3)
     systems: dict[str, dict[str, list[dict]]] = {}
     search_ms: list[float] = []
     cand_share: list[float] = []
     total_ref_frames = sum(d.num_frames for d in ref_desc.values())
     for mode in Mode:
-        params = SearchParams(mode=mode, radius=args.radius, top_n=len(refs), frame_match_l2=args.frame_match_l2,
+        params = SearchParams(mode=mode, radius=args.radius, top_n=len(refs), frame_match_l2=args.frame_match_l2, duration_threshold=args.duration_threshold,
                               align=dataclasses.replace(AlignParams(), min_score=args.align_min_score))
         preds: dict[str, list[dict]] = {}
         for q in queries:
@@ -189,14 +192,14 @@ def main() -> None:
     store.close()
 
     # baselines on the same sampled frames
-    params = SearchParams(frame_match_l2=args.frame_match_l2, align=dataclasses.replace(AlignParams(), min_score=args.align_min_score))
+    params = SearchParams(frame_match_l2=args.frame_match_l2, duration_threshold=args.duration_threshold, align=dataclasses.replace(AlignParams(), min_score=args.align_min_score))
     emb_preds: dict[str, list[dict]] = {}
     ph_preds: dict[str, list[dict]] = {}
-    ref_ph = {n: phash(np.concatenate([b.frames for b in iter_frames(DATA / "refs" / n, fps=1.0, short_side=256)])) for n in ref_desc}
+    ref_ph = {n: phash(np.concatenate([b.frames for b in iter_frames(data / "refs" / n, fps=1.0, short_side=256)])) for n in ref_desc}
     min_cos = 1 - params.frame_match_l2**2 / 2
     for q in queries:
         qd = q_desc[q["name"]]
-        qph = phash(np.concatenate([b.frames for b in iter_frames(DATA / "queries" / q["name"], fps=1.0, short_side=256)]))
+        qph = phash(np.concatenate([b.frames for b in iter_frames(data / "queries" / q["name"], fps=1.0, short_side=256)]))
         emb_preds[q["name"]], ph_preds[q["name"]] = [], []
         for name, rd in ref_desc.items():
             sc, cp, segs = decide_from_sim(qd.timestamps, qd.duration, rd.timestamps, rd.duration, qd.embeddings @ rd.embeddings.T, params, min_cos)
@@ -225,7 +228,8 @@ def main() -> None:
 
     report: dict[str, object] = {
         "model_id": model.model_id, "checkpoint": args.checkpoint, "radius": args.radius,
-        "align_min_score": args.align_min_score, "frame_match_l2": args.frame_match_l2,
+        "align_min_score": args.align_min_score, "frame_match_l2": args.frame_match_l2, "duration_threshold": args.duration_threshold,
+        "data": str(data.relative_to(ROOT)) if data.is_relative_to(ROOT) else str(data),
         "references": len(refs), "reference_seconds": round(ref_seconds, 1), "queries": len(queries),
         "positives": sum(q["positive"] for q in queries),
         "ingest_realtime_x": round(ref_seconds / ingest_s, 1),

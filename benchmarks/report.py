@@ -34,6 +34,9 @@ def main() -> None:
                   f"{d['reference_frames_reaching_rerank']:.1%} of reference frames reach the re-rank. Measured {d['when']}.", ""]
         cols = ["muAP", "recall_at_p90", "top1", "detected", "negatives_fpr", "segment_precision", "segment_recall", "segment_f1"]
         parts += [table([[n] + [m[c] for c in cols] for n, m in d["systems"].items()], ["system"] + cols), ""]
+        png = RESULTS / ("pr" + (f"-{f.stem.split('-', 1)[1]}" if "-" in f.stem else "") + ".png")
+        if png.is_file():
+            parts += [f"![precision-recall](results/{png.name})", ""]
         edits = sorted(next(iter(d["systems"].values()))["per_edit"])
         parts += ["Per edit type (detected / top-1):", "",
                   table([[n] + [f"{m['per_edit'].get(e, {}).get('detected', '-')}/{m['per_edit'].get(e, {}).get('top1', '-')}" for e in edits] for n, m in d["systems"].items()], ["system"] + edits), ""]
@@ -51,6 +54,26 @@ def main() -> None:
                   "Stored bytes per reference hour (Milvus Lite file, 1 fps, 256-d float + 128-bit code + row): "
                   + ", ".join(f"{r['bytes_per_reference_hour'] / 1e6:.2f} MB" for r in d["sizes"].values() if r.get("bytes_per_reference_hour")) + ".",
                   "The 1,000,000-frame row was measured while other jobs loaded the 2 cores (insert rate and latency are pessimistic).", ""]
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+
+            rs = list(d["sizes"].values())
+            hours = [r["frames"] / 3600 for r in rs]
+            fig, ax = plt.subplots(figsize=(6, 4))
+            ax.plot(hours, [r["search_p50_ms"] for r in rs], "o-", label="search p50 (20-frame query)")
+            ax.plot(hours, [r["search_p95_ms"] for r in rs], "s--", label="search p95")
+            ax.set_xscale("log")
+            ax.set_xlabel("hours of references (1 fps)")
+            ax.set_ylabel("ms")
+            ax.set_title("Milvus Lite search latency vs size (2 cores)")
+            ax.legend()
+            fig.savefig(RESULTS / "latency_vs_size.png", dpi=110, bbox_inches="tight")
+            parts += ["![latency vs size](results/latency_vs_size.png)", ""]
+        except ImportError:
+            pass
     sv = RESULTS / "serve.json"
     if sv.is_file():
         d = json.loads(sv.read_text())
