@@ -270,7 +270,11 @@ def _score(mode: Mode, rep: float, weighted_rep: float, min_dist: float, code_ra
         return float(max(0.0, 1.0 - min_dist / 2.0))
     if mode is Mode.codes:
         return float(code_ratio)
-    return float(weighted_rep)
+    # Mode 2: mostly the similarity-weighted repetition degree; a tenth comes from the best
+    # frame similarity, so candidates without an accepted segment still rank by likeness
+    # (which keeps pooled ranking informative below the decision threshold).
+    best_frame = max(0.0, 1.0 - min_dist**2 / 2.0)
+    return float(0.9 * weighted_rep + 0.1 * best_frame)
 
 
 def search_descriptor(
