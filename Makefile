@@ -38,9 +38,16 @@ test: $(STAMP)
 	VIDRET_TEST_SERVER_URI=$$uri $(BIN)/python -m pytest -q $(PYTEST_ARGS); status=$$?; \
 	$(SERVER) stop --owner $$$$; exit $$status
 
+# Benchmarks (numbers, not tests): needs resources/ (scripts/fetch_media.py); ~20 min on 2 cores.
 bench: $(STAMP)
+	$(BIN)/python scripts/fetch_media.py
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/bench_fingerprint.py
-	$(BIN)/python benchmarks/bench_search.py
+	$(BIN)/python benchmarks/bench_search.py --sizes 3600 36000 360000
+	test -f benchmarks/data/ground_truth.json || $(BIN)/python benchmarks/make_dataset.py
+	$(BIN)/python benchmarks/eval_retrieval.py
+	$(BIN)/python benchmarks/bench_serve.py
+	$(BIN)/python benchmarks/report.py
 
 clean:
 	-$(SERVER) stop --owner $$$$ 2>/dev/null
