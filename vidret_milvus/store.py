@@ -514,23 +514,24 @@ class Store:
             out.update({v.video_id: v for v in self._rows_to_videos(rows)})
         return out
 
-    def find_by_sha(self, sha256: str) -> VideoRow | None:
-        """The video stored for this file content (any status), probing id collisions."""
+    def _slot_for_sha(self, sha256: str) -> tuple[int, VideoRow | None]:
+        """(video id, stored row) for this file content: the first probed id that is free or
+        already holds the same sha256 (ids are 47 bits of the hash, collisions probed)."""
         _check_sha(sha256)
         for probe in range(8):
             vid = video_id_from_sha(sha256, probe)
             row = self.get_videos([vid], ready_only=False).get(vid)
             if row is None or row.sha256 == sha256:
-                return row
+                return vid, row
         raise StoreError("too many video id collisions")
 
+    def find_by_sha(self, sha256: str) -> VideoRow | None:
+        """The video stored for this file content (any status)."""
+        return self._slot_for_sha(sha256)[1]
+
     def free_video_id(self, sha256: str) -> int:
-        for probe in range(8):
-            vid = video_id_from_sha(sha256, probe)
-            row = self.get_videos([vid], ready_only=False).get(vid)
-            if row is None or row.sha256 == sha256:
-                return vid
-        raise StoreError("too many video id collisions")
+        """The id this file content is (or would be) stored under."""
+        return self._slot_for_sha(sha256)[0]
 
     def find_by_path(self, path: str) -> list[VideoRow]:
         key = path_key(path)
