@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from _common import ROOT, save
-from vidret_milvus.align import AlignParams, align, repetition_degree
+from vidret_milvus.align import align, repetition_degree
 from vidret_milvus.descriptor import VideoDescriptor
 from vidret_milvus.fingerprint import Sampling, fingerprint_video
 from vidret_milvus.ingest import sha256_file
@@ -131,17 +131,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--checkpoint", default=None, help="trained model folder (default: the shipped/untrained default)")
     ap.add_argument("--uri", default=None, help="Milvus server URI (default: a fresh Milvus Lite file)")
-    ap.add_argument("--radius", type=int, default=SearchParams.radius)
+    ap.add_argument("--radius", type=int, default=None, help="default: the model's tuned value (config.json thresholds), else 32")
     ap.add_argument("--name", default="", help="suffix of the results file")
     ap.add_argument("--data", type=Path, default=DATA, help="dataset folder (make_dataset.py --out)")
-    ap.add_argument("--duration-threshold", type=float, default=SearchParams.duration_threshold)
-    ap.add_argument("--align-min-score", type=float, default=AlignParams.min_score, help="mean similarity a segment needs")
-    ap.add_argument("--frame-match-l2", type=float, default=SearchParams.frame_match_l2, help="L2 distance beyond which a re-rank hit is no frame match")
+    ap.add_argument("--duration-threshold", type=float, default=None, help="default: the model's tuned value")
+    ap.add_argument("--align-min-score", type=float, default=None, help="mean similarity a segment needs (default: the model's tuned value)")
+    ap.add_argument("--frame-match-l2", type=float, default=None, help="L2 distance beyond which a re-rank hit is no frame match (default: the model's tuned value)")
     args = ap.parse_args()
     data = args.data
     gt = json.loads((data / "ground_truth.json").read_text())
     refs, queries = gt["references"], gt["queries"]
     model = load_model(checkpoint=args.checkpoint)
+    # The model's tuned thresholds (SearchParams.for_model), overridden by the options given.
+    tuned = SearchParams.for_model(model, radius=args.radius, frame_match_l2=args.frame_match_l2, duration_threshold=args.duration_threshold)
+    if args.align_min_score is not None:
+        tuned = dataclasses.replace(tuned, align=dataclasses.replace(tuned.align, min_score=args.align_min_score))
+    args.radius, args.frame_match_l2, args.duration_threshold, args.align_min_score = tuned.radius, tuned.frame_match_l2, tuned.duration_threshold, tuned.align.min_score
     work = ROOT / "benchmarks" / "out" / "eval"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -174,8 +179,7 @@ def main() -> None:
     cand_share: list[float] = []
     total_ref_frames = sum(d.num_frames for d in ref_desc.values())
     for mode in Mode:
-        params = SearchParams(mode=mode, radius=args.radius, top_n=len(refs), frame_match_l2=args.frame_match_l2, duration_threshold=args.duration_threshold,
-                              align=dataclasses.replace(AlignParams(), min_score=args.align_min_score))
+        params = dataclasses.replace(tuned, mode=mode, top_n=len(refs))
         preds: dict[str, list[dict]] = {}
         for q in queries:
             t = time.perf_counter()
@@ -192,7 +196,7 @@ def main() -> None:
     store.close()
 
     # baselines on the same sampled frames
-    params = SearchParams(frame_match_l2=args.frame_match_l2, duration_threshold=args.duration_threshold, align=dataclasses.replace(AlignParams(), min_score=args.align_min_score))
+    params = tuned
     emb_preds: dict[str, list[dict]] = {}
     ph_preds: dict[str, list[dict]] = {}
     ref_ph = {n: phash(np.concatenate([b.frames for b in iter_frames(data / "refs" / n, fps=1.0, short_side=256)])) for n in ref_desc}
@@ -228,7 +232,7 @@ def main() -> None:
 
     report: dict[str, object] = {
         "model_id": model.model_id, "checkpoint": args.checkpoint, "radius": args.radius,
-        "align_min_score": args.align_min_score, "frame_match_l2": args.frame_match_l2, "duration_threshold": args.duration_threshold,
+        "align_min_score": args.align_min_score, "frame_match_l2": args.frame_match_l2, "duration_threshold": args.duration_threshold, "background_beta": tuned.background_beta,
         "data": str(data.relative_to(ROOT)) if data.is_relative_to(ROOT) else str(data),
         "references": len(refs), "reference_seconds": round(ref_seconds, 1), "queries": len(queries),
         "positives": sum(q["positive"] for q in queries),

@@ -112,6 +112,42 @@ def test_checkpoint_round_trip(tmp_path, model: FingerprintModel) -> None:
     assert np.array_equal(loaded.embed_frames(frames)[1], model_copy.embed_frames(frames)[1])
 
 
+def test_checkpoint_carries_tuned_thresholds(tmp_path, model: FingerprintModel) -> None:
+    """Thresholds tuned for a model travel in its config.json, do not change its id, and
+    become the search defaults; options the user sets still win."""
+    import dataclasses
+
+    from vidret_milvus.search import Mode, SearchParams
+
+    copy = load_model()
+    copy.thresholds = {"radius": 40, "frame_match_l2": 0.7, "align_min_score": 0.75, "duration_threshold": 0.35}
+    save_checkpoint(copy, tmp_path / "ckpt")
+    loaded = load_model(checkpoint=tmp_path / "ckpt")
+    assert loaded.thresholds == copy.thresholds and loaded.model_id == model.model_id
+    p = SearchParams.for_model(loaded, top_n=5, radius=None)
+    assert (p.radius, p.frame_match_l2, p.align.min_score, p.duration_threshold, p.top_n) == (40, 0.7, 0.75, 0.35, 5)
+    assert p.align.max_gap == SearchParams().align.max_gap  # untouched fields keep their defaults
+    p = SearchParams.for_model(loaded, radius=20, duration_threshold=0.5, mode=Mode.codes)
+    assert (p.radius, p.duration_threshold, p.mode) == (20, 0.5, Mode.codes)
+    bare = dataclasses.replace(SearchParams(), top_n=3)
+    assert SearchParams.for_model(object(), top_n=3) == bare  # no thresholds: the class defaults
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [({"radius": 400}, "outside"), ({"radius": 3.5}, "integer"), ({"duration_threshold": "high"}, "number"), ({"speed": 1.0}, "unknown threshold"), ([1, 2], "must be an object")],
+)
+def test_bad_thresholds_rejected(tmp_path, model: FingerprintModel, block: object, message: str) -> None:
+    import json
+
+    save_checkpoint(model, tmp_path / "ckpt")
+    cfg = tmp_path / "ckpt" / "config.json"
+    cfg.write_text(json.dumps({**json.loads(cfg.read_text()), "thresholds": block}))
+    with pytest.raises(ModelError, match=message) as exc:
+        load_model(checkpoint=tmp_path / "ckpt")
+    assert "config.json" in str(exc.value)
+
+
 def test_other_backbone_needs_weights(tmp_path) -> None:
     with pytest.raises(ModelError, match="--weights"):
         load_model(backbone="resnet18")

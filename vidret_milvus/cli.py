@@ -193,9 +193,9 @@ def ingest(
 def search(
     clip: Annotated[Path, typer.Argument(help="Query clip.")],
     top_n: Annotated[int, typer.Option("--top-n", help="Number of results.", min=1)] = 20,
-    radius: Annotated[int, typer.Option("--radius", help="Hamming radius of the code recall (bits, inclusive).", min=0, max=128)] = 32,
+    radius: Annotated[Optional[int], typer.Option("--radius", help="Hamming radius of the code recall (bits, inclusive; default: the model's tuned value, 32 untrained).", min=0, max=128)] = None,
     mode: Annotated[str, typer.Option("--mode", help="Copy decision: embedding (mode 1), duration (mode 2), codes (mode 3).")] = "duration",
-    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Decision threshold of the mode (default per mode, see README).")] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Decision threshold of the mode (default: the model's tuned value for the mode, see README).")] = None,
     binary_index: BinaryIndexOpt = None,
     uri: UriOpt = "./vidret.db",
     token: TokenOpt = "",
@@ -210,8 +210,6 @@ def search(
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also write a timeline plot (PNG) of the matched segments.")] = None,
 ) -> None:
     """Find the stored videos that copy CLIP, and the seconds that match."""
-    import dataclasses
-
     from .search import Mode, SearchParams, search_video
 
     try:
@@ -219,11 +217,9 @@ def search(
             m = Mode(mode)
         except ValueError:
             raise VidretError(f"--mode must be one of {[x.value for x in Mode]}, got {mode!r}") from None
-        params = SearchParams(top_n=top_n, radius=radius, mode=m)
-        if threshold is not None:
-            field = {Mode.embedding: "embedding_threshold", Mode.duration: "duration_threshold", Mode.codes: "codes_threshold"}[m]
-            params = dataclasses.replace(params, **{field: threshold})
         model = _load_model(checkpoint, backbone, weights, precision, threads)
+        field = {Mode.embedding: "embedding_threshold", Mode.duration: "duration_threshold", Mode.codes: "codes_threshold"}[m]
+        params = SearchParams.for_model(model, top_n=top_n, radius=radius, mode=m, **{field: threshold})
         with _connect(uri, token, prefix, binary_index) as store:
             resp = search_video(store, model, clip, params)
         if report is not None or plot is not None:
@@ -321,7 +317,7 @@ def serve(
         store = _connect(uri, token, prefix)
     except (VidretError, ValueError) as exc:
         raise _fail(exc) from None
-    review = ReviewApp(store, model, SearchParams(top_n=top_n), max_upload=max_upload_mb * 1024 * 1024)
+    review = ReviewApp(store, model, SearchParams.for_model(model, top_n=top_n), max_upload=max_upload_mb * 1024 * 1024)
     try:
         httpd = make_server(review, host, port, quiet=not verbose)
     except OSError as exc:

@@ -95,6 +95,20 @@ class SearchParams:
             raise ValueError("background_k and background_size must be >= 1")
         object.__setattr__(self, "mode", Mode(self.mode))
 
+    @classmethod
+    def for_model(cls, model: object, **overrides: Any) -> "SearchParams":
+        """Defaults with the thresholds tuned for ``model`` (its checkpoint's config.json
+        ``"thresholds"``, written by benchmarks/tune_thresholds.py), then ``overrides``
+        (``None`` values are ignored, so CLI options left unset keep the model's values).
+        The class defaults are the ones tuned for the untrained heads."""
+        tuned: dict[str, Any] = dict(getattr(model, "thresholds", None) or {})
+        min_score = tuned.pop("align_min_score", None)
+        kw = {**tuned, **{k: v for k, v in overrides.items() if v is not None}}
+        align = kw.pop("align", cls.align)
+        if min_score is not None and "align" not in overrides:
+            align = dataclasses.replace(align, min_score=float(min_score))
+        return cls(align=align, **kw)
+
 
 @dataclasses.dataclass
 class Result:

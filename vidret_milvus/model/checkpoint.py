@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import torch
@@ -17,6 +18,37 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 # The trained default model ships inside the package (issue C); until then this folder is absent.
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "models" / "default"
+# Thresholds a checkpoint may carry (benchmarks/tune_thresholds.py writes them), with their
+# types and valid ranges; search.SearchParams.for_model applies them.
+THRESHOLD_KEYS: dict[str, tuple[type, float, float]] = {
+    "radius": (int, 0, 128),
+    "frame_match_l2": (float, 0.0, 2.0),
+    "align_min_score": (float, -1.0, 1.0),
+    "duration_threshold": (float, 0.0, 1.0),
+    "background_beta": (float, 0.0, 2.0),
+    "embedding_threshold": (float, 0.0, 2.0),
+    "codes_threshold": (float, 0.0, 1.0),
+    "code_equal_bits": (int, 0, 128),
+}
+
+
+def parse_thresholds(raw: object, where: str) -> dict[str, float]:
+    """Validate a checkpoint's ``thresholds`` block: known keys, numbers in range."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ModelError(f"{where}: 'thresholds' must be an object, got {type(raw).__name__}")
+    out: dict[str, float] = {}
+    for key, value in raw.items():
+        if key not in THRESHOLD_KEYS:
+            raise ModelError(f"{where}: unknown threshold {key!r} (known: {sorted(THRESHOLD_KEYS)})")
+        kind, lo, hi = THRESHOLD_KEYS[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and float(value) != int(value)):
+            raise ModelError(f"{where}: threshold {key!r} must be a{'n integer' if kind is int else ' number'}, got {value!r}")
+        if not lo <= value <= hi:
+            raise ModelError(f"{where}: threshold {key!r} = {value} is outside [{lo}, {hi}]")
+        out[key] = kind(value)
+    return out
 
 
 def model_id(model: FingerprintModel) -> str:
@@ -45,7 +77,10 @@ def save_checkpoint(model: FingerprintModel, directory: str | Path, include_back
                 continue
         tensors[name] = t.detach().cpu().contiguous()
     save_file(tensors, str(out / WEIGHTS_FILE), metadata={"model_id": model_id(model)})
-    (out / CONFIG_FILE).write_text(model.config.to_json() + "\n")
+    config = json.loads(model.config.to_json())
+    if model.thresholds:
+        config["thresholds"] = dict(sorted(model.thresholds.items()))
+    (out / CONFIG_FILE).write_text(json.dumps(config, sort_keys=True) + "\n")
     return out
 
 
@@ -94,10 +129,12 @@ def load_model(
         if not cfg_path.is_file() or not w_path.is_file():
             raise ModelError(f"{ckpt}: not a checkpoint folder (needs {CONFIG_FILE} and {WEIGHTS_FILE})")
         try:
-            config = ModelConfig.from_json(cfg_path.read_text())
+            text = cfg_path.read_text()
+            config = ModelConfig.from_json(text)
             tensors = load_file(str(w_path))
         except Exception as exc:
             raise ModelError(f"{ckpt}: cannot read checkpoint ({exc})") from exc
+        thresholds = parse_thresholds(json.loads(text).get("thresholds"), str(cfg_path))
         has_full_backbone = sum(k.startswith("backbone.") for k in tensors) >= len(
             [k for k in FingerprintModel(config).backbone.state_dict()]
         )
@@ -105,6 +142,7 @@ def load_model(
         missing, unexpected = model.load_state_dict(tensors, strict=False)
         if unexpected or (has_full_backbone and missing):
             raise ModelError(f"{ckpt}: checkpoint does not fit its config ({unexpected[:3] or missing[:3]})")
+        model.thresholds = thresholds
         return _finish(model, device, Precision(precision))
     config = ModelConfig.for_backbone(backbone or Backbone.efficientnet_lite0.value, input_size)
     return _finish(build_untrained(config, weights), device, Precision(precision))

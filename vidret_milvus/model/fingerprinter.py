@@ -82,6 +82,10 @@ class FingerprintModel(nn.Module):
         self.texture_head = TextureHead(config.num_features, config.embed_dim)
         self.quant_head = QuantizationHead(config.num_features, config.code_bits)
         self.precision = Precision.fp32
+        # Copy-decision thresholds tuned for this model (config.json "thresholds"; see
+        # vidret_milvus.search.SearchParams.for_model). Not part of the model id: they change
+        # decisions, not what the model computes.
+        self.thresholds: dict[str, float] = {}
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled backbone features (B, F), standardised."""
