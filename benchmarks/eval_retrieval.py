@@ -38,7 +38,7 @@ from vidret_milvus.fingerprint import Sampling, fingerprint_video
 from vidret_milvus.ingest import sha256_file
 from vidret_milvus.metrics import micro_ap, precision_recall_curve, recall_at_precision, segment_prf
 from vidret_milvus.model import load_model
-from vidret_milvus.search import Mode, SearchParams, search_descriptor
+from vidret_milvus.search import Background, Mode, SearchParams, search_descriptor
 from vidret_milvus.store import Store, StoreMeta
 from vidret_milvus.video import iter_frames
 
@@ -64,14 +64,19 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return table[a[:, None, :] ^ b[None, :, :]].sum(2)
 
 
-def decide_from_sim(q_t: np.ndarray, q_dur: float, r_t: np.ndarray, r_dur: float, sim: np.ndarray, params: SearchParams, min_sim: float) -> tuple[float, bool, list]:
-    """The duration-mode decision on a (query frames x reference frames) similarity matrix."""
+def decide_from_sim(q_t: np.ndarray, q_dur: float, r_t: np.ndarray, r_dur: float, sim: np.ndarray, params: SearchParams, min_sim: float,
+                    bg: np.ndarray | None = None) -> tuple[float, bool, list]:
+    """The duration-mode decision on a (query frames x reference frames) similarity matrix.
+    ``bg``: per query frame, the background similarity (subtracted x beta after the frame-match
+    filter, as search.py does)."""
     k = min(params.rerank_per_video, sim.shape[1])
     top = np.argsort(-sim, axis=1, kind="stable")[:, :k]
     qi = np.repeat(np.arange(len(q_t)), k)
     rj = top.ravel()
     s = sim[qi, rj]
     keep = s >= min_sim
+    if bg is not None:
+        s = s - params.background_beta * bg[qi]
     interval = float(np.median(np.diff(q_t))) if len(q_t) > 1 else 1.0
     segs = align(q_t[qi[keep]], r_t[rj[keep]], s[keep], dataclasses.replace(params.align, frame_interval=interval))
     rep = repetition_degree(segs, q_dur, r_dur)
@@ -137,13 +142,15 @@ def main() -> None:
     ap.add_argument("--duration-threshold", type=float, default=None, help="default: the model's tuned value")
     ap.add_argument("--align-min-score", type=float, default=None, help="mean similarity a segment needs (default: the model's tuned value)")
     ap.add_argument("--frame-match-l2", type=float, default=None, help="L2 distance beyond which a re-rank hit is no frame match (default: the model's tuned value)")
+    ap.add_argument("--background-beta", type=float, default=None, help="background normalisation strength (default: the model's tuned value)")
     args = ap.parse_args()
     data = args.data
     gt = json.loads((data / "ground_truth.json").read_text())
     refs, queries = gt["references"], gt["queries"]
     model = load_model(checkpoint=args.checkpoint)
     # The model's tuned thresholds (SearchParams.for_model), overridden by the options given.
-    tuned = SearchParams.for_model(model, radius=args.radius, frame_match_l2=args.frame_match_l2, duration_threshold=args.duration_threshold)
+    tuned = SearchParams.for_model(model, radius=args.radius, frame_match_l2=args.frame_match_l2, duration_threshold=args.duration_threshold,
+                                   background_beta=args.background_beta)
     if args.align_min_score is not None:
         tuned = dataclasses.replace(tuned, align=dataclasses.replace(tuned.align, min_score=args.align_min_score))
     args.radius, args.frame_match_l2, args.duration_threshold, args.align_min_score = tuned.radius, tuned.frame_match_l2, tuned.duration_threshold, tuned.align.min_score
@@ -201,12 +208,18 @@ def main() -> None:
     ph_preds: dict[str, list[dict]] = {}
     ref_ph = {n: phash(np.concatenate([b.frames for b in iter_frames(data / "refs" / n, fps=1.0, short_side=256)])) for n in ref_desc}
     min_cos = 1 - params.frame_match_l2**2 / 2
+    # With background normalisation on, the baseline gets it too: all reference frames are the
+    # background (the system samples up to 5000 stored frames; here that is all of them).
+    ref_bg = Background.load(params.background_path) if params.background_path else Background(
+        np.concatenate([d.embeddings for d in ref_desc.values()]), np.concatenate([np.full(d.num_frames, d.video_id, np.int64) for d in ref_desc.values()]))
     for q in queries:
         qd = q_desc[q["name"]]
         qph = phash(np.concatenate([b.frames for b in iter_frames(data / "queries" / q["name"], fps=1.0, short_side=256)]))
         emb_preds[q["name"]], ph_preds[q["name"]] = [], []
+        qbg = ref_bg.similarity(qd.embeddings, params.background_k) if params.background_beta > 0 else None
         for name, rd in ref_desc.items():
-            sc, cp, segs = decide_from_sim(qd.timestamps, qd.duration, rd.timestamps, rd.duration, qd.embeddings @ rd.embeddings.T, params, min_cos)
+            bg = qbg.kth(exclude_video=rd.video_id) if qbg is not None else None
+            sc, cp, segs = decide_from_sim(qd.timestamps, qd.duration, rd.timestamps, rd.duration, qd.embeddings @ rd.embeddings.T, params, min_cos, bg)
             emb_preds[q["name"]].append({"ref": name, "score": sc, "is_copy": cp, "segments": [g.to_json() for g in segs]})
             n = min(len(qph), len(qd.timestamps))
             sim = 1.0 - hamming(qph[:n], ref_ph[name][: rd.num_frames]) / 32.0
@@ -232,7 +245,7 @@ def main() -> None:
 
     report: dict[str, object] = {
         "model_id": model.model_id, "checkpoint": args.checkpoint, "radius": args.radius,
-        "align_min_score": args.align_min_score, "frame_match_l2": args.frame_match_l2, "duration_threshold": args.duration_threshold, "background_beta": tuned.background_beta,
+        "align_min_score": args.align_min_score, "frame_match_l2": args.frame_match_l2, "duration_threshold": args.duration_threshold, "background_beta": tuned.background_beta, "background": tuned.background_path or "store sample",
         "data": str(data.relative_to(ROOT)) if data.is_relative_to(ROOT) else str(data),
         "references": len(refs), "reference_seconds": round(ref_seconds, 1), "queries": len(queries),
         "positives": sum(q["positive"] for q in queries),

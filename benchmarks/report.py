@@ -26,8 +26,9 @@ def main() -> None:
     for f in sorted(RESULTS.glob("retrieval*.json"), key=lambda p: (p.stem != "retrieval", p.stem)):
         d = json.loads(f.read_text())
         parts += [f"## Copy detection (`benchmarks/eval_retrieval.py`{' --name ' + f.stem.split('-', 1)[1] if '-' in f.stem else ''})", "",
-                  f"Model `{d['model_id']}` (checkpoint: {d['checkpoint'] or 'default, untrained heads'}), radius {d['radius']}, "
-                  f"segment min similarity {d.get('align_min_score', 0.6)}, frame match L2 <= {d.get('frame_match_l2', 1.0)}, {d['references']} references "
+                  f"Model `{d['model_id']}` (checkpoint: {d['checkpoint'] or 'the default'}), radius {d['radius']}, "
+                  f"segment min similarity {d.get('align_min_score', 0.6)}, frame match L2 <= {d.get('frame_match_l2', 1.0)}, "
+                  f"repetition threshold {d.get('duration_threshold', 0.3)}, background beta {d.get('background_beta', 0.0)}, {d['references']} references "
                   f"({d['reference_seconds']} s), {d['queries']} queries ({d['positives']} with a copy). Ingest {d['ingest_realtime_x']}x realtime; "
                   f"search p50 {d['search_ms_p50']} ms, p95 {d['search_ms_p95']} ms (after fingerprinting; fingerprint p50 {d['fingerprint_ms_p50']} ms). "
                   f"Hamming stage: {d['hamming_recall_of_l2_nn']:.1%} of copied query frames have their exhaustive L2 nearest neighbour within the radius; "
@@ -40,6 +41,20 @@ def main() -> None:
         edits = sorted(next(iter(d["systems"].values()))["per_edit"])
         parts += ["Per edit type (detected / top-1):", "",
                   table([[n] + [f"{m['per_edit'].get(e, {}).get('detected', '-')}/{m['per_edit'].get(e, {}).get('top1', '-')}" for e in edits] for n, m in d["systems"].items()], ["system"] + edits), ""]
+    for f in sorted(RESULTS.glob("tune-*.json")):
+        d = json.loads(f.read_text())
+        c = d["chosen"]
+        parts += [f"## Threshold tuning (`benchmarks/tune_thresholds.py --name {f.stem.split('-', 1)[1]}`)", "",
+                  f"Model `{d['model_id']}` on the tuning sets {', '.join(d['data']) if isinstance(d['data'], list) else d['data']} "
+                  f"({d['negatives']} negative queries), never the test set. Rule: {d['rule']}. Chosen: radius {c['radius']}, "
+                  f"segment min similarity {c['align_min_score']}, frame match L2 <= {c['frame_match_l2']}, repetition threshold "
+                  f"{c['duration_threshold']}, background beta {c.get('background_beta', 0.0)}: "
+                  + ", ".join(f"{k} {v}" for k, v in c["metrics"].items()) + f". Measured {d['when']}.", ""]
+        if d.get("radius_tradeoff"):
+            parts += ["Hamming radius trade-off (exhaustive, from the descriptors): share of copied query frames whose L2-nearest "
+                      "reference frame is within the radius, and share of reference frames within the radius of negative queries' frames:", "",
+                      table([[r["radius"], r["copied_frames_l2nn_within"], r["negative_ref_frames_within"]] for r in d["radius_tradeoff"]],
+                            ["radius", "copies' L2-NN within", "non-copy frames within"]), ""]
     s = RESULTS / "search.json"
     if s.is_file():
         d = json.loads(s.read_text())

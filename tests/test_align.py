@@ -212,3 +212,7 @@ def test_background_similarity() -> None:
     sims = Background(bg, vids).similarity(q, 1)
     own = sims.kth(exclude_video=0)
     assert own[0] < want[0, 0] - 1e-6 and np.isclose(own[0], want[0, 1], atol=1e-5)
+    # A background made only of the candidate's own frames (a store with one video) is none.
+    alone = Background(bg, np.full(50, 7)).similarity(q, 1)
+    assert (alone.kth(exclude_video=7) == 0).all() and np.allclose(alone.kth(exclude_video=8), want[:, 0], atol=1e-5)
+    assert (alone.kth(exclude_video=7, default=0.7) == 0.7).all()  # the model's typical background instead

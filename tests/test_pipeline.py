@@ -104,8 +104,8 @@ def test_unrelated_clip_gets_no_copy(db: Path, media: dict[str, Path]) -> None:
 @pytest.mark.parametrize("mode", [m.value for m in Mode])
 def test_every_mode_ranks_the_copy_first(db: Path, media: dict[str, Path], model, mode: str) -> None:  # noqa: ANN001
     with Store.connect(str(db)) as store:
-        resp = search_video(store, model, media["copy"], SearchParams(mode=Mode(mode)))
-        neg = search_video(store, model, media["negative"], SearchParams(mode=Mode(mode)))
+        resp = search_video(store, model, media["copy"], SearchParams.for_model(model, mode=Mode(mode)))
+        neg = search_video(store, model, media["negative"], SearchParams.for_model(model, mode=Mode(mode)))
     assert resp.results and resp.results[0].path.endswith("a.mp4")
     assert not any(r.is_copy for r in neg.results)
     assert resp.results[0].score > max([r.score for r in neg.results], default=0.0)

@@ -327,3 +327,17 @@ def test_cli_train_and_train_eval(tmp_path: Path) -> None:
         assert 0 <= r["codes"]["map"] <= 1 and -1 <= r["spearman_hamming_vs_embedding"] <= 1
     res = runner.invoke(app, ["train", "--set", "stage9.x=1"])
     assert res.exit_code == 1 and "unknown config section" in res.output
+    # the normalisation background: embeddings of the training split, beside the checkpoint
+    res = runner.invoke(app, ["train-background", "--checkpoint", str(final), "--cache", str(tmp_path / "cache")])
+    assert res.exit_code == 1 and "no training cache" in res.output and not (final / "background.npy").exists()
+    SampleSet.from_arrays(imgs, groups).save(tmp_path / "cache" / "train.npz")
+    res = runner.invoke(app, ["train-background", "--checkpoint", str(final), "--cache", str(tmp_path / "cache")])
+    assert res.exit_code == 0, res.output
+    bg = np.load(final / "background.npy")
+    model = load_model(checkpoint=final)
+    assert bg.shape == (6, model.config.embed_dim) and np.allclose(np.linalg.norm(bg.astype(np.float32), axis=1), 1, atol=1e-2)
+    e, _ = model.embed_frames(np.stack([view(imgs[0], 64)]))
+    assert float(e[0] @ bg[0].astype(np.float32)) > 0.9  # the same picture, re-cropped: its own background frame
+    from vidret_milvus.search import SearchParams
+
+    assert model.background_path == str(final / "background.npy") and SearchParams.for_model(model).background_path == model.background_path

@@ -439,6 +439,26 @@ def train_eval(
     out.print_json(json.dumps(res))
 
 
+@app.command("train-background")
+def train_background(
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="Trained model folder: background.npy is written into it.")],
+    cache: Annotated[str, typer.Option("--cache", help="Training cache folder (its training split is the background).")] = "train_cache",
+    max_frames: Annotated[int, typer.Option("--max-frames", help="Most background images (a seeded sample beyond).", min=1)] = 4000,
+    threads: ThreadsOpt = 2,
+) -> None:
+    """Write the model's score-normalisation background (embeddings of training-split images)."""
+    from .train.background import write_background
+
+    try:
+        model = _load_model(checkpoint, None, None, "fp32", threads)
+        if not (Path(cache) / "train.npz").is_file():
+            raise VidretError(f"{cache}: no training cache (run `vidret-milvus train --prepare-only` first)")
+        path = write_background(model, checkpoint, cache, max_frames=max_frames)
+    except (VidretError, ValueError, OSError) as exc:
+        raise _fail(exc) from None
+    out.print(f"wrote {path}", highlight=False, soft_wrap=True)
+
+
 def main() -> None:
     app()
 

@@ -81,6 +81,10 @@ class SearchParams:
     background_size: int = 5000  # stored frames sampled when no background_path is given
     background_path: str | None = None  # .npy (M, D) float32 of background frame embeddings
     background_seed: int = 0
+    # Background similarity assumed when the background holds no frame of another video (a
+    # store with one video): the thresholds of a model tuned with beta > 0 are on the
+    # normalised scale, so "nothing to subtract" would make them lax. Tuned per model.
+    background_default: float = 0.0
 
     def __post_init__(self) -> None:
         if self.top_n < 1:
@@ -100,8 +104,11 @@ class SearchParams:
         """Defaults with the thresholds tuned for ``model`` (its checkpoint's config.json
         ``"thresholds"``, written by benchmarks/tune_thresholds.py), then ``overrides``
         (``None`` values are ignored, so CLI options left unset keep the model's values).
-        The class defaults are the ones tuned for the untrained heads."""
+        A checkpoint's ``background.npy`` becomes ``background_path``. The class defaults
+        are the ones tuned for the untrained heads."""
         tuned: dict[str, Any] = dict(getattr(model, "thresholds", None) or {})
+        if getattr(model, "background_path", None):
+            tuned["background_path"] = model.background_path  # type: ignore[attr-defined]
         min_score = tuned.pop("align_min_score", None)
         kw = {**tuned, **{k: v for k, v in overrides.items() if v is not None}}
         align = kw.pop("align", cls.align)
@@ -180,6 +187,23 @@ class Background:
 
     @classmethod
     def load(cls, path: str | Path) -> "Background":
+        """Read a .npy background (cached per file version: search loads it on every query)."""
+        try:
+            st = Path(path).stat()
+        except OSError as exc:
+            raise VidretError(f"{path}: cannot read background embeddings: {exc}") from None
+        key = ("file", str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
+        hit = _BACKGROUND_CACHE.get(key)
+        if hit is not None:
+            return hit
+        bg = cls._read(path)
+        if len(_BACKGROUND_CACHE) > 8:
+            _BACKGROUND_CACHE.clear()
+        _BACKGROUND_CACHE[key] = bg
+        return bg
+
+    @classmethod
+    def _read(cls, path: str | Path) -> "Background":
         try:
             emb = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
@@ -194,7 +218,7 @@ class Background:
         """The query frames' top ``depth`` background similarities, for :meth:`BackgroundSimilarity.kth`."""
         if len(self.embeddings) == 0:
             z = np.zeros((len(query), 0))
-            return BackgroundSimilarity(z, np.zeros((len(query), 0), np.int64), k)
+            return BackgroundSimilarity(z, np.zeros((len(query), 0), np.int64), k, frozenset())
         if query.shape[1] != self.embeddings.shape[1]:
             raise VidretError(f"background embeddings have dim {self.embeddings.shape[1]}, the query {query.shape[1]}")
         sims = np.asarray(query, np.float32) @ self.embeddings.T  # (Q, M) cosine: both unit length
@@ -202,7 +226,8 @@ class Background:
         top = np.argpartition(-sims, m - 1, axis=1)[:, :m]
         vals = np.take_along_axis(sims, top, 1)
         order = np.argsort(-vals, axis=1, kind="stable")
-        return BackgroundSimilarity(np.take_along_axis(vals, order, 1).astype(np.float64), self.video_ids[np.take_along_axis(top, order, 1)], k)
+        return BackgroundSimilarity(np.take_along_axis(vals, order, 1).astype(np.float64), self.video_ids[np.take_along_axis(top, order, 1)], k,
+                                    frozenset(np.unique(self.video_ids).tolist()))
 
 
 @dataclasses.dataclass
@@ -210,13 +235,15 @@ class BackgroundSimilarity:
     values: np.ndarray  # (Q, m) descending
     video_ids: np.ndarray  # (Q, m)
     k: int
+    all_videos: frozenset[int]  # every video id in the background (-1: frames of no stored video)
 
-    def kth(self, exclude_video: int | None = None) -> np.ndarray:
+    def kth(self, exclude_video: int | None = None, default: float = 0.0) -> np.ndarray:
         """Per query frame, the k-th highest background similarity, skipping frames of
-        ``exclude_video`` (the candidate being scored: its own frames are no background)."""
+        ``exclude_video`` (the candidate being scored: its own frames are no background).
+        ``default`` when there is no background apart from the candidate itself."""
         q, m = self.values.shape
-        if m == 0:
-            return np.zeros(q)
+        if m == 0 or (exclude_video is not None and self.all_videos <= {exclude_video}):
+            return np.full(q, float(default))
         vals = self.values
         if exclude_video is not None:
             vals = np.where(self.video_ids == exclude_video, -np.inf, vals)
@@ -344,7 +371,7 @@ def search_descriptor(
         good = np.sqrt(np.maximum(d2, 0)) <= params.frame_match_l2
         sim = l2_to_similarity(d2[good])
         if bgsim is not None:
-            sim = sim - params.background_beta * bgsim.kth(exclude_video=vid)[qi[good]]
+            sim = sim - params.background_beta * bgsim.kth(exclude_video=vid, default=params.background_default)[qi[good]]
         segs = align(qts[qi[good]], rt[good], sim, aparams, weight=fweight[qi[good]])
         rep = repetition_degree(segs, query.duration, row.duration)
         shorter = min(query.duration, row.duration)
@@ -385,9 +412,12 @@ def search_descriptor(
 
 
 def search_video(
-    store: Store, model: FingerprintModel, path: str | Path, params: SearchParams = SearchParams(), background: Background | None = None
+    store: Store, model: FingerprintModel, path: str | Path, params: SearchParams | None = None, background: Background | None = None
 ) -> SearchResponse:
-    """Fingerprint a query clip with the store's own sampling and search it."""
+    """Fingerprint a query clip with the store's own sampling and search it (``params``:
+    default the thresholds tuned for ``model``, :meth:`SearchParams.for_model`)."""
+    if params is None:
+        params = SearchParams.for_model(model)
     meta = store.meta()
     if meta is None:
         raise VidretError(f"{store.uri}: nothing ingested yet (no collections with prefix {store.prefix!r})")

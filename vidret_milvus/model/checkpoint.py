@@ -16,6 +16,7 @@ from .heads import init_random_projection
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+BACKGROUND_FILE = "background.npy"  # optional: the model's normalisation background
 # The trained default model ships inside the package (issue C); until then this folder is absent.
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "models" / "default"
 # Thresholds a checkpoint may carry (benchmarks/tune_thresholds.py writes them), with their
@@ -26,6 +27,7 @@ THRESHOLD_KEYS: dict[str, tuple[type, float, float]] = {
     "align_min_score": (float, -1.0, 1.0),
     "duration_threshold": (float, 0.0, 1.0),
     "background_beta": (float, 0.0, 2.0),
+    "background_default": (float, -1.0, 1.0),
     "embedding_threshold": (float, 0.0, 2.0),
     "codes_threshold": (float, 0.0, 1.0),
     "code_equal_bits": (int, 0, 128),
@@ -143,6 +145,8 @@ def load_model(
         if unexpected or (has_full_backbone and missing):
             raise ModelError(f"{ckpt}: checkpoint does not fit its config ({unexpected[:3] or missing[:3]})")
         model.thresholds = thresholds
+        if (ckpt / BACKGROUND_FILE).is_file():
+            model.background_path = str(ckpt / BACKGROUND_FILE)
         return _finish(model, device, Precision(precision))
     config = ModelConfig.for_backbone(backbone or Backbone.efficientnet_lite0.value, input_size)
     return _finish(build_untrained(config, weights), device, Precision(precision))

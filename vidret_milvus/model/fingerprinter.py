@@ -86,6 +86,8 @@ class FingerprintModel(nn.Module):
         # vidret_milvus.search.SearchParams.for_model). Not part of the model id: they change
         # decisions, not what the model computes.
         self.thresholds: dict[str, float] = {}
+        # background.npy beside the checkpoint, if any (vidret_milvus.train.background).
+        self.background_path: str | None = None
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled backbone features (B, F), standardised."""
