@@ -101,7 +101,7 @@ def test_edited_copy_nearer_than_unrelated(model: FingerprintModel) -> None:
 
 def test_checkpoint_round_trip(tmp_path, model: FingerprintModel) -> None:
     with torch.no_grad():
-        model_copy = load_model()
+        model_copy = load_model(backbone="tf_efficientnet_lite0")  # untrained: only the heads are saved
         model_copy.quant_head.proj.bias.add_(0.01)
     model_copy.model_id = model_id(model_copy)
     assert model_copy.model_id != model.model_id
@@ -119,11 +119,12 @@ def test_checkpoint_carries_tuned_thresholds(tmp_path, model: FingerprintModel) 
 
     from vidret_milvus.search import Mode, SearchParams
 
-    copy = load_model()
+    copy = load_model(backbone="tf_efficientnet_lite0")
+    untrained_id = copy.model_id
     copy.thresholds = {"radius": 40, "frame_match_l2": 0.7, "align_min_score": 0.75, "duration_threshold": 0.35}
     save_checkpoint(copy, tmp_path / "ckpt")
     loaded = load_model(checkpoint=tmp_path / "ckpt")
-    assert loaded.thresholds == copy.thresholds and loaded.model_id == model.model_id
+    assert loaded.thresholds == copy.thresholds and loaded.model_id == untrained_id
     p = SearchParams.for_model(loaded, top_n=5, radius=None)
     assert (p.radius, p.frame_match_l2, p.align.min_score, p.duration_threshold, p.top_n) == (40, 0.7, 0.75, 0.35, 5)
     assert p.align.max_gap == SearchParams().align.max_gap  # untouched fields keep their defaults
