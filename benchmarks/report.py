@@ -48,7 +48,7 @@ def main() -> None:
                   f"Model `{d['model_id']}` on the tuning sets {', '.join(d['data']) if isinstance(d['data'], list) else d['data']} "
                   f"({d['negatives']} negative queries), never the test set. Rule: {d['rule']}. Chosen: radius {c['radius']}, "
                   f"segment min similarity {c['align_min_score']}, frame match L2 <= {c['frame_match_l2']}, repetition threshold "
-                  f"{c['duration_threshold']}, background beta {c.get('background_beta', 0.0)}: "
+                  f"{c['duration_threshold']}, background beta {c.get('background_beta', 0.0)} (background: {d.get('background', 'store sample')}): "
                   + ", ".join(f"{k} {v}" for k, v in c["metrics"].items()) + f". Measured {d['when']}.", ""]
         if d.get("radius_tradeoff"):
             parts += ["Hamming radius trade-off (exhaustive, from the descriptors): share of copied query frames whose L2-nearest "

@@ -52,6 +52,10 @@ def main() -> None:
         tail = [f for _, f in read_span(BBB, 560.0, 562.0, SIZE)]
         write_clip(query, lead + body + tail, fps=24, size=SIZE, crf=33)
     db = OUT / "vidret.db"
+    # The demo's own scratch store: start empty, so a demo run after a model upgrade does not
+    # meet codes of the previous model (which the store rightly refuses to mix).
+    for stale in OUT.glob("vidret.db*"):
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     cli = [sys.executable, "-m", "vidret_milvus.cli"]
     for args in (["ingest", str(refs), "--uri", str(db)], ["search", str(query), "--uri", str(db), "--top-n", "5"]):
         print("\n$ vidret-milvus " + " ".join(args), flush=True)
