@@ -76,7 +76,15 @@ def test_copy_found_first_with_segment(db: Path, media: dict[str, Path]) -> None
     res = runner.invoke(app, ["search", str(media["copy"]), "--uri", str(db), "--top-n", "20", "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    assert set(out) == {"query", "query_duration", "results", "timing_ms", "candidates"}
+    assert set(out) == {"query", "query_duration", "results", "timing_ms", "candidates", "decision"}
+    # the settings in force are the default model's tuned ones, and are reported
+    from vidret_milvus.model import load_model
+
+    tuned = load_model().thresholds
+    d = out["decision"]
+    assert d["model_id"] == json.loads(runner.invoke(app, ["stats", "--uri", str(db), "--json"]).stdout)["model_id"]
+    assert (d["mode"], d["radius"], d["threshold"]) == ("duration", tuned.get("radius", 32), tuned.get("duration_threshold", 0.3))
+    assert d["segment_min_score"] == tuned.get("align_min_score", 0.7) and d["background_beta"] == tuned.get("background_beta", 0.0)
     assert out["query"] == str(media["copy"].resolve())
     assert set(out["timing_ms"]) == {"fingerprint", "recall", "rerank", "align", "total"}
     assert set(out["candidates"]) == {"frames", "videos", "capped"}
@@ -93,6 +101,13 @@ def test_copy_found_first_with_segment(db: Path, media: dict[str, Path]) -> None
     assert others == []
     scores = [r["score"] for r in out["results"]]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_options_override_the_model_thresholds(db: Path, media: dict[str, Path]) -> None:
+    res = runner.invoke(app, ["search", str(media["copy"]), "--uri", str(db), "--radius", "20", "--mode", "codes", "--threshold", "0.5", "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)["decision"]
+    assert (d["mode"], d["radius"], d["threshold"]) == ("codes", 20, 0.5)
 
 
 def test_unrelated_clip_gets_no_copy(db: Path, media: dict[str, Path]) -> None:

@@ -148,6 +148,8 @@ class SearchResponse:
     results: list[Result]
     timing_ms: dict[str, float]
     candidates: dict[str, Any]
+    # What decided "copy": the model and the settings in force (an audit trail for a reviewer).
+    decision: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -156,7 +158,15 @@ class SearchResponse:
             "results": [r.to_json() for r in self.results],
             "timing_ms": {k: round(v, 1) for k, v in self.timing_ms.items()},
             "candidates": self.candidates,
+            "decision": self.decision,
         }
+
+
+def decision_settings(params: SearchParams) -> dict[str, Any]:
+    """The settings that decide a result, as reported with it."""
+    threshold = {Mode.embedding: params.embedding_threshold, Mode.duration: params.duration_threshold, Mode.codes: params.codes_threshold}[params.mode]
+    return {"mode": params.mode.value, "threshold": threshold, "radius": params.radius, "segment_min_score": params.align.min_score,
+            "segment_min_frames": params.align.min_frames, "frame_match_l2": params.frame_match_l2, "background_beta": params.background_beta}
 
 
 def l2_to_similarity(d2: np.ndarray) -> np.ndarray:
@@ -408,6 +418,7 @@ def search_descriptor(
         results=results[: params.top_n],
         timing_ms=timing,
         candidates={"frames": int(len(recall.ids)), "videos": len(cand), "capped": bool(recall.capped.any())},
+        decision=decision_settings(params),
     )
 
 
@@ -429,6 +440,7 @@ def search_video(
     desc = fingerprint_video(path, model, Sampling(fps=meta.fps, keyframes=meta.keyframes))
     t1 = time.perf_counter()
     resp = search_descriptor(store, desc, params, background)
+    resp.decision = {"model_id": meta.model_id, **resp.decision}
     resp.timing_ms = {"fingerprint": (t1 - t0) * 1e3, **resp.timing_ms}
     resp.timing_ms["total"] = (time.perf_counter() - t0) * 1e3
     return resp
