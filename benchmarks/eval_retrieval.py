@@ -143,11 +143,12 @@ def main() -> None:
     ap.add_argument("--align-min-score", type=float, default=None, help="mean similarity a segment needs (default: the model's tuned value)")
     ap.add_argument("--frame-match-l2", type=float, default=None, help="L2 distance beyond which a re-rank hit is no frame match (default: the model's tuned value)")
     ap.add_argument("--background-beta", type=float, default=None, help="background normalisation strength (default: the model's tuned value)")
+    ap.add_argument("--untrained", action="store_true", help="the untrained heads on the embedded Lite0 backbone instead of the default model")
     args = ap.parse_args()
     data = args.data
     gt = json.loads((data / "ground_truth.json").read_text())
     refs, queries = gt["references"], gt["queries"]
-    model = load_model(checkpoint=args.checkpoint)
+    model = load_model(backbone="tf_efficientnet_lite0") if args.untrained else load_model(checkpoint=args.checkpoint)
     # The model's tuned thresholds (SearchParams.for_model), overridden by the options given.
     tuned = SearchParams.for_model(model, radius=args.radius, frame_match_l2=args.frame_match_l2, duration_threshold=args.duration_threshold,
                                    background_beta=args.background_beta)

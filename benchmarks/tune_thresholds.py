@@ -111,8 +111,9 @@ def main() -> None:
     ap.add_argument("--duration-threshold", type=floats, default=[round(x, 2) for x in np.arange(0.1, 0.75, 0.05)])
     ap.add_argument("--max-fpr", type=float, default=0.05)
     ap.add_argument("--write-config", action="store_true", help="write the chosen thresholds into CHECKPOINT/config.json")
+    ap.add_argument("--untrained", action="store_true", help="the untrained heads on the embedded Lite0 backbone instead of the default model")
     args = ap.parse_args()
-    model = load_model(checkpoint=args.checkpoint)
+    model = load_model(backbone="tf_efficientnet_lite0") if args.untrained else load_model(checkpoint=args.checkpoint)
     sampling = Sampling()
     work = ROOT / "benchmarks" / "out" / "tune"
     shutil.rmtree(work, ignore_errors=True)

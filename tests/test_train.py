@@ -258,7 +258,8 @@ def test_short_run_lowers_loss_and_checkpoint_loads(tmp_path: Path) -> None:
     # the trained checkpoint round-trips through load_model, and only carries the trained blocks
     final = Path(summary["final"])
     model = load_model(checkpoint=final)
-    assert model.config.trained
+    assert model.config.trained and model.thresholds == {}  # the untrained heads' thresholds do not carry over
+    assert "thresholds" not in json.loads((final / "config.json").read_text())
     from safetensors.torch import load_file
 
     names = load_file(str(final / "model.safetensors")).keys()

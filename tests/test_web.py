@@ -349,7 +349,7 @@ def test_search_with_background_normalisation(server: dict[str, Any], media: dic
 
     params = SearchParams(background_beta=0.3, background_size=20, align=AlignParams(min_score=0.45))
     with server["app"].lock:
-        plain = search_video(server["store"], server["model"], media["copy"], SearchParams())  # no normalisation
+        plain = search_video(server["store"], server["model"], media["copy"], SearchParams(background_beta=0.0))  # no normalisation
         norm = search_video(server["store"], server["model"], media["copy"], params)
         bg = sample_background(server["store"], 20, 0)
         assert sample_background(server["store"], 20, 0) is bg  # cached while the store is unchanged

@@ -34,6 +34,16 @@ THRESHOLD_KEYS: dict[str, tuple[type, float, float]] = {
 }
 
 
+# Thresholds tuned for untrained heads, by model id (the id hashes every tensor, so a value
+# applies to exactly the model it was measured on; any other untrained model, e.g. another
+# backbone, gets the search defaults). From benchmarks/tune_thresholds.py --name untrained
+# (benchmarks/results/tune-untrained.json: tuning sets muAP 0.917, detected 0.85, FPR 0.033).
+UNTRAINED_THRESHOLDS: dict[str, dict[str, float]] = {
+    "vm-398be1cabc122d3f": {"radius": 32, "frame_match_l2": 1.0, "align_min_score": 0.3, "duration_threshold": 0.4,
+                            "background_beta": 0.6, "background_default": 0.59},
+}
+
+
 def parse_thresholds(raw: object, where: str) -> dict[str, float]:
     """Validate a checkpoint's ``thresholds`` block: known keys, numbers in range."""
     if raw is None:
@@ -149,4 +159,6 @@ def load_model(
             model.background_path = str(ckpt / BACKGROUND_FILE)
         return _finish(model, device, Precision(precision))
     config = ModelConfig.for_backbone(backbone or Backbone.efficientnet_lite0.value, input_size)
-    return _finish(build_untrained(config, weights), device, Precision(precision))
+    model = _finish(build_untrained(config, weights), device, Precision(precision))
+    model.thresholds = dict(UNTRAINED_THRESHOLDS.get(model.model_id, {}))
+    return model
