@@ -105,7 +105,7 @@ class SearchParams:
         ``"thresholds"``, written by benchmarks/tune_thresholds.py), then ``overrides``
         (``None`` values are ignored, so CLI options left unset keep the model's values).
         A checkpoint's ``background.npy`` becomes ``background_path``. The class defaults
-        are the ones tuned for the untrained heads."""
+        serve models without tuned thresholds (another backbone, an untuned checkpoint)."""
         tuned: dict[str, Any] = dict(getattr(model, "thresholds", None) or {})
         if getattr(model, "background_path", None):
             tuned["background_path"] = model.background_path  # type: ignore[attr-defined]
@@ -206,11 +206,7 @@ class Background:
         hit = _BACKGROUND_CACHE.get(key)
         if hit is not None:
             return hit
-        bg = cls._read(path)
-        if len(_BACKGROUND_CACHE) > 8:
-            _BACKGROUND_CACHE.clear()
-        _BACKGROUND_CACHE[key] = bg
-        return bg
+        return _cache_background(key, cls._read(path))
 
     @classmethod
     def _read(cls, path: str | Path) -> "Background":
@@ -277,6 +273,14 @@ def background_similarity(query: np.ndarray, background: np.ndarray, k: int = 1)
 _BACKGROUND_CACHE: dict[tuple[Any, ...], Background] = {}
 
 
+def _cache_background(key: tuple[Any, ...], bg: Background) -> Background:
+    """Remember ``bg`` under ``key`` (a few entries at most: one per store or file in use)."""
+    if len(_BACKGROUND_CACHE) > 8:
+        _BACKGROUND_CACHE.clear()
+    _BACKGROUND_CACHE[key] = bg
+    return bg
+
+
 def sample_background(store: Store, size: int = 5000, seed: int = 0) -> Background:
     """A seeded uniform sample of ``size`` stored frames (of ready videos) with their video ids.
 
@@ -308,11 +312,7 @@ def sample_background(store: Store, size: int = 5000, seed: int = 0) -> Backgrou
         for r in res:
             embs.append(np.asarray(r["embedding"], np.float32))
             got_vids.append(int(r["video_id"]))
-    bg = Background(np.stack(embs) if embs else np.zeros((0, dim), np.float32), np.asarray(got_vids, np.int64))
-    if len(_BACKGROUND_CACHE) > 8:
-        _BACKGROUND_CACHE.clear()
-    _BACKGROUND_CACHE[key] = bg
-    return bg
+    return _cache_background(key, Background(np.stack(embs) if embs else np.zeros((0, dim), np.float32), np.asarray(got_vids, np.int64)))
 
 
 def _score(mode: Mode, rep: float, weighted_rep: float, min_dist: float, code_ratio: float) -> float:
