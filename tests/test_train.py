@@ -16,7 +16,7 @@ from PIL import Image
 from vidret_milvus.model import load_model
 from vidret_milvus.train.augment import OPS, random_edit, view
 from vidret_milvus.train.config import TrainConfig, load_config, set_value
-from vidret_milvus.train.data import PairDataset, SampleSet, photo_split, synthetic_images
+from vidret_milvus.train.data import PairDataset, SampleSet, cache_split, synthetic_images
 from vidret_milvus.train.evaluate import average_precision, retrieval_metrics, spearman
 from vidret_milvus.train.losses import (
     adaptive_margin,
@@ -178,7 +178,7 @@ def test_photo_split_rule() -> None:
 
     for g in ("mate-backgrounds/nature__Storm", "plasma-workspace-wallpapers/Altai"):
         want = "train" if int(hashlib.sha256(g.encode()).hexdigest(), 16) % 10 < 7 else "val"
-        assert photo_split(g) == want
+        assert cache_split(g) == want
 
 
 def test_pair_dataset_stream_is_indexed(tmp_path: Path) -> None:

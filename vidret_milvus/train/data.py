@@ -4,12 +4,13 @@ Preparation (:func:`prepare_cache`, needs PyAV) decodes the film and loads the p
 a small cache, ``<cache>/{train,val}.npz`` (JPEG bytes + metadata, uint8 only), so training and
 evaluation need no video decoder (the GPU machine has none).
 
-Splits (DATA.md):
+Splits: the rule is :mod:`vidret_milvus.splits` (DATA.md). ``train`` here is ``Split.train``;
+``val`` is everything held out from training (``Split.tune`` and ``Split.test``).
 
-- Big Buck Bunny by time: the first 60 % of the film, [0, 357.9 s), is training, the rest
-  validation / benchmark. A guard gap of ``guard`` seconds is kept on each side of the cut and
-  any shot that reaches into the gap is dropped whole, so no shot feeds both sides.
-- Photos by a hash of their manifest ``group``: ``int(sha256(group), 16) % 10 < 7`` is training.
+- Big Buck Bunny by time: [0, ``BBB_TRAIN_END`` = 357.9 s) is training, the rest validation.
+  A guard gap of ``guard`` seconds is kept on each side of the cut and any shot that reaches
+  into the gap is dropped whole, so no shot feeds both sides.
+- Photos by the hash bucket of their manifest ``group`` (``splits.split_of_group``).
 
 Every sample has a ``group``: the photo's manifest group, or ``bbb/shot<N>`` for film frames
 (shots found by a thumbnail difference). Samples of one group are near-duplicates: they are
@@ -19,7 +20,6 @@ never used as each other's negatives, and evaluation ignores them ("junk").
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
 import json
 from pathlib import Path
@@ -28,16 +28,15 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from ..splits import BBB_TRAIN_END, Split, split_of_group
 from .augment import random_edit, view
 
-BBB_TRAIN_END = 357.9  # seconds: 60 % of the film
-TRAIN_FRACTION_PHOTOS = 7  # of 10 hash buckets
 CACHE_VERSION = 1
 
 
-def photo_split(group: str) -> str:
-    """'train' or 'val' for a photo group (the DATA.md rule)."""
-    return "train" if int(hashlib.sha256(group.encode()).hexdigest(), 16) % 10 < TRAIN_FRACTION_PHOTOS else "val"
+def cache_split(group: str) -> str:
+    """'train' (``Split.train``) or 'val' (held out: tune or test) for a photo group."""
+    return "train" if split_of_group(group) is Split.train else "val"
 
 
 @dataclasses.dataclass
@@ -182,7 +181,7 @@ def prepare_cache(
     if manifest.is_file():
         files = [f for f in json.loads(manifest.read_text())["files"] if f.get("kind") == "photo"]
         for f in files:
-            split = photo_split(f["group"])
+            split = cache_split(f["group"])
             img = _resize_short(Image.open(res / f["path"]).convert("RGB"), photo_short_side)
             s = sets[split]
             s.jpegs.append(_jpeg(np.asarray(img), quality))
