@@ -128,6 +128,7 @@ class Result:
     min_distance: float
     code_ratio: float
     segments: list[Segment]
+    view: str = "full"  # which query view found it (views.search_views: a region or crop)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -138,6 +139,8 @@ class Result:
             "is_copy": self.is_copy,
             "repetition_degree": round(self.repetition_degree, 4),
             "segments": [g.to_json() for g in self.segments],
+            # Only region views say so: plain full-frame results keep their JSON keys.
+            **({"view": self.view} if self.view != "full" else {}),
         }
 
 

@@ -1,0 +1,85 @@
+"""Cost of query region views: fingerprint_views with regions vs the full frame only.
+
+    .venv/bin/python benchmarks/bench_regions.py [--threads 2] [--seconds 20]
+
+Writes a 640x360 H.264 clip of generated footage with a 30 % picture-in-picture inset (so
+the detector finds a box and the region views are what a PiP query really costs), then
+times, side by side in one run, ``fingerprint_views(regions=False)`` and
+``fingerprint_views(regions=True)`` at 1 fps with the untrained Lite0 model, and the box
+detection alone. Prints only (nothing saved). This machine is noisy: read the ratio, not
+the absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+import torch
+
+from _common import ROOT
+from vidret_milvus.clips import ken_burns, write_clip
+from vidret_milvus.fingerprint import Sampling
+from vidret_milvus.model import load_model
+from vidret_milvus.regions import find_inner_rectangles
+from vidret_milvus.video import read_all
+from vidret_milvus.views import fingerprint_views
+
+
+def pip_clip(seconds: float, fps: int = 24) -> str:
+    import skimage.data as data
+
+    path = ROOT / "benchmarks" / "out" / f"pip_640x360_{int(seconds)}s.mp4"
+    if path.is_file():
+        return str(path)
+    n = int(seconds * fps)
+    rng = np.random.default_rng(0)
+    s = math.sqrt(0.3)
+    iw, ih = int(640 * s) // 2 * 2, int(360 * s) // 2 * 2
+    outer = ken_burns(data.coffee(), n, (640, 360), rng)
+    inner = ken_burns(data.astronaut(), n, (iw, ih), rng)
+
+    def frames():  # noqa: ANN202
+        for o, i in zip(outer, inner):
+            f = np.array(o)
+            f[60 : 60 + ih, 250 : 250 + iw] = i
+            yield f
+
+    write_clip(path, frames(), fps, (640, 360), crf=23)
+    return str(path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    clip = pip_clip(args.seconds)
+    model = load_model(backbone="tf_efficientnet_lite0")
+    sampling = Sampling(threads=args.threads)
+    fingerprint_views(clip, model, sampling, regions=False)  # warm-up (first torch call, file cache)
+
+    t = time.perf_counter()
+    full = fingerprint_views(clip, model, sampling, regions=False)
+    t_full = time.perf_counter() - t
+    t = time.perf_counter()
+    views = fingerprint_views(clip, model, sampling, regions=True)
+    t_regions = time.perf_counter() - t
+    frames = read_all(clip, fps=1.0, short_side=model.config.resize_size).frames
+    t = time.perf_counter()
+    boxes = find_inner_rectangles(frames)
+    t_detect = time.perf_counter() - t
+
+    n = full[0][1].num_frames
+    print(f"{args.seconds:.0f} s 640x360 clip, {n} frames at 1 fps, {args.threads} threads")
+    print(f"views with regions: {[name for name, _ in views]} (boxes: {boxes})")
+    print(f"{'full frame only':>18}: {t_full:7.2f} s")
+    print(f"{'with regions':>18}: {t_regions:7.2f} s   ratio {t_regions / t_full:.2f}x for {len(views)} views")
+    print(f"{'detection alone':>18}: {t_detect * 1e3:7.1f} ms ({t_detect / n * 1e3:.1f} ms/frame)")
+
+
+if __name__ == "__main__":
+    main()

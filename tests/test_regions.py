@@ -1,0 +1,179 @@
+"""Query regions: inset detection on generated footage, and a picture-in-picture copy found
+end to end through a region view (real decoding, the untrained Lite0 model, Milvus Lite)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edits import decode_all
+from media import Scene, make_video
+from vidret_milvus.clips import ken_burns
+from vidret_milvus.fingerprint import Sampling
+from vidret_milvus.ingest import ingest_paths
+from vidret_milvus.model import load_model
+from vidret_milvus.regions import Box, crop_frames, find_inner_rectangles, fixed_crops
+from vidret_milvus.search import SearchParams, search_descriptor
+from vidret_milvus.store import Store
+from vidret_milvus.views import fingerprint_views, search_views
+
+W, H = 455, 256  # what a 16:9 query decodes to at the model's short side (256)
+
+
+def footage(name: str, n: int, size: tuple[int, int], seed: int) -> np.ndarray:
+    """``n`` frames of a slow pan/zoom over a bundled photo, (n, H, W, 3) uint8."""
+    return np.stack(list(ken_burns(np.asarray(Scene(name).pixels()), n, size, np.random.default_rng(seed))))
+
+
+def with_inset(outer: np.ndarray, inner: np.ndarray, x: float, y: float) -> tuple[np.ndarray, np.ndarray]:
+    """``inner`` frames pasted at fractional (x, y) over ``outer``; also the true box (fractions)."""
+    h, w = outer.shape[1:3]
+    ih, iw = inner.shape[1:3]
+    px, py = int(x * w), int(y * h)
+    out = outer.copy()
+    out[:, py : py + ih, px : px + iw] = inner
+    return out, np.array([px / w, py / h, (px + iw) / w, (py + ih) / h])
+
+
+def inset_size(area: float = 0.3) -> tuple[int, int]:
+    s = math.sqrt(area)
+    return int(W * s), int(H * s)
+
+
+def coords(box: Box) -> np.ndarray:
+    return np.array([box.x0, box.y0, box.x1, box.y1])
+
+
+@pytest.mark.parametrize(
+    ("outer", "inner", "x", "y", "still"),
+    [
+        ("coffee", "astronaut", 0.3, 0.2, False),
+        ("rocket", "chelsea", 0.08, 0.4, False),
+        ("hubble_deep_field", "coins", 0.4, 0.1, False),
+        # A still background: its own edges persist too, but they make no long straight
+        # lines, and nothing moves inside the boxes they could make.
+        ("coffee", "astronaut", 0.3, 0.2, True),
+    ],
+)
+def test_inset_found_where_it_is(outer: str, inner: str, x: float, y: float, still: bool) -> None:
+    n = 16
+    bg = footage(outer, n, (W, H), seed=1)
+    if still:
+        bg = np.repeat(bg[:1], n, axis=0)
+    frames, truth = with_inset(bg, footage(inner, n, inset_size(0.3), seed=2), x, y)
+    boxes = find_inner_rectangles(frames)
+    assert boxes, "no box found"
+    # Within 1.5 % of the frame on every side (one pixel of the 151 px detection scale is 0.7 %).
+    assert np.abs(coords(boxes[0]) - truth).max() < 0.015, (boxes[0], truth)
+    assert boxes[0].area == pytest.approx(0.3, abs=0.03)
+
+
+def test_inset_shown_for_part_of_the_query_is_found() -> None:
+    # 16 s of plain footage, then 16 s with an inset: the windowed medians still see it.
+    plain = footage("rocket", 16, (W, H), seed=3)
+    pip, truth = with_inset(footage("coffee", 16, (W, H), seed=4), footage("chelsea", 16, inset_size(0.35), seed=5), 0.1, 0.15)
+    boxes = find_inner_rectangles(np.concatenate([plain, pip]))
+    assert boxes and np.abs(coords(boxes[0]) - truth).max() < 0.015
+
+
+@pytest.mark.parametrize("name", ["astronaut", "chelsea", "coffee", "rocket", "camera", "text"])
+def test_plain_footage_gives_no_box(name: str) -> None:
+    assert find_inner_rectangles(footage(name, 16, (W, H), seed=6)) == []
+
+
+def test_letterbox_and_pillarbox_and_stills_give_no_box() -> None:
+    content = footage("astronaut", 16, (W, 176), seed=7)
+    letterbox = np.zeros((16, H, W, 3), np.uint8)
+    letterbox[:, 40:216] = content  # bars above and below: two sides only
+    assert find_inner_rectangles(letterbox) == []
+    narrow = footage("chelsea", 16, (300, H), seed=8)
+    pillarbox = np.zeros((16, H, W, 3), np.uint8)
+    pillarbox[:, :, 77:377] = narrow
+    assert find_inner_rectangles(pillarbox) == []
+    # A still frame with an inset-like rectangle drawn on it: it persists, but nothing in it moves.
+    still = np.repeat(footage("coffee", 1, (W, H), seed=9), 16, axis=0)
+    still[:, 60:180, 100:350] = 30
+    still[:, 62:178, 102:348] = 200
+    assert find_inner_rectangles(still) == []
+    # Too few frames to tell a persistent edge from content.
+    pip, _ = with_inset(footage("coffee", 2, (W, H), seed=1), footage("astronaut", 2, inset_size(), seed=2), 0.3, 0.2)
+    assert find_inner_rectangles(pip) == []
+
+
+def test_box_validation_and_crops() -> None:
+    b = Box(0.1, 0.2, 0.6, 0.9)
+    assert b.area == pytest.approx(0.35)
+    for bad in [(0.5, 0.2, 0.4, 0.9), (0.1, 0.2, 0.1, 0.9), (-0.1, 0, 0.5, 0.5), (0, 0, 1.1, 1), (0, float("nan"), 1, 1), (True, 0, 1, 1)]:
+        with pytest.raises(ValueError):
+            Box(*bad)
+    with pytest.raises(ValueError):
+        fixed_crops(("nope",))
+    frames = np.zeros((3, 100, 200, 3), np.uint8)
+    assert crop_frames(frames, b).shape == (3, 70, 100, 3)
+    assert crop_frames(frames, Box(0.0, 0.0, 0.001, 0.001)).shape == (3, 2, 2, 3)  # never empty
+    assert [n for n, _ in fixed_crops()] == ["centre70"]
+    with pytest.raises(ValueError):
+        find_inner_rectangles(np.zeros((4, 10, 10), np.uint8))
+
+
+# ---------------------------------------------------------------- end to end
+
+
+REF = ["chelsea", "coffee", "rocket", "astronaut"]  # 3 s shots
+DECOY = ["text", "moon", "camera", "brick"]
+FILLER = ["hubble_deep_field", "retina"]  # the footage around the inset: in no reference
+
+
+@pytest.fixture(scope="module")
+def pip_setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("pip")
+    ref = make_video(root / "ref.mp4", [Scene(s) for s in REF], duration=12.0, fps=10, size=(320, 180), gop=10, seed=11)
+    make_video(root / "decoy.mp4", [Scene(s) for s in DECOY], duration=12.0, fps=10, size=(320, 180), gop=10, seed=12)
+    # The query: the whole reference shrunk to a 30 % inset over other moving footage.
+    frames, rate = decode_all(ref)
+    qw, qh = 480, 270
+    s = math.sqrt(0.3)
+    iw, ih = int(qw * s), int(qh * s)
+    inset = np.stack([np.asarray(Image.fromarray(f).resize((iw, ih), Image.Resampling.BILINEAR)) for f in frames])
+    rng = np.random.default_rng(13)
+    filler = np.concatenate([np.stack(list(ken_burns(np.asarray(Scene(n).pixels()), len(frames) // 2 + 1, (qw, qh), rng))) for n in FILLER])
+    query, _ = with_inset(filler[: len(frames)], inset, 0.42, 0.4)  # bottom right: off the centre
+    make_video(root / "pip.mp4", lambda i, _t: query[i], duration=len(query) / rate, fps=rate, size=(qw, qh), gop=10, crf=28)
+    return {"root": root, "ref": ref, "decoy": root / "decoy.mp4", "query": root / "pip.mp4"}
+
+
+def test_pip_copy_found_through_a_region_view(pip_setup: dict[str, Path]) -> None:
+    model = load_model(backbone="tf_efficientnet_lite0")
+    params = SearchParams.for_model(model)
+    with Store.connect(str(pip_setup["root"] / "pip.db")) as store:
+        rep = ingest_paths(store, model, [str(pip_setup["ref"]), str(pip_setup["decoy"])], Sampling())
+        assert len(rep.ingested) == 2
+        ref_id = next(v for p, v, _ in rep.ingested if Path(p).name == "ref.mp4")
+        views = fingerprint_views(pip_setup["query"], model, Sampling())
+        names = [n for n, _ in views]
+        assert names[0] == "full" and "box0" in names and "centre70" in names
+        full, box = views[0][1], dict(views)["box0"]
+        assert np.array_equal(full.timestamps, box.timestamps)  # crops keep query time
+        assert not np.allclose(full.embeddings, box.embeddings)
+
+        resp = search_views(store, views, params)
+        top = resp.results[0]
+        assert top.video_id == ref_id and top.view == "box0", [(r.video_id, r.view, r.score) for r in resp.results]
+        assert top.to_json()["view"] == "box0"
+        # What the full frame alone gives for the reference (its score, 0 if not even a
+        # candidate): the region view must do better, which is the point of searching it.
+        alone = search_descriptor(store, full, params)
+        full_score = next((r.score for r in alone.results if r.video_id == ref_id), 0.0)
+        print(f"reference score: full frame {full_score:.3f} (copy: {any(r.is_copy for r in alone.results if r.video_id == ref_id)}), "
+              f"box0 {top.score:.3f} (copy: {top.is_copy})")
+        assert top.score > full_score
+        assert top.is_copy
+        # The segment is in query time: the inset shows the whole 12 s reference from 0 s.
+        seg = max(top.segments, key=lambda g: g.query_end - g.query_start)
+        assert seg.query_start <= 2.0 and seg.query_end >= 9.0
+        assert abs((seg.ref_start - seg.query_start)) <= 1.5
+        assert "view_box0" in resp.timing_ms and resp.decision["views"] == names

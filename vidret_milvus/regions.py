@@ -1,0 +1,262 @@
+"""Query-side regions: where in a frame a copied video may sit (numpy only, no torch).
+
+A picture-in-picture copy shows the reference as an inset over other footage, so the
+full-frame descriptor of the query is mostly the surrounding content. What gives the inset
+away is its border: an axis-aligned edge that stays at the same place while the content on
+both sides of it changes. :func:`find_inner_rectangles` looks for exactly that:
+
+1. frames -> grey, block-averaged to ~160 px on the long side (edges of an inset survive
+   this; the cost does not depend on the input size after it);
+2. per window of consecutive frames, the temporal *median* of the vertical and horizontal
+   gradient magnitudes: moving content blurs out, a fixed border stays sharp;
+3. a line must be a ridge across its neighbours two pixels away (a textured area is high
+   everywhere, a border only on its line), above an absolute contrast floor;
+4. rows / columns with long runs of such ridge pixels are candidate sides; every pair of
+   rows x pair of columns is a candidate rectangle, scored by the fraction of each of its
+   four sides that has edge support (the weakest side decides); the frame border itself
+   can never be a side (a gradient needs pixels on both sides), so letterbox or
+   pillarbox bars (two sides at most) give no rectangle;
+5. a box whose inside does not change over time is dropped (a still picture's own
+   straight edges, a static frame graphic);
+6. boxes from all windows are clustered (IoU) and ranked by their summed support, so an
+   inset shown for only part of the query is found too.
+
+Cost (measured on this 2-core machine, one run, noisy): about 1-2 ms per frame for the
+detection itself at 256 px short side input (the downscale dominates), negligible next to
+one embedding pass of the model (tens of ms per frame); see benchmarks/bench_regions.py.
+
+:func:`fixed_crops` are the regions searched whatever is detected (a camcorder copy's
+screen is a slightly tilted quadrilateral with dark or moire margins: no axis-aligned
+border to find, but a centre crop drops most of the margin).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+__all__ = ["Box", "FIXED_CROPS", "crop_frames", "find_inner_rectangles", "fixed_crops"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Box:
+    """An axis-aligned region as fractions of the frame: x0 < x1 and y0 < y1 in [0, 1]."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    score: float = 1.0  # edge support of the four sides (1 for a fixed crop)
+
+    def __post_init__(self) -> None:
+        vals = (self.x0, self.y0, self.x1, self.y1)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in vals):
+            raise ValueError(f"box coordinates must be finite numbers, got {vals}")
+        if not (0.0 <= self.x0 < self.x1 <= 1.0 and 0.0 <= self.y0 < self.y1 <= 1.0):
+            raise ValueError(f"box must satisfy 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1, got {vals}")
+        if not math.isfinite(self.score):
+            raise ValueError(f"box score must be finite, got {self.score}")
+
+    @property
+    def area(self) -> float:
+        return (self.x1 - self.x0) * (self.y1 - self.y0)
+
+    def overlap(self, other: "Box") -> float:
+        """Fraction of this box's area that lies inside ``other``."""
+        ix = max(0.0, min(self.x1, other.x1) - max(self.x0, other.x0))
+        iy = max(0.0, min(self.y1, other.y1) - max(self.y0, other.y0))
+        return ix * iy / self.area
+
+    def iou(self, other: "Box") -> float:
+        ix = max(0.0, min(self.x1, other.x1) - max(self.x0, other.x0))
+        iy = max(0.0, min(self.y1, other.y1) - max(self.y0, other.y0))
+        inter = ix * iy
+        union = self.area + other.area - inter
+        return inter / union if union > 0 else 0.0
+
+
+# Searched for every query when fixed crops are on. Centre 70 %: its 15 % margins cover the
+# camcorder edit's corner displacement (up to 14 % of a side) and the border moire, while
+# keeping the scale close to the reference's (a tighter crop zooms further away from it).
+# Centre 50 % is offered for heavier crops but costs one more embedding pass.
+FIXED_CROPS: dict[str, Box] = {
+    "centre70": Box(0.15, 0.15, 0.85, 0.85),
+    "centre50": Box(0.25, 0.25, 0.75, 0.75),
+}
+DEFAULT_FIXED = ("centre70",)
+
+
+def fixed_crops(names: tuple[str, ...] = DEFAULT_FIXED) -> list[tuple[str, Box]]:
+    """The named fixed crops (default: centre 70 % only; see :data:`FIXED_CROPS`)."""
+    unknown = [n for n in names if n not in FIXED_CROPS]
+    if unknown:
+        raise ValueError(f"unknown fixed crop(s) {unknown}; choose from {sorted(FIXED_CROPS)}")
+    return [(n, FIXED_CROPS[n]) for n in names]
+
+
+def crop_frames(frames: np.ndarray, box: Box) -> np.ndarray:
+    """``frames[:, y0:y1, x0:x1]`` for a fractional ``box`` (a view, no copy; >= 2 px each way)."""
+    if frames.ndim != 4:
+        raise ValueError(f"frames must be (N, H, W, C), got shape {frames.shape}")
+    h, w = frames.shape[1:3]
+    x0, x1 = int(round(box.x0 * w)), int(round(box.x1 * w))
+    y0, y1 = int(round(box.y0 * h)), int(round(box.y1 * h))
+    x1, y1 = min(w, max(x1, x0 + 2)), min(h, max(y1, y0 + 2))
+    x0, y0 = max(0, min(x0, x1 - 2)), max(0, min(y0, y1 - 2))
+    return frames[:, y0:y1, x0:x1]
+
+
+# Detection settings, in pixels of the downscaled grey frames unless said otherwise.
+_TARGET = 160  # long side after block averaging
+_RIDGE_GAP = 2  # a ridge is compared with the gradient this many rows/columns away
+_MIN_CONTRAST = 8.0  # grey levels: the median contrast across a border, at least
+_MIN_SIDE = 0.1  # a candidate line has at least this fraction of the frame's side as support
+_MAX_LINES = 40  # candidate rows (and columns) kept per window, strongest first
+_MIN_COVER = 0.6  # each side of a box: fraction of its length with edge support
+_MIN_WINDOW = 3  # fewer frames than this cannot tell a persistent edge from content
+_MIN_MOTION = 1.0  # grey levels: mean frame-to-frame change inside a box, at least
+
+
+def _grey_small(frames: np.ndarray) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> (N, h, w) float32 grey, block-averaged to ~_TARGET px long side."""
+    n, h, w = frames.shape[:3]
+    f = max(1, int(math.ceil(max(h, w) / _TARGET)))
+    hh, ww = (h // f) * f, (w // f) * f
+    # Integer-factor block means keep straight edges straight (no resampling kernel).
+    grey = frames[:, :hh, :ww].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    return grey.reshape(n, hh // f, f, ww // f, f).mean(axis=(2, 4))
+
+
+def _ridges(edge: np.ndarray) -> np.ndarray:
+    """Boolean ridge map of a (L, M) median gradient image across axis 0 (lines along axis 1)."""
+    g = _RIDGE_GAP
+    pad = np.pad(edge, ((g, g), (0, 0)), mode="edge")
+    # A border is a line: stronger than the rows two away on both sides. Textured content
+    # is about as strong there as on the row itself (comparing with the weaker side only,
+    # or the mean, was tried: many false boxes on plain footage, few more insets found).
+    around = np.maximum(pad[: -2 * g], pad[2 * g :])
+    return (edge - around >= _MIN_CONTRAST * 0.5) & (edge >= _MIN_CONTRAST)
+
+
+def _candidate_lines(on: np.ndarray, min_len: int) -> np.ndarray:
+    """Indices (along axis 0) of the strongest lines, after suppressing neighbours."""
+    count = on.sum(axis=1)
+    order = np.argsort(-count, kind="stable")
+    kept: list[int] = []
+    for i in order.tolist():
+        if count[i] < min_len or len(kept) >= _MAX_LINES:
+            break
+        if all(abs(i - k) > 1 for k in kept):
+            kept.append(i)
+    return np.array(sorted(kept), np.int64)
+
+
+def _side_cover(on: np.ndarray, lines: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Cover[i, p]: fraction of line ``lines[i]`` with support between the p-th pair of ``other``."""
+    # Tolerate one pixel of wobble: a side may use its line or the rows next to it.
+    dil = on.copy()
+    dil[1:] |= on[:-1]
+    dil[:-1] |= on[1:]
+    pref = np.concatenate([np.zeros((len(on), 1)), np.cumsum(dil, axis=1)], axis=1)[lines]  # (L, M+1)
+    a, b = np.triu_indices(len(other), k=1)
+    lo, hi = other[a], other[b] + 1  # from one side's pixel to the other's, inclusive
+    return (pref[:, hi] - pref[:, lo]) / np.maximum(hi - lo, 1)
+
+
+def _window_boxes(small: np.ndarray, min_area: float, max_area: float, keep: int) -> list[Box]:
+    n, h, w = small.shape
+    # Median over time of central differences (across two pixels, so an edge that the
+    # downscale spread over two pixels keeps its full contrast). ey[y] is centred on row y.
+    ey = np.median(np.abs(small[:, 2:] - small[:, :-2]), axis=0)  # (h-2, w), row y+1
+    ex = np.median(np.abs(small[:, :, 2:] - small[:, :, :-2]), axis=0)  # (h, w-2), column x+1
+    on_y = np.pad(_ridges(ey), ((1, 1), (0, 0)))  # horizontal lines, (h, w)
+    on_x = np.pad(_ridges(ex.T), ((1, 1), (0, 0)))  # vertical lines, transposed: (w, h)
+    rows = _candidate_lines(on_y, int(_MIN_SIDE * w))
+    cols = _candidate_lines(on_x, int(_MIN_SIDE * h))
+    if len(rows) < 2 or len(cols) < 2:
+        return []
+    top_bottom = _side_cover(on_y, rows, cols)  # (R, C pairs)
+    left_right = _side_cover(on_x, cols, rows)  # (C, R pairs)
+    ra, rb = np.triu_indices(len(rows), k=1)
+    ca, cb = np.triu_indices(len(cols), k=1)
+    # sides[k, r_pair, c_pair]: top, bottom, left, right cover
+    sides = np.stack([top_bottom[ra], top_bottom[rb], left_right[ca].T, left_right[cb].T])
+    weakest = sides.min(axis=0)
+    score = np.where(weakest >= _MIN_COVER, sides.mean(axis=0), 0.0)
+    # A line found on pixel row y is the edge at y + 0.5 (between the rows it differences).
+    y0, y1 = (rows[ra] + 0.5) / h, (rows[rb] + 0.5) / h
+    x0, x1 = (cols[ca] + 0.5) / w, (cols[cb] + 0.5) / w
+    area = (y1 - y0)[:, None] * (x1 - x0)[None, :]
+    score[(area < min_area) | (area > max_area)] = 0.0
+    # An inset plays video: its inside changes. A still picture's own straight edges (a
+    # window, a table) make rectangles too, but nothing inside them moves.
+    motion = np.abs(np.diff(small, axis=0)).mean(axis=0)
+    integral = np.pad(motion.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    r0, r1 = (rows[ra] + 1)[:, None], rows[rb][:, None]
+    c0, c1 = (cols[ca] + 1)[None, :], cols[cb][None, :]
+    inside = (integral[r1, c1] - integral[r0, c1] - integral[r1, c0] + integral[r0, c0]) / np.maximum((r1 - r0) * (c1 - c0), 1)
+    score[inside < _MIN_MOTION] = 0.0
+    # Rank by support plus a bonus for area: a textured inset (bricks, text) adds straight
+    # lines of its own, and the boxes they make inside it are about as well supported as
+    # the inset's; the outer one is the inset. (0.25: a box of weak sides, mean support
+    # 0.7, does not beat a well-supported inset even at twice its area.)
+    rank = np.where(score > 0, score + 0.25 * area, -1.0)
+    out: list[Box] = []
+    for flat in np.argsort(-rank, axis=None, kind="stable").tolist():
+        i, j = divmod(flat, score.shape[1])
+        if score[i, j] <= 0 or len(out) >= keep:
+            break
+        box = Box(float(x0[j]), float(y0[i]), float(x1[j]), float(y1[i]), float(score[i, j]))
+        # Overlapping most of a better box, or inside it: the same inset (or a box made of
+        # its sides and a stray line): keep the better only.
+        if all(box.iou(b) < 0.5 and box.overlap(b) < 0.8 for b in out):
+            out.append(box)
+    return out
+
+
+def find_inner_rectangles(
+    frames: np.ndarray, max_boxes: int = 2, min_area: float = 0.08, max_area: float = 0.7, window: int = 16
+) -> list[Box]:
+    """Persistent axis-aligned rectangles inside the picture (inset borders), best first.
+
+    frames: (N, H, W, 3) uint8 RGB, consecutive samples of one video (e.g. 1 fps).
+    min_area / max_area: fractions of the frame area a box may cover; the default upper
+        bound leaves out boxes that are nearly the whole frame (borders, bars).
+    window: frames per detection window; the medians need content to move within one, and
+        a box is reported if it is found in any window (summed support ranks the boxes).
+
+    Returns [] for fewer than 3 frames: with so few, a still picture's own straight edges
+    cannot be told from an inset's border.
+    """
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.shape} {frames.dtype}")
+    if not 0 < min_area < max_area <= 1:
+        raise ValueError(f"need 0 < min_area < max_area <= 1, got {min_area}, {max_area}")
+    if max_boxes < 1 or window < _MIN_WINDOW:
+        raise ValueError(f"max_boxes must be >= 1 and window >= {_MIN_WINDOW}")
+    n = len(frames)
+    if n < _MIN_WINDOW or min(frames.shape[1:3]) < 8:
+        return []
+    # Windows of equal length covering every frame (the last one shares frames if needed).
+    starts = list(range(0, max(1, n - window + 1), window))
+    if starts[-1] + window < n:
+        starts.append(n - window)
+    clusters: list[list[Box]] = []
+    for s in starts:
+        small = _grey_small(frames[s : s + window])
+        for box in _window_boxes(small, min_area, max_area, keep=max_boxes + 2):
+            for members in clusters:
+                if members[0].iou(box) >= 0.6:
+                    members.append(box)
+                    break
+            else:
+                clusters.append([box])
+    ranked = sorted(clusters, key=lambda m: -sum(b.score for b in m))
+    out: list[Box] = []
+    for members in ranked[:max_boxes]:
+        # The median of the windows' boxes: one window's off-by-one line does not move it.
+        c = np.median(np.array([[b.x0, b.y0, b.x1, b.y1] for b in members]), axis=0)
+        out.append(Box(float(c[0]), float(c[1]), float(c[2]), float(c[3]), float(sum(b.score for b in members) / len(starts))))
+    return out

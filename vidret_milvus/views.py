@@ -1,0 +1,129 @@
+"""Query views: the full frame plus regions of it, fingerprinted from one decode and searched
+side by side (picture-in-picture and camcorder copies are found through a region).
+
+A view is a ``(name, VideoDescriptor)`` pair: ``"full"`` (always first), ``"box0"``,
+``"box1"`` (insets found by :func:`~vidret_milvus.regions.find_inner_rectangles`) and the
+fixed crops (``"centre70"``...). Crops keep the query's timestamps, so segments of a region
+view are in query time like the full view's.
+
+Cost: the query is decoded once, but each view is one more embedding pass over every
+sampled frame, so fingerprinting costs about ``1 + views`` times the full-frame model time
+(the detection itself is a few ms per frame); benchmarks/bench_regions.py measures it. All
+sampled frames are held in memory (about 350 KB per frame at 256 px short side, i.e. ~21 MB
+per minute of query at 1 fps), which suits query clips, not hour-long videos.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .descriptor import CODE_BYTES, VideoDescriptor
+from .errors import ModelMismatchError, VidretError, VideoError
+from .fingerprint import Sampling
+from .model import FingerprintModel
+from .regions import DEFAULT_FIXED, crop_frames, find_inner_rectangles, fixed_crops
+from .search import Result, SearchParams, SearchResponse, search_descriptor
+from .store import Store
+from .video import iter_frames, probe
+
+__all__ = ["fingerprint_views", "search_views"]
+
+# Frames the box detection looks at, evenly spread over the query: enough for the temporal
+# medians of several windows, and a bounded cost for long queries.
+DETECT_FRAMES = 64
+
+
+def fingerprint_views(
+    path: str | Path,
+    model: FingerprintModel,
+    sampling: Sampling = Sampling(),
+    regions: bool = True,
+    *,
+    max_boxes: int = 2,
+    crops: tuple[str, ...] = DEFAULT_FIXED,
+    video_id: int = 0,
+) -> list[tuple[str, VideoDescriptor]]:
+    """Fingerprint the full frame and, with ``regions``, the detected insets and fixed crops.
+
+    The video is decoded once (frames at the model's resize size); the detection sees up to
+    :data:`DETECT_FRAMES` of them. ``crops`` names fixed crops (``()`` for none).
+    """
+    info = probe(path)
+    times: list[np.ndarray] = []
+    batches: list[np.ndarray] = []
+    for batch in iter_frames(
+        info.path, fps=sampling.fps, keyframes=sampling.keyframes, batch_size=sampling.batch_size,
+        threads=sampling.threads, short_side=model.config.resize_size,
+    ):
+        times.append(batch.timestamps)
+        batches.append(batch.frames)
+    if not batches:
+        raise VideoError(info.path, "no frame could be sampled")
+    ts = np.concatenate(times).astype(np.float32)
+    frames = np.concatenate(batches)
+    del batches
+
+    named: list[tuple[str, Any]] = [("full", None)]
+    if regions:
+        pick = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), DETECT_FRAMES)).round().astype(np.int64))
+        boxes = find_inner_rectangles(frames[pick], max_boxes=max_boxes)
+        named += [(f"box{i}", b) for i, b in enumerate(boxes)]
+        named += fixed_crops(crops)
+
+    views: list[tuple[str, VideoDescriptor]] = []
+    for name, box in named:
+        view = frames if box is None else crop_frames(frames, box)
+        emb, codes = model.embed_frames(view, batch_size=sampling.batch_size)
+        views.append((name, VideoDescriptor(
+            video_id=video_id, path=info.path, duration=float(info.duration), timestamps=ts, embeddings=emb,
+            codes=codes.reshape(-1, CODE_BYTES), fps=sampling.fps, model_id=getattr(model, "model_id", ""),
+        )))
+    return views
+
+
+def search_views(store: Store, views: list[tuple[str, VideoDescriptor]], params: SearchParams = SearchParams()) -> SearchResponse:
+    """Search every view and merge per reference video: the best-scoring view's result wins.
+
+    Each result says which view found it (``Result.view``); timings are summed over views
+    (plus ``"view_<name>"``: each view's own total), candidates summed, with the per-view counts kept.
+    """
+    if not views or views[0][0] != "full":
+        raise ValueError("views must start with the 'full' view (fingerprint_views makes them so)")
+    meta = store.meta()
+    if meta is None:
+        raise VidretError(f"{store.uri}: nothing ingested yet (no collections with prefix {store.prefix!r})")
+    for name, desc in views:
+        if desc.model_id != meta.model_id:
+            raise ModelMismatchError(f"store holds codes of model {meta.model_id}; view {name!r} was made with {desc.model_id or '?'}")
+    best: dict[int, Result] = {}
+    timing: dict[str, float] = {}
+    per_view_cand: dict[str, Any] = {}
+    first: SearchResponse | None = None
+    for name, desc in views:
+        resp = search_descriptor(store, desc, params)
+        first = first or resp
+        for key, ms in resp.timing_ms.items():
+            timing[key] = timing.get(key, 0.0) + ms
+        timing[f"view_{name}"] = sum(resp.timing_ms.values())
+        per_view_cand[name] = resp.candidates
+        for r in resp.results:
+            # Every view searched the same store with the same settings, so scores compare;
+            # the earlier view (full first) keeps a tie.
+            if r.video_id not in best or r.score > best[r.video_id].score:
+                best[r.video_id] = dataclasses.replace(r, view=name)
+    assert first is not None
+    results = sorted(best.values(), key=lambda r: (-r.score, r.video_id))[: params.top_n]
+    candidates = {
+        "frames": sum(c["frames"] for c in per_view_cand.values()),
+        "videos": sum(c["videos"] for c in per_view_cand.values()),
+        "capped": any(c["capped"] for c in per_view_cand.values()),
+        "views": per_view_cand,
+    }
+    return SearchResponse(
+        query=first.query, query_duration=first.query_duration, results=results, timing_ms=timing,
+        candidates=candidates, decision={"model_id": meta.model_id, **first.decision, "views": [n for n, _ in views]},
+    )
