@@ -18,6 +18,7 @@ from vidret_milvus.align import (
     align,
     align_offset_voting,
     covering_score,
+    dominant_speed,
     repetition_degree,
     union_length,
 )
@@ -216,3 +217,63 @@ def test_background_similarity() -> None:
     alone = Background(bg, np.full(50, 7)).similarity(q, 1)
     assert (alone.kth(exclude_video=7) == 0).all() and np.allclose(alone.kth(exclude_video=8), want[:, 0], atol=1e-5)
     assert (alone.kth(exclude_video=7, default=0.7) == 0.7).all()  # the model's typical background instead
+
+
+@pytest.mark.parametrize("length", [3, 4])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_short_copy_found_with_default_params(length: int, seed: int) -> None:
+    # A 3-4 s copy (3-4 matched frames at 1 fps) inside a 25 s upload, with noise matches.
+    q, r, s = matches([(10, 10 + length, 42, 1.0)], q_len=25, r_len=90, seed=seed, sim=0.82)
+    segs = align(q, r, s, P)
+    assert len(segs) == 1 and close(segs[0], 10, 10 + length, 42, 42 + length, tol=0.5), segs
+    assert segs[0].frames == length and segs[0].query_length == pytest.approx(length)
+
+
+def test_two_short_copies_of_one_reference() -> None:
+    # Query 2-6 s shows reference 40-44 s, query 15-19 s shows reference 10-14 s (each 4 s),
+    # and query 7-10 s reference 70-73 s (3 s, a third excerpt).
+    q, r, s = matches([(2, 6, 40, 1.0), (7, 10, 70, 1.0), (15, 19, 10, 1.0)], q_len=25, r_len=90, sim=0.82, seed=5)
+    segs = align(q, r, s, P)
+    assert len(segs) == 3, segs
+    assert close(segs[0], 2, 6, 40, 44, 0.5) and close(segs[1], 7, 10, 70, 73, 0.5) and close(segs[2], 15, 19, 10, 14, 0.5), segs
+
+
+def test_two_short_copies_close_in_query_and_reference() -> None:
+    # Two 4 s excerpts 1 s apart in the query, from reference places 30 s apart in the same
+    # order: the reference jump is far beyond the speed bound, so they stay two segments.
+    q, r, s = matches([(3, 7, 10, 1.0), (8, 12, 40, 1.0)], q_len=15, r_len=60, sim=0.82, seed=6)
+    segs = align(q, r, s, P)
+    assert len(segs) == 2 and close(segs[0], 3, 7, 10, 14, 0.5) and close(segs[1], 8, 12, 40, 44, 0.5), segs
+
+
+def test_two_copies_of_two_references() -> None:
+    # One query holds 4 s of reference A (query 1-5) and 5 s of reference B (query 12-17): the
+    # aligner runs per (query, reference) pair, and each pair sees its own copy plus the
+    # other's frames as unrelated (noise) matches.
+    qa, ra, sa = matches([(1, 5, 20, 1.0)], q_len=20, r_len=60, sim=0.82, seed=7)
+    qb, rb, sb = matches([(12, 17, 33, 1.0)], q_len=20, r_len=60, sim=0.82, seed=8)
+    a, b = align(qa, ra, sa, P), align(qb, rb, sb, P)
+    assert len(a) == 1 and close(a[0], 1, 5, 20, 24, 0.5), a
+    assert len(b) == 1 and close(b[0], 12, 17, 33, 38, 0.5), b
+
+
+def test_short_copy_with_a_dropped_frame() -> None:
+    # 4 s copied, one frame in the middle without its match: 3 matched frames still make a
+    # segment, spanning the 4 s.
+    q, r, s = matches([(6, 10, 50, 1.0)], q_len=20, r_len=90, sim=0.82, seed=3, skip=(8,))
+    segs = align(q, r, s, P)
+    assert len(segs) == 1 and segs[0].frames == 3 and close(segs[0], 6, 10, 50, 54, 0.5), segs
+
+
+def test_short_copy_survives_a_dominant_speed_voted_by_weak_matches() -> None:
+    # A 3 s copy at the original speed (query 20-22 -> reference 50-52, similarity ~0.8) and six
+    # weak unrelated matches (0.78, isolated: more than max_gap apart) that happen to line up
+    # at speed 2. They out-vote the copy for the pair's dominant speed; a step at speed 1
+    # must still cost nothing, or the copy breaks into single frames and is lost.
+    decoy_q = np.array([0.0, 6.0, 12.0, 30.0, 36.0, 42.0])
+    q = np.r_[20.0, 21.0, 22.0, decoy_q]
+    r = np.r_[50.0, 51.0, 52.0, 2 * decoy_q + 5]
+    s = np.r_[0.79, 0.8, 0.79, np.full(6, 0.78)]
+    assert dominant_speed(q, r, s - P.min_score, P) == pytest.approx(2.0)
+    segs = align(q, r, s, P)
+    assert len(segs) == 1 and close(segs[0], 20, 23, 50, 53, 0.01) and segs[0].frames == 3, segs

@@ -89,8 +89,16 @@ def test_copy_found_first_with_segment(db: Path, media: dict[str, Path]) -> None
     assert set(out["timing_ms"]) == {"fingerprint", "recall", "rerank", "align", "total"}
     assert set(out["candidates"]) == {"frames", "videos", "capped"}
     top = out["results"][0]
-    assert set(top) == {"video_id", "path", "duration", "score", "is_copy", "repetition_degree", "segments"}
+    assert set(top) == {"video_id", "path", "duration", "score", "is_copy", "repetition_degree", "matched_seconds", "confidence", "segments"}
     assert Path(top["path"]).name == "a.mp4" and top["is_copy"] is True
+    # Mode 2 scores by the calibrated copy probability (decision.py), which a reviewer can
+    # compare across queries; the repetition degree is still reported. The default model has
+    # no fitted calibration yet: the hand-set one and the 3 s minimum are in force.
+    assert top["score"] == top["confidence"] and top["confidence"] >= d["copy_threshold"] == tuned.get("copy_threshold", 0.5)
+    assert d["min_copy_seconds"] == tuned.get("min_copy_seconds", 3.0) and d["calibration"]["hand_set"] == ("calib_bias" not in tuned)
+    # The copied span at least (the query's "moon" filler is a photo that a.mp4 also shows,
+    # so it may match too), never more than the query.
+    assert COPY_SPAN[1] - COPY_SPAN[0] - 2 <= top["matched_seconds"] <= out["query_duration"] + 0.01
     assert top["path"] == str((media["refs"] / "a.mp4").resolve())
     seg = max(top["segments"], key=lambda g: g["query_end"] - g["query_start"])
     assert set(seg) == {"query_start", "query_end", "ref_start", "ref_end", "score"}

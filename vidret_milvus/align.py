@@ -11,7 +11,10 @@ Two aligners with one signature, ``fn(q_t, r_t, sim, params, weight=None) -> lis
     ``weight * (similarity - path_bias)`` (the bias defaults to ``min_score``), and each edge
     costs ``drift_cost`` per second that it drifts from the pair's dominant speed (a Hough
     vote over speeds, :func:`dominant_speed`; 1 unless another speed lines up clearly more
-    matches), which picks the straight path through near-static shots; the heaviest path (dynamic programming over the
+    matches) or from speed 1, whichever is nearer, which picks the straight path through
+    near-static shots (a step at speed 1 is never charged: a dominant speed voted by weak
+    unrelated matches must not break up a short copy at the original speed, nor a second
+    copy at another speed than the first); the heaviest path (dynamic programming over the
     DAG) is one copied segment. Its matches are removed, together with every match lying
     within ``max_gap`` of the path in reference time over the path's query span (the
     alternative matches of the same copied content), and the search repeats, so several
@@ -83,7 +86,7 @@ class AlignParams:
     # A segment overlapping an accepted one by more than this fraction (of its own length) on
     # the query axis AND on the reference axis is the same copy found twice: dropped.
     max_overlap: float = 0.5
-    # Weight lost per second that a path step drifts from the pair's dominant speed (see
+    # Weight lost per second that a path step drifts from the pair's dominant speed or speed 1 (see
     # align()): resolves the ambiguity of near-static shots, where every frame of a shot
     # matches every frame of its copy about equally.
     drift_cost: float = 0.1
@@ -203,9 +206,11 @@ def align(
             ok = alive[lo:hi] & (dr >= -_EPS) & (dr <= dq * sp + iv + _EPS) & (dr >= dq / sp - iv - _EPS)
             if not ok.any():
                 continue
-            # A small cost per second of drift from the dominant speed: among near-equal paths
-            # (static shots, repeated frames) the straight one wins.
-            cand = np.where(ok, best[lo:hi] - params.drift_cost * np.abs(dr - speed * dq), -np.inf)
+            # A small cost per second of drift from the dominant speed (or from speed 1, which
+            # needs no vote): among near-equal paths (static shots, repeated frames) the
+            # straight one wins.
+            drift = np.minimum(np.abs(dr - speed * dq), np.abs(dr - dq))
+            cand = np.where(ok, best[lo:hi] - params.drift_cost * drift, -np.inf)
             k = int(np.argmax(cand))
             if cand[k] > 0:  # a predecessor path adds weight
                 best[j] = node[j] + cand[k]

@@ -3,8 +3,12 @@
 Patent modes for the copy decision:
   1. ``embedding``: a candidate is a copy when its nearest texture-embedding distance to a
      query frame is under ``embedding_threshold``;
-  2. ``duration``: when its content repetition degree (matched duration / duration of the
-     shorter video, from time-aligned frame matches) reaches ``duration_threshold``;
+  2. ``duration``: from the time-aligned segments (:mod:`vidret_milvus.decision`): a copy
+     when the calibrated confidence ``p`` reaches ``copy_threshold`` and the best segment
+     lasts ``min_copy_seconds``, or (``repetition_rule``, the patent's rule) when the content
+     repetition degree (matched duration / duration of the shorter video) reaches
+     ``duration_threshold``; the score is ``p``, whose meaning does not depend on the query's
+     length. The repetition degree is still reported;
   3. ``codes``: when the duration covered by equal codes / duration of the shorter video
      reaches ``codes_threshold``.
 
@@ -16,9 +20,10 @@ Two refinements of the frame similarities that the alignment (segments, mode 2) 
   number of distinct candidate videos its codes recall and ``k`` = ``common_frame_videos``:
   ``weight = min(1, log2(1 + k) / log2(1 + n))`` (1 up to k videos; 0.5 at n = k^2 + 2k for
   k = 4, i.e. 24 videos; ~0.23 at 1000). The weight scales the frame's matches in the
-  temporal alignment and its share of the repetition degree (each matched query second
-  counts ``weight`` seconds), so a clip matched only through black frames and logos is not
-  a copy. Segment ``score`` stays the plain mean similarity.
+  temporal alignment, its share of the repetition degree (each matched query second
+  counts ``weight`` seconds) and the confidence of the segments covering it, so a clip
+  matched only through black frames and logos is not a copy. Segment ``score`` stays the
+  plain mean similarity.
 * **Background normalisation** (VSC22 style, ``background_beta``, off by default): each
   frame similarity becomes ``s - beta * s_bg`` where ``s_bg`` is the query frame's similarity
   to its ``background_k``-th nearest background frame, excluding frames of the candidate
@@ -27,7 +32,9 @@ Two refinements of the frame similarities that the alignment (segments, mode 2) 
   (drawn as frame ids the package generated, cached per store until the stored videos
   change). Frames that look like everything (generic scenery, black) lose more than
   distinctive ones. With ``beta > 0`` the segment scores and ``align.min_score`` are on the
-  normalised scale: lower ``min_score`` to match (the benchmark reports tuned pairs).
+  normalised scale: lower ``min_score`` to match (the benchmark reports tuned pairs). The
+  segment confidence of mode 2 then measures scores against ``1 - beta * background_default``
+  (identical frames against the model's typical background) instead of 1.
 """
 
 from __future__ import annotations
@@ -40,7 +47,8 @@ from typing import Any
 
 import numpy as np
 
-from .align import AlignParams, Segment, align, covering_score, repetition_degree
+from .align import AlignParams, Segment, align
+from .decision import FEATURES, Calibration, decide, segment_evidence
 from .descriptor import VideoDescriptor
 from .errors import VidretError
 from .fingerprint import Sampling, fingerprint_video
@@ -62,7 +70,14 @@ class SearchParams:
     radius: int = 32  # Hamming radius of the category recall (bits, inclusive)
     mode: Mode = Mode.duration
     embedding_threshold: float = 0.8  # mode 1: L2 distance (embeddings are unit length)
-    duration_threshold: float = 0.3  # mode 2: content repetition degree
+    duration_threshold: float = 0.3  # mode 2, patent rule: content repetition degree
+    # Mode 2 (vidret_milvus.decision): copy when the calibrated confidence reaches
+    # copy_threshold and the best segment lasts min_copy_seconds; repetition_rule keeps the
+    # patent's rule (repetition degree >= duration_threshold) as a second way to be a copy.
+    copy_threshold: float = 0.5
+    min_copy_seconds: float = 3.0
+    repetition_rule: bool = True
+    calibration: Calibration = Calibration()  # hand-set defaults until a tuner fits one
     codes_threshold: float = 0.2  # mode 3: equal-code duration / shorter duration
     # mode 3: codes this close count as "equal". The patent means identical codes from a
     # trained head; untrained LSH codes of a copy differ by 10-30 bits, hence 16.
@@ -97,6 +112,13 @@ class SearchParams:
             raise ValueError("background_beta must be in [0, 2]")
         if self.background_k < 1 or self.background_size < 1:
             raise ValueError("background_k and background_size must be >= 1")
+        if not 0.0 <= self.copy_threshold <= 1.0:
+            raise ValueError("copy_threshold must be in [0, 1]")
+        if not self.min_copy_seconds >= 0:
+            raise ValueError("min_copy_seconds must be >= 0")
+        if not isinstance(self.calibration, Calibration):
+            raise ValueError("calibration must be a decision.Calibration")
+        object.__setattr__(self, "repetition_rule", bool(self.repetition_rule))
         object.__setattr__(self, "mode", Mode(self.mode))
 
     @classmethod
@@ -105,11 +127,16 @@ class SearchParams:
         ``"thresholds"``, written by benchmarks/tune_thresholds.py), then ``overrides``
         (``None`` values are ignored, so CLI options left unset keep the model's values).
         A checkpoint's ``background.npy`` becomes ``background_path``. The class defaults
-        serve models without tuned thresholds (another backbone, an untuned checkpoint)."""
+        serve models without tuned thresholds (another backbone, an untuned checkpoint).
+        The ``calib_w*`` / ``calib_bias`` keys (all or none) become ``calibration``."""
         tuned: dict[str, Any] = dict(getattr(model, "thresholds", None) or {})
         if getattr(model, "background_path", None):
             tuned["background_path"] = model.background_path  # type: ignore[attr-defined]
         min_score = tuned.pop("align_min_score", None)
+        calibration = Calibration.from_keys(tuned)
+        tuned = {k: v for k, v in tuned.items() if not k.startswith("calib_")}
+        if calibration is not None:
+            tuned["calibration"] = calibration
         kw = {**tuned, **{k: v for k, v in overrides.items() if v is not None}}
         align = kw.pop("align", cls.align)
         if min_score is not None and "align" not in overrides:
@@ -128,6 +155,10 @@ class Result:
     min_distance: float
     code_ratio: float
     segments: list[Segment]
+    # Mode-2 evidence (decision.py): union of the segments' query spans, and the calibrated
+    # copy probability (the mode-2 score).
+    matched_seconds: float = 0.0
+    confidence: float = 0.0
     view: str = "full"  # which query view found it (views.search_views: a region or crop)
 
     def to_json(self) -> dict[str, Any]:
@@ -138,6 +169,8 @@ class Result:
             "score": round(self.score, 4),
             "is_copy": self.is_copy,
             "repetition_degree": round(self.repetition_degree, 4),
+            "matched_seconds": round(self.matched_seconds, 3),
+            "confidence": round(self.confidence, 4),
             "segments": [g.to_json() for g in self.segments],
             # Only region views say so: plain full-frame results keep their JSON keys.
             **({"view": self.view} if self.view != "full" else {}),
@@ -168,8 +201,19 @@ class SearchResponse:
 def decision_settings(params: SearchParams) -> dict[str, Any]:
     """The settings that decide a result, as reported with it."""
     threshold = {Mode.embedding: params.embedding_threshold, Mode.duration: params.duration_threshold, Mode.codes: params.codes_threshold}[params.mode]
-    return {"mode": params.mode.value, "threshold": threshold, "radius": params.radius, "segment_min_score": params.align.min_score,
-            "segment_min_frames": params.align.min_frames, "frame_match_l2": params.frame_match_l2, "background_beta": params.background_beta}
+    out = {"mode": params.mode.value, "threshold": threshold, "radius": params.radius, "segment_min_score": params.align.min_score,
+           "segment_min_frames": params.align.min_frames, "frame_match_l2": params.frame_match_l2, "background_beta": params.background_beta}
+    if params.mode is Mode.duration:
+        out.update({"copy_threshold": params.copy_threshold, "min_copy_seconds": params.min_copy_seconds,
+                    "repetition_rule": params.repetition_rule, "confidence_ceiling": round(confidence_ceiling(params), 4),
+                    "calibration": {"features": list(FEATURES), "weights": list(params.calibration.weights), "bias": params.calibration.bias,
+                                    "hand_set": params.calibration == Calibration()}})
+    return out
+
+
+def confidence_ceiling(params: SearchParams) -> float:
+    """The similarity of identical frames on the scale in use: 1, less the background term."""
+    return 1.0 - params.background_beta * params.background_default
 
 
 def l2_to_similarity(d2: np.ndarray) -> np.ndarray:
@@ -318,17 +362,15 @@ def sample_background(store: Store, size: int = 5000, seed: int = 0) -> Backgrou
     return _cache_background(key, Background(np.stack(embs) if embs else np.zeros((0, dim), np.float32), np.asarray(got_vids, np.int64)))
 
 
-def _score(mode: Mode, rep: float, weighted_rep: float, min_dist: float, code_ratio: float) -> float:
-    """One number in [0, 1], higher = more similar, comparable across queries for a mode."""
+def _score(mode: Mode, confidence: float, min_dist: float, code_ratio: float) -> float:
+    """One number in [0, 1], higher = more similar, comparable across queries for a mode.
+    Mode 2: the calibrated copy probability (its best-frame feature still ranks candidates
+    without an accepted segment, which keeps pooled ranking informative below the cut)."""
     if mode is Mode.embedding:
         return float(max(0.0, 1.0 - min_dist / 2.0))
     if mode is Mode.codes:
         return float(code_ratio)
-    # Mode 2: mostly the similarity-weighted repetition degree; a tenth comes from the best
-    # frame similarity, so candidates without an accepted segment still rank by likeness
-    # (which keeps pooled ranking informative below the decision threshold).
-    best_frame = max(0.0, 1.0 - min_dist**2 / 2.0)
-    return float(0.9 * weighted_rep + 0.1 * best_frame)
+    return float(confidence)
 
 
 def search_descriptor(
@@ -360,6 +402,7 @@ def search_descriptor(
     # 3. decide and localise, per candidate video
     results = []
     aparams = dataclasses.replace(params.align, frame_interval=interval)
+    ceiling = confidence_ceiling(params)
     qts = query.timestamps
     in_cand = np.isin(recall.video_ids, np.asarray(cand, np.int64))
     fweight = common_frame_weights(recall.query_index[in_cand], recall.video_ids[in_cand], query.num_frames, params.common_frame_videos)
@@ -386,17 +429,11 @@ def search_descriptor(
         if bgsim is not None:
             sim = sim - params.background_beta * bgsim.kth(exclude_video=vid, default=params.background_default)[qi[good]]
         segs = align(qts[qi[good]], rt[good], sim, aparams, weight=fweight[qi[good]])
-        rep = repetition_degree(segs, query.duration, row.duration)
+        ev = segment_evidence(segs, qts, query.duration, row.duration, min_score=aparams.min_score, ceiling=ceiling,
+                              frame_weights=fweight, best_frame_similarity=max(0.0, 1.0 - min_dist**2 / 2.0))
+        confidence, dur_copy = decide(ev, params.calibration, params.copy_threshold, params.min_copy_seconds,
+                                      params.duration_threshold if params.repetition_rule else None)
         shorter = min(query.duration, row.duration)
-        # Per query frame: the best covering segment's score; the frames' weights scale
-        # their share of the matched duration (each query second counts once).
-        cover = covering_score(segs, qts)
-        covered = ~np.isnan(cover)
-        if covered.any():
-            rep = rep * float(fweight[covered].mean())
-            weighted = min(1.0, rep * float(np.clip(cover[covered], 0.0, None).mean()))
-        else:
-            rep = weighted = 0.0
         rm = recall.video_ids == vid
         eq_frames = np.unique(recall.query_index[rm][recall.distance[rm] <= params.code_equal_bits])
         code_ratio = float(min(1.0, len(eq_frames) * interval / shorter)) if shorter > 0 else 0.0
@@ -405,11 +442,12 @@ def search_descriptor(
         elif params.mode is Mode.codes:
             is_copy = code_ratio >= params.codes_threshold
         else:
-            is_copy = rep >= params.duration_threshold
+            is_copy = dur_copy
         results.append(Result(
             video_id=vid, path=row.path, duration=row.duration,
-            score=_score(params.mode, rep, weighted, min_dist, code_ratio), is_copy=bool(is_copy),
-            repetition_degree=rep, min_distance=min_dist, code_ratio=code_ratio, segments=segs,
+            score=_score(params.mode, confidence, min_dist, code_ratio), is_copy=bool(is_copy),
+            repetition_degree=ev.repetition_degree, min_distance=min_dist, code_ratio=code_ratio, segments=segs,
+            matched_seconds=ev.matched_seconds, confidence=confidence,
         ))
     # Ties broken by video id so that the order is deterministic.
     results.sort(key=lambda r: (-r.score, r.video_id))

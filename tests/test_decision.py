@@ -1,0 +1,182 @@
+"""The mode-2 decision (vidret_milvus/decision.py) on hand-computed toy candidates.
+
+Scale of the toy cases: raw cosine (ceiling 1), aligner threshold min_score 0.7, so a
+segment of mean similarity s has confidence (s - 0.7) / 0.3.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from vidret_milvus.align import Segment
+from vidret_milvus.decision import (
+    CALIBRATION_KEYS,
+    FEATURES,
+    Calibration,
+    Evidence,
+    decide,
+    fit_calibration,
+    segment_confidence,
+    segment_evidence,
+)
+
+
+def sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def test_clean_short_copy_in_long_query_is_a_copy() -> None:
+    # A clean 4 s copy (query 10-14 s, mean similarity 0.9) inside a 25 s upload.
+    seg = Segment(10.0, 14.0, 50.0, 54.0, 0.9, 4)
+    ev = segment_evidence([seg], np.arange(25.0), 25.0, 120.0, min_score=0.7, best_frame_similarity=0.95)
+    c = 0.2 / 0.3
+    assert ev.repetition_degree == pytest.approx(4 / 25)  # 0.16: the patent's rule says no
+    assert (ev.matched_seconds, ev.best_segment_seconds, ev.matched_frames) == (pytest.approx(4.0), pytest.approx(4.0), 4)
+    assert ev.best_segment_confidence == pytest.approx(c) and ev.weighted_seconds == pytest.approx(4 * c)
+    want = sigmoid(1.5 * math.log1p(4 * c) + 5.0 * c + 0.25 * math.log1p(4.0) + 2.0 * 0.95 - 6.0)  # ~0.83
+    p, is_copy = decide(ev, Calibration(), copy_threshold=0.5, min_copy_seconds=3.0, duration_threshold=0.3)
+    assert p == pytest.approx(want) and 0.8 < p < 0.86
+    assert is_copy
+    # The old rule alone would miss it.
+    assert decide(ev, Calibration(), copy_threshold=1.0, duration_threshold=0.3)[1] is False
+
+
+def test_long_weak_partial_match_is_not_a_copy() -> None:
+    # A negative: 15 s aligned at mean similarity 0.72, barely over the aligner's 0.7.
+    seg = Segment(0.0, 15.0, 30.0, 45.0, 0.72, 15)
+    ev = segment_evidence([seg], np.arange(20.0), 20.0, 60.0, min_score=0.7, best_frame_similarity=0.8)
+    c = 0.02 / 0.3
+    want = sigmoid(1.5 * math.log1p(15 * c) + 5.0 * c + 0.25 * math.log1p(15.0) + 2.0 * 0.8 - 6.0)  # ~0.09
+    p, is_copy = decide(ev, Calibration(), duration_threshold=None)
+    assert p == pytest.approx(want) and p < 0.1 and not is_copy
+    # It outranks nothing: the clean 4 s copy of the previous test scores far higher.
+    clean = segment_evidence([Segment(10.0, 14.0, 50.0, 54.0, 0.9, 4)], np.arange(25.0), 25.0, 120.0, min_score=0.7, best_frame_similarity=0.95)
+    assert decide(clean)[0] > p + 0.5
+    # Its repetition degree is 0.75: the patent's rule, when kept, still flags it.
+    assert ev.repetition_degree == pytest.approx(0.75)
+    assert decide(ev, duration_threshold=0.3)[1] is True
+
+
+def test_too_short_segment_is_not_a_copy_however_confident() -> None:
+    seg = Segment(0.0, 2.0, 5.0, 7.0, 0.99, 2)
+    ev = segment_evidence([seg], np.arange(10.0), 10.0, 30.0, min_score=0.7, best_frame_similarity=0.99)
+    p, is_copy = decide(ev, min_copy_seconds=3.0)
+    assert p > 0.9 and not is_copy
+    assert decide(ev, min_copy_seconds=2.0)[1] is True
+    # Timestamp jitter: a 3-frame segment measuring 2.98 s passes a 3 s minimum.
+    jit = segment_evidence([Segment(0.0, 2.98, 5.0, 8.0, 0.99, 3)], np.arange(10.0), 10.0, 30.0, min_score=0.7, best_frame_similarity=0.99)
+    assert decide(jit, min_copy_seconds=3.0)[1] is True
+
+
+def test_overlapping_segments_count_each_query_second_once() -> None:
+    # The reference holds the query's seconds 2-4 twice: segments overlap on the query axis.
+    segs = [Segment(0.0, 4.0, 10.0, 14.0, 0.9, 4), Segment(2.0, 6.0, 40.0, 44.0, 0.8, 4)]
+    ev = segment_evidence(segs, np.arange(10.0), 10.0, 100.0, min_score=0.7)
+    c1, c2 = 0.2 / 0.3, 0.1 / 0.3
+    assert ev.matched_seconds == pytest.approx(6.0) and ev.matched_frames == 6
+    # 0-4 at c1 (the better segment wins the overlap 2-4), 4-6 at c2.
+    assert ev.weighted_seconds == pytest.approx(4 * c1 + 2 * c2)
+    assert (ev.best_segment_seconds, ev.best_segment_score) == (pytest.approx(4.0), pytest.approx(0.9))
+    assert ev.repetition_degree == pytest.approx(0.6)
+
+
+def test_common_frame_weights_lower_the_confidence() -> None:
+    # A segment made of black frames / logos (weight 0.25 each) is weak evidence.
+    seg = Segment(0.0, 4.0, 10.0, 14.0, 0.9, 4)
+    w = np.r_[np.full(4, 0.25), np.ones(6)]
+    ev = segment_evidence([seg], np.arange(10.0), 10.0, 100.0, min_score=0.7, frame_weights=w, best_frame_similarity=0.95)
+    assert ev.best_segment_confidence == pytest.approx(0.25 * 0.2 / 0.3)
+    assert ev.repetition_degree == pytest.approx(0.4 * 0.25)
+    assert not decide(ev)[1]
+    with pytest.raises(ValueError):
+        segment_evidence([seg], np.arange(10.0), 10.0, 100.0, min_score=0.7, frame_weights=np.ones(3))
+
+
+def test_confidence_scale_and_no_segment() -> None:
+    assert segment_confidence(0.7, 0.7) == 0.0 and segment_confidence(1.0, 0.7) == pytest.approx(1.0)
+    assert segment_confidence(0.5, 0.7) == 0.0 and segment_confidence(1.2, 0.7) == 1.0
+    # Normalised scale (background beta 0.8, typical background 0.735): ceiling 0.412.
+    assert segment_confidence(0.306, 0.2, ceiling=0.412) == pytest.approx(0.5)
+    ev = segment_evidence([], np.arange(10.0), 10.0, 30.0, min_score=0.7, best_frame_similarity=0.95)
+    assert (ev.matched_seconds, ev.weighted_seconds, ev.best_segment_seconds, ev.matched_frames, ev.repetition_degree) == (0, 0, 0, 0, 0)
+    p, is_copy = decide(ev, duration_threshold=0.0)  # no segment: no copy even at threshold 0
+    assert p == pytest.approx(sigmoid(2.0 * 0.95 - 6.0)) and not is_copy
+    # Without a segment the best frame still ranks candidates.
+    worse = segment_evidence([], np.arange(10.0), 10.0, 30.0, min_score=0.7, best_frame_similarity=0.6)
+    assert decide(worse)[0] < p
+
+
+def test_fit_calibration_separates_and_is_deterministic() -> None:
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.uniform(0, 3, 80), rng.uniform(0, 1, 80), rng.uniform(0, 3, 80), rng.uniform(0.5, 1, 80)])
+    X = X[np.abs(X[:, 0] + 2 * X[:, 1] - 2.5) > 0.2]  # separable by a plane, with a margin
+    y = (X[:, 0] + 2 * X[:, 1] > 2.5).astype(float)
+    cal = fit_calibration(X, y, l2=0.01)
+    p = np.array([cal.probability(x) for x in X])
+    assert np.all((p >= 0.5) == (y == 1))
+    assert fit_calibration(X, y, l2=0.01) == cal  # bit-identical refit
+    # At the optimum the penalised gradient vanishes (the fit is the L2 logistic regression).
+    w, b = np.asarray(cal.weights), cal.bias
+    grad_w = X.T @ (p - y) + 0.01 * w
+    assert np.abs(grad_w).max() < 1e-5 and abs(float((p - y).sum())) < 1e-5
+    # The features that carry no signal get small weights next to the ones that do.
+    assert min(abs(w[0]), abs(w[1])) > 3 * max(abs(w[2]), abs(w[3]))
+    with pytest.raises(ValueError):
+        fit_calibration(X, y, l2=0.0)
+    with pytest.raises(ValueError):
+        fit_calibration(X[:, :3], y)
+    with pytest.raises(ValueError):
+        fit_calibration(X, np.where(y == 1, 2.0, 0.0))
+
+
+def test_invalid_calibration_raises() -> None:
+    for bad in [dict(weights=(1.0, 2.0, 3.0)), dict(weights=(1.0, float("nan"), 0.0, 0.0)), dict(weights=(1.0, True, 0.0, 0.0)),
+                dict(bias=float("inf")), dict(weights=(1.0, "2", 0.0, 0.0))]:
+        with pytest.raises(ValueError):
+            Calibration(**bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        Calibration().probability([1.0, 2.0])
+    with pytest.raises(ValueError):
+        Calibration().probability([1.0, float("nan"), 0.0, 0.0])
+    # Checkpoint keys round-trip; a partial set is refused; none means "not stored".
+    cal = Calibration((0.5, 1.0, -0.25, 2.0), -3.0)
+    assert Calibration.from_keys(cal.to_keys()) == cal and set(cal.to_keys()) == set(CALIBRATION_KEYS)
+    assert Calibration.from_keys({"radius": 3}) is None
+    with pytest.raises(ValueError, match="together"):
+        Calibration.from_keys({"calib_w0": 1.0, "calib_bias": 0.0})
+    # Extreme evidence saturates without overflow.
+    assert Calibration((100.0, 0, 0, 0), 0).probability([50.0, 0, 0, 0]) == 1.0
+    assert Calibration((-100.0, 0, 0, 0), 0).probability([50.0, 0, 0, 0]) == 0.0
+    assert len(FEATURES) == len(Evidence(0, 0, 0, 0, 0, 0, 0, 0).features())
+
+
+def test_search_params_take_the_calibration_from_the_checkpoint_keys() -> None:
+    from vidret_milvus.model.checkpoint import THRESHOLD_KEYS, parse_thresholds
+    from vidret_milvus.errors import ModelError
+    from vidret_milvus.search import Mode, SearchParams, decision_settings
+
+    assert set(CALIBRATION_KEYS) | {"copy_threshold", "min_copy_seconds", "repetition_rule"} <= set(THRESHOLD_KEYS)
+
+    class Tuned:
+        thresholds = parse_thresholds({**Calibration((0.5, 1.0, -0.25, 2.0), -3.0).to_keys(), "copy_threshold": 0.7,
+                                       "min_copy_seconds": 4, "repetition_rule": 0, "duration_threshold": 0.35}, "config.json")
+
+    p = SearchParams.for_model(Tuned())
+    assert p.calibration == Calibration((0.5, 1.0, -0.25, 2.0), -3.0)
+    assert (p.copy_threshold, p.min_copy_seconds, p.repetition_rule, p.duration_threshold) == (0.7, 4.0, False, 0.35)
+    d = decision_settings(p)
+    assert (d["copy_threshold"], d["min_copy_seconds"], d["repetition_rule"]) == (0.7, 4.0, False)
+    assert d["calibration"]["weights"] == [0.5, 1.0, -0.25, 2.0] and d["calibration"]["bias"] == -3.0 and not d["calibration"]["hand_set"]
+    # A model without the new keys keeps the defaults.
+    old = SearchParams.for_model(type("Old", (), {"thresholds": {"duration_threshold": 0.4}})())
+    assert (old.calibration, old.copy_threshold, old.min_copy_seconds, old.repetition_rule) == (Calibration(), 0.5, 3.0, True)
+    assert decision_settings(old)["calibration"]["hand_set"] and "copy_threshold" not in decision_settings(SearchParams(mode=Mode.codes))
+    with pytest.raises(ModelError, match="together"):
+        parse_thresholds({"calib_w0": 1.0}, "config.json")
+    with pytest.raises(ModelError, match="outside"):
+        parse_thresholds({"copy_threshold": 1.5}, "config.json")
+    with pytest.raises(ValueError):
+        SearchParams(min_copy_seconds=-1)
