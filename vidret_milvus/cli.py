@@ -25,7 +25,7 @@ UriOpt = Annotated[str, typer.Option("--uri", help="Milvus Lite file (*.db) or s
 TokenOpt = Annotated[str, typer.Option("--token", help="Milvus server token (user:password); never printed.", envvar="VIDRET_MILVUS_TOKEN", show_default=False)]
 PrefixOpt = Annotated[str, typer.Option("--prefix", help="Collection name prefix.", envvar="VIDRET_PREFIX")]
 CheckpointOpt = Annotated[Optional[Path], typer.Option("--checkpoint", help="Trained model folder (config.json + model.safetensors).", envvar="VIDRET_CHECKPOINT")]
-BackboneOpt = Annotated[Optional[str], typer.Option("--backbone", help="timm backbone name (tf_efficientnet_lite0, resnet101, ...) with untrained heads.", envvar="VIDRET_BACKBONE")]
+BackboneOpt = Annotated[Optional[str], typer.Option("--backbone", help="Backbone with untrained heads: sscd or sscd_distilled (copy-detection descriptors, ONNX), or a timm name (tf_efficientnet_lite0, resnet101, ...).", envvar="VIDRET_BACKBONE")]
 WeightsOpt = Annotated[Optional[str], typer.Option("--weights", help="Backbone ImageNet weights: a local .pth/.safetensors file, or 'hub' to download through timm.", envvar="VIDRET_WEIGHTS")]
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="Inference arithmetic: fp32 or bf16 (faster, codes may differ in a few bits).", envvar="VIDRET_PRECISION")]
 ThreadsOpt = Annotated[int, typer.Option("--threads", help="CPU threads for decoding and for the model.", envvar="VIDRET_THREADS", min=1)]
@@ -52,7 +52,7 @@ def _load_model(checkpoint: Optional[Path], backbone: Optional[str], weights: Op
         prec = Precision(precision)
     except ValueError:
         raise VidretError(f"--precision must be one of {[p.value for p in Precision]}, got {precision!r}") from None
-    return load_model(checkpoint=checkpoint, backbone=backbone, weights=weights, precision=prec)
+    return load_model(checkpoint=checkpoint, backbone=backbone, weights=weights, precision=prec, threads=threads)
 
 
 def _connect(uri: str, token: str, prefix: str, binary_index: Optional[str] = None):  # noqa: ANN202
@@ -416,6 +416,47 @@ def train(
             table.add_row(name, f"{e['map']:.3f}", f"{e['top1']:.3f}", f"{c['map']:.3f}", f"{c['top1']:.3f}", f"{c['pos_mean']:.1f}",
                           f"{c['neg_mean']:.1f}", f"{c['pos_le16']:.2f}", f"{r['spearman_hamming_vs_embedding']:.3f}")
         out.print(table)
+
+
+@app.command("train-heads")
+def train_heads(
+    backbone: Annotated[str, typer.Option("--backbone", help="Frozen ONNX descriptor: sscd or sscd_distilled.", envvar="VIDRET_BACKBONE")] = "sscd",
+    out_dir: Annotated[Path, typer.Option("--out", help="Checkpoint folder to write (config.json, model.safetensors, training.json).")] = Path("runs/sscd_heads"),
+    cache: Annotated[str, typer.Option("--cache", help="Training cache folder (train.npz: training split; val.npz: validation).")] = "train_cache",
+    features: Annotated[Path, typer.Option("--features", help="Where the descriptors of the training images and their copies are cached.")] = Path("runs/frozen_cache"),
+    overrides: Annotated[Optional[list[str]], typer.Option("--set", help="A FrozenConfig value: KEY=VALUE (repeatable), e.g. steps2=2000.")] = None,
+    threads: ThreadsOpt = 2,
+) -> None:
+    """Train the texture and quantization heads on a frozen copy-detection descriptor (stage 1 texture head alone, stage 2 both)."""
+    import dataclasses
+
+    from .model import load_model
+    from .model.checkpoint import save_onnx_checkpoint
+    from .model.onnx_model import OnnxFingerprintModel
+    from .train.data import SampleSet, cache_ready
+    from .train.frozen import FrozenConfig, train_frozen
+
+    try:
+        kw: dict[str, object] = {}
+        fields = {f.name: f.type for f in dataclasses.fields(FrozenConfig)}
+        for item in overrides or []:
+            key, sep, value = item.partition("=")
+            if not sep or key not in fields:
+                raise ValueError(f"--set needs KEY=VALUE with KEY one of {sorted(fields)}, got {item!r}")
+            kw[key] = {"int": int, "float": float}.get(str(fields[key]), str)(value)
+        cfg = FrozenConfig(**kw)  # type: ignore[arg-type]
+        model = load_model(backbone=backbone, threads=threads)
+        if not isinstance(model, OnnxFingerprintModel):
+            raise VidretError(f"--backbone {backbone!r} is not a frozen ONNX descriptor (sscd, sscd_distilled); use `train`")
+        if not cache_ready(cache):
+            raise VidretError(f"{cache}: no training cache (run `vidret-milvus train --prepare-only` first)")
+        trained, summary = train_frozen(model, SampleSet.load(Path(cache) / "train.npz"), SampleSet.load(Path(cache) / "val.npz"), cfg, features,
+                                        log=lambda s: err.print(s, highlight=False))
+        save_onnx_checkpoint(trained, out_dir)
+        (out_dir / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
+    except (VidretError, ValueError, OSError) as exc:
+        raise _fail(exc) from None
+    out.print(f"trained heads: {out_dir} (model {trained.model_id})", highlight=False, soft_wrap=True)
 
 
 @app.command("train-eval")
