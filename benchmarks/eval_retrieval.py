@@ -12,10 +12,17 @@ recall -> re-rank -> align) and reports, for each decision mode (1 embedding, 2 
 - false-positive rate on the negative queries (any is_copy result);
 - the Hamming stage's recall: the share of query frames (inside true copied spans) whose
   exhaustive nearest reference frame by L2 lies within the Hamming radius, and the share of
-  reference frames that reach the re-rank;
-- per edit type: detection rate (true reference flagged as a copy) and top-1.
-Baselines: per-frame 64-bit pHash with the same alignment; float embeddings searched
-exhaustively (no code stage). Untrained vs trained heads: run once per --checkpoint.
+  reference frames that reach the re-rank (frames of the videos the code stage recalls, as
+  search.py picks them: by votes, at most max_candidates);
+- per edit type: detection rate (true reference flagged as a copy) and top-1 (a query with
+  stacked edits counts under each of its edits, ground truth "edits");
+- per copy length (<= 6 s, 6-12 s, > 12 s; per copied segment): detected and top-1;
+- segment precision / recall / F1 over the queries with two copied segments.
+Baselines: per-frame 64-bit pHash with the same alignment; vPDQ (per-second PDQ 256-bit
+hashes via pdqhash, a frame match at Hamming <= 31, the same alignment), the baseline trust and
+safety teams know; float embeddings searched exhaustively (no code stage). Untrained vs trained
+heads: run once per --checkpoint. ``--limit-queries N`` (and ``--limit-refs M``) runs a quick
+check on a subset.
 Writes benchmarks/results/retrieval[-NAME].json and prints a table.
 """
 
@@ -59,6 +66,29 @@ def phash(frames: np.ndarray) -> np.ndarray:
     return out
 
 
+PDQ_MATCH_BITS = 31  # vPDQ's usual frame-match threshold (of 256 bits)
+
+
+def pdq_hashes(frames: np.ndarray) -> np.ndarray:
+    """256-bit PDQ hash per frame (pdqhash.compute on RGB uint8), packed to 32 bytes each."""
+    import pdqhash
+
+    out = np.empty((len(frames), 32), np.uint8)
+    for i, f in enumerate(frames):
+        bits, _quality = pdqhash.compute(np.ascontiguousarray(f, dtype=np.uint8))
+        out[i] = np.packbits(np.asarray(bits, np.uint8))
+    return out
+
+
+def pdq_similarity(q: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """1 - Hamming / 256 between packed PDQ hashes (query frames x reference frames); a frame
+    match is similarity >= :data:`PDQ_MIN_SIM` (Hamming <= 31)."""
+    return 1.0 - hamming(q, r) / 256.0
+
+
+PDQ_MIN_SIM = 1.0 - PDQ_MATCH_BITS / 256.0
+
+
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     table = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(1)
     return table[a[:, None, :] ^ b[None, :, :]].sum(2)
@@ -85,14 +115,30 @@ def decide_from_sim(q_t: np.ndarray, q_dur: float, r_t: np.ndarray, r_dur: float
     return weighted, rep >= params.duration_threshold, segs
 
 
+def recall_candidates(store: Store, query: VideoDescriptor, params: SearchParams) -> list[int]:
+    """The videos the code (Hamming) stage sends to the re-rank, as search_descriptor picks them:
+    recalled frames' videos ranked by votes, at most ``max_candidates``."""
+    recall = store.range_search_codes(query.codes, radius=params.radius, limit=params.recall_limit)
+    vids, votes = np.unique(recall.video_ids, return_counts=True)
+    order = sorted(range(len(vids)), key=lambda i: (-int(votes[i]), int(vids[i])))
+    return [int(vids[i]) for i in order[: params.max_candidates]]
+
+
 # ----------------------------------------------------------------------------- evaluation
 def evaluate(preds: dict[str, list[dict]], gt: dict, queries: list[dict]) -> dict[str, object]:
     """Metrics for one system. preds[query] = [{ref, score, is_copy, segments}]."""
+    names = {q["name"] for q in queries}
+    preds = {k: v for k, v in preds.items() if k in names}
     gt_pairs = {(q["name"], m["ref"]) for q in queries for m in q["matches"]}
     flat = [(q, p["ref"], p["score"]) for q, ps in preds.items() for p in ps]
     seg_pred = {(q, p["ref"]): [(g["query_start"], g["query_end"], g["ref_start"], g["ref_end"]) for g in p["segments"]] for q, ps in preds.items() for p in ps if p["is_copy"]}
-    seg_gt = {(q["name"], m["ref"]): [(m["query_start"], m["query_end"], m["ref_start"], m["ref_end"])] for q in queries for m in q["matches"]}
+    seg_gt: dict[tuple[str, str], list] = {}
+    for q in queries:
+        for m in q["matches"]:  # two segments of one query may copy the same reference
+            seg_gt.setdefault((q["name"], m["ref"]), []).append((m["query_start"], m["query_end"], m["ref_start"], m["ref_end"]))
     p, r, f1 = segment_prf(seg_pred, seg_gt)
+    two = {q["name"] for q in queries if len(q["matches"]) >= 2}
+    p2, r2, f12 = segment_prf({k: v for k, v in seg_pred.items() if k[0] in two}, {k: v for k, v in seg_gt.items() if k[0] in two})
     pos = [q for q in queries if q["positive"]]
     neg = [q for q in queries if not q["positive"]]
 
@@ -103,10 +149,21 @@ def evaluate(preds: dict[str, list[dict]], gt: dict, queries: list[dict]) -> dic
     def detected(q: dict) -> bool:
         return any(x["is_copy"] and x["ref"] in {m["ref"] for m in q["matches"]} for x in preds.get(q["name"], []))
 
+    def edits(q: dict) -> list[str]:
+        return list(q.get("edits") or [q["edit"]])
+
     per_edit: dict[str, dict[str, float]] = {}
-    for kind in sorted({q["edit"] for q in pos}):
-        qs = [q for q in pos if q["edit"] == kind]
+    for kind in sorted({e for q in pos for e in edits(q)}):
+        qs = [q for q in pos if kind in edits(q)]
         per_edit[kind] = {"n": len(qs), "detected": round(sum(map(detected, qs)) / len(qs), 3), "top1": round(sum(map(top1, qs)) / len(qs), 3)}
+    # per copied segment, by its length on the query's clock
+    per_len: dict[str, dict[str, float]] = {}
+    segs = [(q, m, float(m.get("copy_seconds", m["query_end"] - m["query_start"]))) for q in pos for m in q["matches"]]
+    for label, lo, hi in COPY_BINS:
+        sel = [(q, m) for q, m, c in segs if lo < c <= hi]
+        if sel:
+            det = [any(x["is_copy"] and x["ref"] == m["ref"] for x in preds.get(q["name"], [])) for q, m in sel]
+            per_len[label] = {"n": len(sel), "detected": round(float(np.mean(det)), 3), "top1": round(float(np.mean([top1(q) for q, _ in sel])), 3)}
     return {
         "muAP": round(micro_ap(flat, gt_pairs), 4),
         "recall_at_p90": round(recall_at_precision(flat, gt_pairs, 0.9), 4),
@@ -114,9 +171,15 @@ def evaluate(preds: dict[str, list[dict]], gt: dict, queries: list[dict]) -> dic
         "detected": round(sum(map(detected, pos)) / len(pos), 4),
         "negatives_fpr": round(sum(any(x["is_copy"] for x in preds.get(q["name"], [])) for q in neg) / max(1, len(neg)), 4),
         "segment_precision": round(p, 4), "segment_recall": round(r, 4), "segment_f1": round(f1, 4),
+        "two_segment_queries": len(two),
+        "two_segment_precision": round(p2, 4), "two_segment_recall": round(r2, 4), "two_segment_f1": round(f12, 4),
         "per_edit": per_edit,
+        "per_copy_length": per_len,
         "_pr": precision_recall_curve(flat, gt_pairs),
     }
+
+
+COPY_BINS = (("<=6s", 0.0, 6.0), ("6-12s", 6.0, 12.0), (">12s", 12.0, float("inf")))
 
 
 def sweep(preds: dict[str, list[dict]], queries: list[dict], grid: np.ndarray) -> list[dict[str, float]]:
@@ -144,10 +207,20 @@ def main() -> None:
     ap.add_argument("--frame-match-l2", type=float, default=None, help="L2 distance beyond which a re-rank hit is no frame match (default: the model's tuned value)")
     ap.add_argument("--background-beta", type=float, default=None, help="background normalisation strength (default: the model's tuned value)")
     ap.add_argument("--untrained", action="store_true", help="the untrained heads on the embedded Lite0 backbone instead of the default model")
+    ap.add_argument("--limit-queries", type=int, default=None, help="quick check: only N queries (2/3 positive, the rest negative)")
+    ap.add_argument("--limit-refs", type=int, default=None, help="quick check: only the references those queries copy plus M others")
     args = ap.parse_args()
+    if (args.limit_queries is not None or args.limit_refs is not None) and not args.name:
+        args.name = "limited"  # never overwrite a full run's results with a quick check
     data = args.data
     gt = json.loads((data / "ground_truth.json").read_text())
     refs, queries = gt["references"], gt["queries"]
+    if args.limit_queries is not None:
+        n_pos = max(1, round(args.limit_queries * 2 / 3))
+        queries = [q for q in queries if q["positive"]][:n_pos] + [q for q in queries if not q["positive"]][: max(0, args.limit_queries - n_pos)]
+    if args.limit_refs is not None:
+        used = {m["ref"] for q in queries for m in q["matches"]}
+        refs = [r for r in refs if r["name"] in used] + [r for r in refs if r["name"] not in used][: args.limit_refs]
     model = load_model(backbone="tf_efficientnet_lite0") if args.untrained else load_model(checkpoint=args.checkpoint)
     # The model's tuned thresholds (SearchParams.for_model), overridden by the options given.
     tuned = SearchParams.for_model(model, radius=args.radius, frame_match_l2=args.frame_match_l2, duration_threshold=args.duration_threshold,
@@ -194,7 +267,7 @@ def main() -> None:
             resp = search_descriptor(store, q_desc[q["name"]], params)
             if mode is Mode.duration:
                 search_ms.append((time.perf_counter() - t) * 1e3)
-                cand_share.append(sum(ref_desc[by_id[r.video_id]].num_frames for r in resp.results) / total_ref_frames)
+                cand_share.append(sum(ref_desc[by_id[v]].num_frames for v in recall_candidates(store, q_desc[q["name"]], params) if v in by_id) / total_ref_frames)
             preds[q["name"]] = [
                 {"ref": by_id[r.video_id], "score": r.score, "is_copy": r.is_copy, "segments": [g.to_json() for g in r.segments],
                  "stat": {Mode.embedding: -r.min_distance, Mode.duration: r.repetition_degree, Mode.codes: r.code_ratio}[mode]}
@@ -207,7 +280,11 @@ def main() -> None:
     params = tuned
     emb_preds: dict[str, list[dict]] = {}
     ph_preds: dict[str, list[dict]] = {}
-    ref_ph = {n: phash(np.concatenate([b.frames for b in iter_frames(data / "refs" / n, fps=1.0, short_side=256)])) for n in ref_desc}
+    pdq_preds: dict[str, list[dict]] = {}
+    ref_ph, ref_pdq = {}, {}
+    for n in ref_desc:
+        frames = np.concatenate([b.frames for b in iter_frames(data / "refs" / n, fps=1.0, short_side=256)])
+        ref_ph[n], ref_pdq[n] = phash(frames), pdq_hashes(frames)
     min_cos = 1 - params.frame_match_l2**2 / 2
     # With background normalisation on, the baseline gets it too: all reference frames are the
     # background (the system samples up to 5000 stored frames; here that is all of them).
@@ -215,8 +292,9 @@ def main() -> None:
         np.concatenate([d.embeddings for d in ref_desc.values()]), np.concatenate([np.full(d.num_frames, d.video_id, np.int64) for d in ref_desc.values()]))
     for q in queries:
         qd = q_desc[q["name"]]
-        qph = phash(np.concatenate([b.frames for b in iter_frames(data / "queries" / q["name"], fps=1.0, short_side=256)]))
-        emb_preds[q["name"]], ph_preds[q["name"]] = [], []
+        qframes = np.concatenate([b.frames for b in iter_frames(data / "queries" / q["name"], fps=1.0, short_side=256)])
+        qph, qpdq = phash(qframes), pdq_hashes(qframes)
+        emb_preds[q["name"]], ph_preds[q["name"]], pdq_preds[q["name"]] = [], [], []
         qbg = ref_bg.similarity(qd.embeddings, params.background_k) if params.background_beta > 0 else None
         for name, rd in ref_desc.items():
             bg = qbg.kth(exclude_video=rd.video_id) if qbg is not None else None
@@ -226,8 +304,13 @@ def main() -> None:
             sim = 1.0 - hamming(qph[:n], ref_ph[name][: rd.num_frames]) / 32.0
             sc, cp, segs = decide_from_sim(qd.timestamps[:n], qd.duration, rd.timestamps[: sim.shape[1]], rd.duration, sim, params, 0.5)
             ph_preds[q["name"]].append({"ref": name, "score": sc, "is_copy": cp, "segments": [g.to_json() for g in segs]})
+            n = min(len(qpdq), len(qd.timestamps))
+            sim = pdq_similarity(qpdq[:n], ref_pdq[name][: rd.num_frames])
+            sc, cp, segs = decide_from_sim(qd.timestamps[:n], qd.duration, rd.timestamps[: sim.shape[1]], rd.duration, sim, params, PDQ_MIN_SIM)
+            pdq_preds[q["name"]].append({"ref": name, "score": sc, "is_copy": cp, "segments": [g.to_json() for g in segs]})
     systems["baseline_exhaustive_float"] = emb_preds
     systems["baseline_phash64"] = ph_preds
+    systems["baseline_vpdq"] = pdq_preds
 
     # Hamming stage recall against exhaustive L2, inside the true copied spans
     all_emb = np.concatenate([d.embeddings for d in ref_desc.values()])
@@ -249,6 +332,7 @@ def main() -> None:
         "align_min_score": args.align_min_score, "frame_match_l2": args.frame_match_l2, "duration_threshold": args.duration_threshold, "background_beta": tuned.background_beta, "background": tuned.background_path or "store sample",
         "data": str(data.relative_to(ROOT)) if data.is_relative_to(ROOT) else str(data),
         "references": len(refs), "reference_seconds": round(ref_seconds, 1), "queries": len(queries),
+        "limited": args.limit_queries is not None or args.limit_refs is not None,
         "positives": sum(q["positive"] for q in queries),
         "ingest_realtime_x": round(ref_seconds / ingest_s, 1),
         "search_ms_p50": round(float(np.percentile(search_ms, 50)), 1), "search_ms_p95": round(float(np.percentile(search_ms, 95)), 1),
@@ -273,6 +357,10 @@ def main() -> None:
     print(f"{'system':28s}" + "".join(f"{c:>18s}" for c in cols))
     for name, m in report["systems"].items():  # type: ignore[union-attr]
         print(f"{name:28s}" + "".join(f"{m[c]:>18}" for c in cols))
+    print(f"{'per copy length (det/top1)':28s}" + "".join(f"{label:>18s}" for label, _, _ in COPY_BINS) + f"{'2-segment F1':>18s}")
+    for name, m in report["systems"].items():  # type: ignore[union-attr]
+        cells = [f"{m['per_copy_length'][b]['detected']}/{m['per_copy_length'][b]['top1']}" if b in m["per_copy_length"] else "-" for b, _, _ in COPY_BINS]
+        print(f"{name:28s}" + "".join(f"{c:>18s}" for c in cells) + f"{m['two_segment_f1']:>18}")
     save("retrieval" + (f"-{args.name}" if args.name else ""), report)
     try:
         import matplotlib

@@ -3,6 +3,8 @@
 Each edit is ``fn(frame RGB uint8, rng, ctx) -> frame`` with per-query parameters drawn
 once (``make_edit`` returns a closure), so the whole query gets one consistent edit.
 Temporal edits (speed change, frame-rate change) are handled by make_dataset.py.
+The hard set stacks 2-3 edits per query (``draw_stack`` + ``compose``) and uses ``pip_inset``
+(the copy as an inset of 25-45 % of the frame area over other, moving footage).
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ EDIT_TYPES = (
     "crop", "flip", "colour", "blur", "caption", "logo", "pip", "padding", "lowq", "fps_change", "speed", "perspective", "rotation",
 )
 
+HARD_EDIT_TYPES = tuple(k if k != "pip" else "pip_inset" for k in EDIT_TYPES)
+TEMPORAL = ("fps_change", "speed")
+# Order in which stacked edits are applied: content edits, then the copy is placed in a frame
+# (inset / padding), then overlays, quality loss, and last the camcorder filming the screen.
+STACK_ORDER = {"crop": 0, "flip": 0, "rotation": 0, "colour": 1, "blur": 1, "pip": 2, "pip_inset": 2, "padding": 2,
+               "caption": 3, "logo": 3, "lowq": 4, "perspective": 5, "fps_change": 6, "speed": 6}
+
 _WORDS = "breaking news exclusive full movie watch now hd free upload original clip best moments".split()
 
 
@@ -28,8 +37,33 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def make_edit(kind: str, rng: np.random.Generator, background: np.ndarray | None = None) -> Edit:
-    """A frame edit of ``kind`` with parameters drawn from ``rng``."""
+def draw_stack(rng: np.random.Generator, n: int, kinds: tuple[str, ...] = HARD_EDIT_TYPES) -> list[str]:
+    """``n`` distinct edit kinds in the order they are applied: at most one temporal edit, at
+    most one that places the copy in a frame (pip, pip_inset, padding)."""
+    out: list[str] = []
+    for k in rng.permutation(np.asarray(kinds)).tolist():
+        if len(out) == n:
+            break
+        if any(STACK_ORDER[k] == STACK_ORDER[o] == s for o in out for s in (2, 6)):
+            continue
+        out.append(k)
+    return sorted(out, key=lambda k: STACK_ORDER[k])
+
+
+def compose(edits: list[Edit]) -> Edit:
+    """One edit applying ``edits`` in order."""
+
+    def stacked(f: np.ndarray) -> np.ndarray:
+        for e in edits:
+            f = e(f)
+        return f
+
+    return stacked
+
+
+def make_edit(kind: str, rng: np.random.Generator, background: np.ndarray | list[np.ndarray] | None = None) -> Edit:
+    """A frame edit of ``kind`` with parameters drawn from ``rng``. ``background`` (pip,
+    pip_inset): one frame, or a list of frames played back and forth, one per call."""
     if kind == "crop":
         s = rng.uniform(0.6, 0.8)
         ox, oy = rng.uniform(0, 1 - s, 2)
@@ -97,6 +131,28 @@ def make_edit(kind: str, rng: np.random.Generator, background: np.ndarray | None
             return np.asarray(base)
 
         return pip
+    if kind == "pip_inset":
+        area = rng.uniform(0.25, 0.45)
+        scale = float(np.sqrt(area))
+        pos = rng.uniform(0.02, 0.98 - scale, 2)
+        frames = [background] if isinstance(background, np.ndarray) else list(background or [])
+        calls = [0]
+
+        def pip_inset(f: np.ndarray) -> np.ndarray:
+            h, w = f.shape[:2]
+            if frames:
+                n, i = len(frames), calls[0]
+                j = i % (2 * n - 1) if n > 1 else 0
+                bg = frames[j if j < n else 2 * n - 2 - j]
+                base = Image.fromarray(bg).resize((w, h)) if bg.shape[:2] != (h, w) else Image.fromarray(bg.copy())
+            else:
+                base = Image.new("RGB", (w, h), (40, 40, 40))
+            calls[0] += 1
+            small = Image.fromarray(f).resize((max(2, int(w * scale)), max(2, int(h * scale))), Image.Resampling.BILINEAR)
+            base.paste(small, (int(pos[0] * w), int(pos[1] * h)))
+            return np.asarray(base)
+
+        return pip_inset
     if kind == "padding":
         scale = rng.uniform(0.7, 0.85)
         fill = tuple(int(v) for v in rng.integers(0, 60, 3))
