@@ -83,7 +83,7 @@ def test_copy_found_first_with_segment(db: Path, media: dict[str, Path]) -> None
     tuned = load_model().thresholds
     d = out["decision"]
     assert d["model_id"] == json.loads(runner.invoke(app, ["stats", "--uri", str(db), "--json"]).stdout)["model_id"]
-    assert (d["mode"], d["radius"], d["threshold"]) == ("duration", tuned.get("radius", 32), tuned.get("duration_threshold", 0.3))
+    assert (d["mode"], d["radius"], d["threshold"]) == ("duration", tuned.get("radius", 32), tuned.get("copy_threshold", 0.5))
     assert d["segment_min_score"] == tuned.get("align_min_score", 0.7) and d["background_beta"] == tuned.get("background_beta", 0.0)
     assert out["query"] == str(media["copy"].resolve())
     assert set(out["timing_ms"]) == {"fingerprint", "recall", "rerank", "align", "total"}
@@ -116,6 +116,25 @@ def test_options_override_the_model_thresholds(db: Path, media: dict[str, Path])
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)["decision"]
     assert (d["mode"], d["radius"], d["threshold"]) == ("codes", 20, 0.5)
+
+
+def test_threshold_option_sets_the_mode2_cut(db: Path, media: dict[str, Path]) -> None:
+    """In mode 2 --threshold is the cut on the calibrated score (the reported threshold)."""
+    res = runner.invoke(app, ["search", str(media["copy"]), "--uri", str(db), "--threshold", "0.999999", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["decision"]["threshold"] == 0.999999
+    assert all(r["score"] < 0.999999 for r in out["results"])
+
+
+def test_search_with_region_views(db: Path, media: dict[str, Path]) -> None:
+    """--regions searches the full frame and the query's region views; the copy stays first."""
+    res = runner.invoke(app, ["search", str(media["copy"]), "--uri", str(db), "--regions", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["decision"]["views"][0] == "full" and len(out["decision"]["views"]) >= 2
+    assert Path(out["results"][0]["path"]).name == "a.mp4" and out["results"][0]["is_copy"]
+    assert "views" in out["candidates"]
 
 
 def test_unrelated_clip_gets_no_copy(db: Path, media: dict[str, Path]) -> None:

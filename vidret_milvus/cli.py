@@ -208,6 +208,7 @@ def search(
     as_json: JsonOpt = False,
     report: Annotated[Optional[Path], typer.Option("--report", help="Also write the review page as one static HTML file (videos linked by relative path).")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also write a timeline plot (PNG) of the matched segments.")] = None,
+    regions: Annotated[bool, typer.Option("--regions/--no-regions", help="Also search detected insets and a centre crop of the clip (picture-in-picture, camcorder); about 3x the fingerprinting time.", envvar="VIDRET_REGIONS")] = False,
 ) -> None:
     """Find the stored videos that copy CLIP, and the seconds that match."""
     from .search import Mode, SearchParams, search_video
@@ -218,10 +219,10 @@ def search(
         except ValueError:
             raise VidretError(f"--mode must be one of {[x.value for x in Mode]}, got {mode!r}") from None
         model = _load_model(checkpoint, backbone, weights, precision, threads)
-        field = {Mode.embedding: "embedding_threshold", Mode.duration: "duration_threshold", Mode.codes: "codes_threshold"}[m]
+        field = {Mode.embedding: "embedding_threshold", Mode.duration: "copy_threshold", Mode.codes: "codes_threshold"}[m]
         params = SearchParams.for_model(model, top_n=top_n, radius=radius, mode=m, **{field: threshold})
         with _connect(uri, token, prefix, binary_index) as store:
-            resp = search_video(store, model, clip, params)
+            resp = search_video(store, model, clip, params, regions=regions)
         if report is not None or plot is not None:
             from .report import write_plot, write_report
 
