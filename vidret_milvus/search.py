@@ -160,6 +160,9 @@ class Result:
     matched_seconds: float = 0.0
     confidence: float = 0.0
     view: str = "full"  # which query view found it (views.search_views: a region or crop)
+    # decision.Evidence.features() of the candidate (FEATURES order), for calibration fits
+    # (benchmarks/tune_thresholds.py); not part of to_json.
+    evidence: np.ndarray | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -200,7 +203,7 @@ class SearchResponse:
 
 def decision_settings(params: SearchParams) -> dict[str, Any]:
     """The settings that decide a result, as reported with it."""
-    threshold = {Mode.embedding: params.embedding_threshold, Mode.duration: params.duration_threshold, Mode.codes: params.codes_threshold}[params.mode]
+    threshold = {Mode.embedding: params.embedding_threshold, Mode.duration: params.copy_threshold, Mode.codes: params.codes_threshold}[params.mode]
     out = {"mode": params.mode.value, "threshold": threshold, "radius": params.radius, "segment_min_score": params.align.min_score,
            "segment_min_frames": params.align.min_frames, "frame_match_l2": params.frame_match_l2, "background_beta": params.background_beta}
     if params.mode is Mode.duration:
@@ -447,7 +450,7 @@ def search_descriptor(
             video_id=vid, path=row.path, duration=row.duration,
             score=_score(params.mode, confidence, min_dist, code_ratio), is_copy=bool(is_copy),
             repetition_degree=ev.repetition_degree, min_distance=min_dist, code_ratio=code_ratio, segments=segs,
-            matched_seconds=ev.matched_seconds, confidence=confidence,
+            matched_seconds=ev.matched_seconds, confidence=confidence, evidence=ev.features(),
         ))
     # Ties broken by video id so that the order is deterministic.
     results.sort(key=lambda r: (-r.score, r.video_id))
@@ -464,10 +467,15 @@ def search_descriptor(
 
 
 def search_video(
-    store: Store, model: FingerprintModel, path: str | Path, params: SearchParams | None = None, background: Background | None = None
+    store: Store, model: FingerprintModel, path: str | Path, params: SearchParams | None = None, background: Background | None = None,
+    regions: bool = False,
 ) -> SearchResponse:
     """Fingerprint a query clip with the store's own sampling and search it (``params``:
-    default the thresholds tuned for ``model``, :meth:`SearchParams.for_model`)."""
+    default the thresholds tuned for ``model``, :meth:`SearchParams.for_model`).
+
+    ``regions``: also search detected insets and a centre crop of the query (views.py: for
+    picture-in-picture and camcorder copies), merged per reference; costs one more model
+    pass over the query per view."""
     if params is None:
         params = SearchParams.for_model(model)
     meta = store.meta()
@@ -478,9 +486,18 @@ def search_video(
 
         raise ModelMismatchError(f"store holds codes of model {meta.model_id}; the model in use is {getattr(model, 'model_id', '?')}")
     t0 = time.perf_counter()
-    desc = fingerprint_video(path, model, Sampling(fps=meta.fps, keyframes=meta.keyframes))
-    t1 = time.perf_counter()
-    resp = search_descriptor(store, desc, params, background)
+    sampling = Sampling(fps=meta.fps, keyframes=meta.keyframes)
+    if regions:
+        from .views import fingerprint_views, search_views  # views builds on this module
+
+        views = fingerprint_views(path, model, sampling)
+        t1 = time.perf_counter()
+        resp = search_views(store, views, params)
+        resp.decision.pop("model_id", None)
+    else:
+        desc = fingerprint_video(path, model, sampling)
+        t1 = time.perf_counter()
+        resp = search_descriptor(store, desc, params, background)
     resp.decision = {"model_id": meta.model_id, **resp.decision}
     resp.timing_ms = {"fingerprint": (t1 - t0) * 1e3, **resp.timing_ms}
     resp.timing_ms["total"] = (time.perf_counter() - t0) * 1e3
