@@ -1,26 +1,50 @@
-"""Choose a model's copy-decision thresholds on a tuning set (never on the test set).
+"""Choose a model's copy-decision thresholds and fit its mode-2 calibration on a tuning set
+(never on the test set).
 
-    .venv/bin/python benchmarks/make_dataset.py --seed 1 --out benchmarks/data_tune   # once
-    .venv/bin/python benchmarks/tune_thresholds.py --data benchmarks/data_tune [--checkpoint DIR]
+    .venv/bin/python benchmarks/make_dataset.py --split tune --hard --seed 1      # once: data_hard_tune
+    .venv/bin/python benchmarks/tune_thresholds.py --data benchmarks/data_hard_tune \\
+        (--checkpoint DIR | --backbone NAME | --untrained) [--write-config DIR]
 
 The thresholds that decide "copy" depend on the model: a trained texture head puts copies
 AND same-film non-copies closer together than untrained heads do, so thresholds tuned for
 one model flag many negatives with another. This script runs the real pipeline (Milvus Lite,
 recall -> re-rank -> align, mode 2) once per grid point of (``align.min_score``,
-``frame_match_l2``, ``background_beta``, ``radius``) and evaluates every
-``duration_threshold`` on the same results (the threshold only decides, it does not change
-scores or segments). The Hamming radius trades speed at scale for recall, which a small set
-cannot price: pass the one chosen from the printed radius table (``radius_tradeoff``).
+``frame_match_l2``, ``background_beta``, ``radius``). Every candidate (query, reference) of
+every query yields its evidence features (``decision.FEATURES``, ``Result.evidence``) and a
+label (the reference is one of the query's true ``matches``). Per grid point:
+
+* the calibration ``p = sigmoid(w . x + b)`` is fitted on ALL those candidates
+  (``decision.fit_calibration``, L2 logistic regression, ``--calib-l2``), so that ``p`` is
+  the probability that a candidate of this kind is a true copy, the same meaning for every
+  query; the mode-2 score is ``p``;
+* every (``copy_threshold``, ``min_copy_seconds``) pair of the grid is evaluated with the
+  patent's repetition rule OFF (``repetition_rule`` 0): copy when ``p >= copy_threshold`` and
+  the best segment lasts ``min_copy_seconds`` (the cut only decides; scores and segments do
+  not change);
+* for comparison only, the old rule (copy when the repetition degree >= ``duration_threshold``
+  and a segment exists; score = the repetition degree) and the hand-set calibration
+  (``decision.Calibration()``) at the same cuts.
+
+The Hamming radius trades speed at scale for recall, which a small set cannot price: pass the
+one chosen from the printed radius table (``radius_tradeoff``). With ``background_beta`` > 0,
+``background_default`` (the median similarity of negative queries' frames to their nearest
+stored frame) is measured before the grid and used in it, so that the fitted features are on
+the scale the search will use.
 
 Descriptors are fingerprinted once and cached under benchmarks/out/tune_cache/MODEL_ID/.
 
-Selection rule: among (grid point, duration threshold) pairs whose negatives' false-positive
-rate is <= --max-fpr, the highest mean of muAP (ranking, threshold-free), detection rate (true
-reference flagged) and segment F1 (localisation): the three things a reviewer sees. Ties go
-to the lower duration threshold. muAP alone picks points that rank well but flag half the
-copies; detection alone picks loose segments. The result is written to
-benchmarks/results/tune-NAME.json with the whole table, and as a ``"thresholds"`` block that
-can be pasted into the model's config.json (``--write-config`` does it).
+Selection rule: among the calibrated rows (grid point, copy threshold, min copy seconds) whose
+negatives' false-positive rate (a negative query with any result flagged) is <= --max-fpr,
+the highest mean of muAP (ranking by ``p``), detection rate (true reference flagged) and
+segment F1 (localisation): the three things a reviewer sees. Ties go to the higher copy
+threshold, then to min_copy_seconds nearest 3. The fit and the choice are in-sample on the
+tuning set: the test split measures them. The result is written to
+benchmarks/results/tune-NAME.json (fitted calibrations, chosen values, the whole table), and
+``--write-config DIR`` writes the chosen values as the ``"thresholds"`` block of DIR/config.json
+(DIR: the checkpoint folder itself, or a new folder that receives a copy of the checkpoint; for
+untrained heads given with --backbone/--untrained, the model is first saved there as a
+checkpoint, e.g. vidret_milvus/models/sscd/), then checks that ``load_model(checkpoint=DIR)``
+gives the same model id.
 """
 
 from __future__ import annotations
@@ -38,10 +62,13 @@ import numpy as np
 from _common import ROOT, save
 from eval_retrieval import evaluate
 from vidret_milvus.align import AlignParams
+from vidret_milvus.decision import FEATURES, TIME_TOLERANCE, Calibration, fit_calibration
 from vidret_milvus.descriptor import VideoDescriptor
 from vidret_milvus.fingerprint import Sampling, fingerprint_video
 from vidret_milvus.ingest import sha256_file
-from vidret_milvus.model import load_model
+from vidret_milvus.model import load_model, save_checkpoint
+from vidret_milvus.model.checkpoint import BACKGROUND_FILE, CONFIG_FILE, WEIGHTS_FILE, save_onnx_checkpoint
+from vidret_milvus.model.onnx_model import OnnxFingerprintModel
 from vidret_milvus.search import Mode, SearchParams, search_descriptor
 from vidret_milvus.store import Store, StoreMeta
 
@@ -99,21 +126,86 @@ def radius_tradeoff(sets: list[tuple], radii: tuple[int, ...] = (16, 20, 24, 28,
              "negative_ref_frames_within": round(float(np.mean(noise[r])) if noise[r] else 0.0, 4)} for r in radii]
 
 
+def background_default(sets: list[tuple]) -> float:
+    """What a store with no other video stands in for (SearchParams.background_default): the
+    median similarity of negative queries' frames to their nearest stored frame."""
+    near = [(q_desc[q["name"]].embeddings @ np.concatenate([d.embeddings for d in ref_desc.values()]).T).max(1)
+            for _, _, _, q_desc, gt, ref_desc in sets for q in gt["queries"] if not q["positive"]]
+    return round(float(np.median(np.concatenate(near))), 3) if near else 0.0
+
+
+def metrics(preds: dict[str, list[dict]], queries: list[dict]) -> dict[str, object]:
+    m = evaluate(preds, {}, queries)
+    m.pop("_pr")
+    m.pop("per_edit")
+    m["objective"] = round((m["muAP"] + m["detected"] + m["segment_f1"]) / 3, 4)
+    return m
+
+
+def preference(row: dict) -> tuple[float, ...]:
+    """Order of rows that meet the FPR: objective, then (ties) the higher copy threshold and
+    min_copy_seconds nearest 3, or for the old rule the lower duration threshold."""
+    if row["rule"] == "repetition":
+        return (row["objective"], -row["duration_threshold"])
+    return (row["objective"], row["copy_threshold"], -abs(row["min_copy_seconds"] - 3))
+
+
+def write_config(model: object, args: argparse.Namespace, out: Path, thresholds: dict[str, float], source: str) -> Path:
+    """Write ``thresholds`` into OUT/config.json: in place for the checkpoint folder, else into a
+    copy of the checkpoint (or, for untrained heads, a checkpoint saved there first); then check
+    that the folder loads as the same model."""
+    out.mkdir(parents=True, exist_ok=True)
+    if args.checkpoint:
+        src = Path(args.checkpoint)
+        if src.resolve() != out.resolve():
+            for f in (CONFIG_FILE, WEIGHTS_FILE, BACKGROUND_FILE):
+                if (src / f).is_file():
+                    shutil.copy2(src / f, out / f)
+    elif isinstance(model, OnnxFingerprintModel):
+        save_onnx_checkpoint(model, out)
+    else:
+        save_checkpoint(model, out)  # heads only: the backbone is rebuilt from its ImageNet weights
+    cfg_path = out / CONFIG_FILE
+    cfg = json.loads(cfg_path.read_text())
+    cfg["thresholds"] = dict(sorted(thresholds.items()))
+    cfg["thresholds_source"] = source
+    cfg_path.write_text(json.dumps(cfg, sort_keys=True) + "\n")
+    back = load_model(checkpoint=out)
+    if back.model_id != model.model_id:
+        raise SystemExit(f"{out}: loads as model {back.model_id}, tuned {model.model_id}")
+    print(f"wrote thresholds into {cfg_path} (loads as {back.model_id})")
+    return cfg_path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, nargs="+", default=[ROOT / "benchmarks" / "data_tune"], help="one or more tuning sets (never the test set)")
-    ap.add_argument("--checkpoint", default=None)
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--checkpoint", default=None, help="a checkpoint folder (trained heads)")
+    which.add_argument("--backbone", default=None, help="untrained heads on this backbone (e.g. sscd, sscd_distilled, tf_efficientnet_lite0)")
+    which.add_argument("--untrained", action="store_true", help="the untrained heads on the embedded Lite0 backbone instead of the default model")
+    ap.add_argument("--threads", type=int, default=None, help="onnxruntime threads (ONNX backbones)")
     ap.add_argument("--name", default="")
     ap.add_argument("--min-score", type=floats, default=floats("0.6,0.65,0.7,0.75,0.8,0.85,0.9"))
     ap.add_argument("--frame-match-l2", type=floats, default=floats("0.6,0.7,0.8,0.9,1.0"))
     ap.add_argument("--radius", type=floats, default=[32.0])
     ap.add_argument("--background-beta", type=floats, default=[0.0], help="background normalisation strengths to try (search.py)")
-    ap.add_argument("--duration-threshold", type=floats, default=[round(x, 2) for x in np.arange(0.1, 0.75, 0.05)])
-    ap.add_argument("--max-fpr", type=float, default=0.05)
-    ap.add_argument("--write-config", action="store_true", help="write the chosen thresholds into CHECKPOINT/config.json")
-    ap.add_argument("--untrained", action="store_true", help="the untrained heads on the embedded Lite0 backbone instead of the default model")
+    ap.add_argument("--copy-threshold", type=floats, default=[round(x, 3) for x in np.r_[np.arange(0.05, 0.95, 0.05), 0.95, 0.97, 0.98, 0.99]],
+                    help="calibrated-probability cuts to try")
+    ap.add_argument("--min-copy-seconds", type=floats, default=floats("2,3,4"))
+    ap.add_argument("--calib-l2", type=float, default=1.0, help="L2 penalty of the calibration fit (decision.fit_calibration)")
+    ap.add_argument("--duration-threshold", type=floats, default=[round(x, 2) for x in np.arange(0.1, 0.75, 0.05)],
+                    help="the old repetition rule's thresholds (printed for comparison, never chosen)")
+    ap.add_argument("--max-fpr", type=float, default=0.02)
+    ap.add_argument("--write-config", nargs="?", const="", default=None, metavar="DIR",
+                    help="write the chosen thresholds into DIR/config.json (no DIR: the --checkpoint folder)")
     args = ap.parse_args()
-    model = load_model(backbone="tf_efficientnet_lite0") if args.untrained else load_model(checkpoint=args.checkpoint)
+    if args.write_config == "" and not args.checkpoint:
+        raise SystemExit("--write-config without DIR needs --checkpoint")
+    if args.untrained:
+        args.backbone = "tf_efficientnet_lite0"
+    model = load_model(backbone=args.backbone, threads=args.threads) if args.backbone else load_model(checkpoint=args.checkpoint, threads=args.threads)
+    print(f"model {model.model_id} ({args.checkpoint or 'untrained heads on ' + str(args.backbone or 'default')})")
     sampling = Sampling()
     work = ROOT / "benchmarks" / "out" / "tune"
     shutil.rmtree(work, ignore_errors=True)
@@ -129,7 +221,7 @@ def main() -> None:
         t0 = time.perf_counter()
         ref_desc = fingerprints(model, data, [r["name"] for r in gt["references"]], "refs", cache, sampling)
         q_desc = fingerprints(model, data, [q["name"] for q in gt["queries"]], "queries", cache, sampling)
-        print(f"{data.name}: fingerprints ready in {time.perf_counter() - t0:.0f} s (cache {cache.relative_to(ROOT)})")
+        print(f"{data.name}: {len(ref_desc)} references, {len(q_desc)} queries; fingerprints ready in {time.perf_counter() - t0:.0f} s (cache {cache.relative_to(ROOT)})")
         store = Store.connect(str(work / f"tune{i}.db"), prefix=f"tune{i}")
         store.ensure_collections(StoreMeta(model.model_id, model.config.embed_dim, model.config.code_bits, sampling.fps, sampling.keyframes))
         by_id = {}
@@ -140,63 +232,98 @@ def main() -> None:
             by_id[d.video_id] = f"{data.name}/{r['name']}"
         sets.append((data.name, store, by_id, q_desc, gt, ref_desc))
         queries += [{**q, "name": f"{data.name}/{q['name']}", "matches": [{**m, "ref": f"{data.name}/{m['ref']}"} for m in q["matches"]]} for q in gt["queries"]]
+    truth = {(q["name"], m["ref"]) for q in queries for m in q["matches"]}
+    neg = [q for q in queries if not q["positive"]]
 
     radius_rows = radius_tradeoff(sets)
     print("radius: " + "  ".join(f"{r['radius']}: copies {r['copied_frames_l2nn_within']:.3f} / non-copies {r['negative_ref_frames_within']:.4f}" for r in radius_rows))
-    rows = []
-    neg = [q for q in queries if not q["positive"]]
+    bg_default = background_default(sets) if any(b > 0 for b in args.background_beta) else 0.0
+    rows: list[dict] = []
+    calibrations: list[dict] = []
     for ms, l2, radius, beta in itertools.product(args.min_score, args.frame_match_l2, args.radius, args.background_beta):
         raw: dict[str, list] = {}
         for name, store, ids, q_desc, gt, _ in sets:
+            # repetition_rule off: is_copy is recomputed below anyway; every candidate is kept.
             params = SearchParams(mode=Mode.duration, radius=int(radius), top_n=len(gt["references"]), frame_match_l2=l2, duration_threshold=0.0,
-                                  background_beta=beta, background_path=model.background_path, align=dataclasses.replace(AlignParams(), min_score=ms))
+                                  repetition_rule=False, background_beta=beta, background_default=bg_default if beta > 0 else 0.0,
+                                  background_path=model.background_path, align=dataclasses.replace(AlignParams(), min_score=ms))
             raw.update({f"{name}/{qn}": [(ids[r.video_id], r) for r in search_descriptor(store, d, params).results] for qn, d in q_desc.items()})
         base = {"min_score": ms, "frame_match_l2": l2, "radius": int(radius), "background_beta": beta}
+        pairs = [(qn, ref, r) for qn, rs in raw.items() for ref, r in rs]
+        X = np.stack([r.evidence for _, _, r in pairs]) if pairs else np.zeros((0, len(FEATURES)))
+        y = np.array([(qn, ref) in truth for qn, ref, _ in pairs], np.float64)
+        if len(y) == 0 or y.min() == y.max():
+            print(f"{base}: {len(y)} candidates, {int(y.sum())} true: nothing to fit, skipped")
+            continue
+        calib = fit_calibration(X, y, l2=args.calib_l2)
+        p_fit = (1.0 / (1.0 + np.exp(-(X @ np.asarray(calib.weights) + calib.bias)))).tolist()
+        p_hand = [r.confidence for _, _, r in pairs]  # the search ran with the hand-set Calibration()
+        best_seconds = np.expm1(X[:, FEATURES.index("log1p_best_segment_seconds")]).tolist()
+        calibrations.append({**base, "weights": dict(zip(FEATURES, calib.weights)), "bias": calib.bias,
+                             "candidates": len(y), "true_candidates": int(y.sum())})
+
+        def by_query(score: list[float], copy: list[bool]) -> dict[str, list[dict]]:
+            preds: dict[str, list[dict]] = {qn: [] for qn in raw}
+            for (qn, ref, r), sc, c in zip(pairs, score, copy):
+                preds[qn].append({"ref": ref, "score": sc, "is_copy": c, "segments": [g.to_json() for g in r.segments]})
+            return preds
+
+        here = []
+        for rule, probs in (("calibrated", p_fit), ("hand-set", p_hand)):
+            for th, mcs in itertools.product(args.copy_threshold, args.min_copy_seconds):
+                copy = [p >= th and s >= mcs - TIME_TOLERANCE for p, s in zip(probs, best_seconds)]
+                here.append({**base, "rule": rule, "copy_threshold": th, "min_copy_seconds": mcs, **metrics(by_query(probs, copy), queries)})
+        rep = [r.repetition_degree for _, _, r in pairs]
         for th in args.duration_threshold:
-            preds = {qn: [{"ref": ref, "score": r.score, "is_copy": r.repetition_degree >= th and bool(r.segments),
-                           "segments": [g.to_json() for g in r.segments]} for ref, r in rs] for qn, rs in raw.items()}
-            m = evaluate(preds, {}, queries)
-            m.pop("_pr")
-            m.pop("per_edit")
-            rows.append({**base, "duration_threshold": th, **m})
-        best = max((r for r in rows if (r["min_score"], r["frame_match_l2"], r["radius"], r["background_beta"]) == (ms, l2, int(radius), beta)), key=lambda r: (r["negatives_fpr"] <= args.max_fpr, r["detected"] + r["segment_f1"]))
-        print(f"min_score {ms:.2f} l2 {l2:.2f} radius {int(radius)} beta {beta:.2f}: muAP {best['muAP']:.3f}  best th {best['duration_threshold']:.2f} detected {best['detected']:.3f} "
-              f"FPR {best['negatives_fpr']:.3f} segF1 {best['segment_f1']:.3f}", flush=True)
+            copy = [d >= th and bool(r.segments) for d, (_, _, r) in zip(rep, pairs)]
+            here.append({**base, "rule": "repetition", "duration_threshold": th, **metrics(by_query(rep, copy), queries)})
+        rows += here
+        print(f"min_score {ms:.2f} l2 {l2:.2f} radius {int(radius)} beta {beta:.2f}: {len(y)} candidates ({int(y.sum())} true); fitted w "
+              + " ".join(f"{w:+.2f}" for w in calib.weights) + f" b {calib.bias:+.2f}")
+        for rule in ("calibrated", "hand-set", "repetition"):
+            cand = [r for r in here if r["rule"] == rule]
+            best = max(cand, key=lambda r: (r["negatives_fpr"] <= args.max_fpr, *preference(r)))
+            cut = f"th {best['duration_threshold']:.2f}      " if rule == "repetition" else f"p>={best['copy_threshold']:.2f} >={best['min_copy_seconds']:.0f}s"
+            print(f"    {rule:10s} {cut}  objective {best['objective']:.3f} muAP {best['muAP']:.3f} detected {best['detected']:.3f} "
+                  f"FPR {best['negatives_fpr']:.3f} segF1 {best['segment_f1']:.3f}" + ("" if best["negatives_fpr"] <= args.max_fpr else "  (no cut meets the FPR)"), flush=True)
     for _, store, *_ in sets:
         store.close()
 
-    ok = [r for r in rows if r["negatives_fpr"] <= args.max_fpr]
+    ok = [r for r in rows if r["rule"] == "calibrated" and r["negatives_fpr"] <= args.max_fpr]
     if not ok:
-        raise SystemExit(f"no grid point keeps the negatives' FPR <= {args.max_fpr}")
-    for r in rows:
-        r["objective"] = round((r["muAP"] + r["detected"] + r["segment_f1"]) / 3, 4)
-    chosen = max(ok, key=lambda r: (r["objective"], -r["duration_threshold"], -r["min_score"], r["frame_match_l2"]))
-    thresholds = {"radius": chosen["radius"], "frame_match_l2": chosen["frame_match_l2"], "align_min_score": chosen["min_score"],
-                  "duration_threshold": chosen["duration_threshold"], "background_beta": chosen["background_beta"]}
+        raise SystemExit(f"no calibrated grid point keeps the negatives' FPR <= {args.max_fpr}")
+    chosen = max(ok, key=lambda r: (*preference(r), -r["min_score"], r["frame_match_l2"]))
+    grid_key = ("min_score", "frame_match_l2", "radius", "background_beta")
+    fit = next(c for c in calibrations if all(c[k] == chosen[k] for k in grid_key))
+    calib = Calibration(tuple(fit["weights"][f] for f in FEATURES), fit["bias"])
+    thresholds: dict[str, float] = {"radius": chosen["radius"], "frame_match_l2": chosen["frame_match_l2"], "align_min_score": chosen["min_score"],
+                                    "background_beta": chosen["background_beta"], **calib.to_keys(),
+                                    "copy_threshold": chosen["copy_threshold"], "min_copy_seconds": chosen["min_copy_seconds"], "repetition_rule": 0}
     if chosen["background_beta"] > 0:
-        # What a store with no other video stands in for (SearchParams.background_default): the
-        # median similarity of negative queries' frames to their nearest stored frame.
-        near = [(q_desc[q["name"]].embeddings @ np.concatenate([d.embeddings for d in ref_desc.values()]).T).max(1)
-                for _, _, _, q_desc, gt, ref_desc in sets for q in gt["queries"] if not q["positive"]]
-        thresholds["background_default"] = round(float(np.median(np.concatenate(near))), 3)
+        thresholds["background_default"] = bg_default
+    same_point = [r for r in rows if all(r[k] == chosen[k] for k in grid_key)]
+    old = max((r for r in same_point if r["rule"] == "repetition"), key=lambda r: (r["negatives_fpr"] <= args.max_fpr, *preference(r)))
+    keys = ("objective", "muAP", "detected", "negatives_fpr", "segment_f1", "top1")
     print(f"background: {model.background_path or 'sampled from each store'}")
-    print("chosen:", json.dumps(thresholds), {k: chosen[k] for k in ("objective", "muAP", "detected", "negatives_fpr", "segment_f1", "top1")})
+    print("chosen:", json.dumps(thresholds), {k: chosen[k] for k in keys})
+    print(f"  old repetition rule at the same grid point: th {old['duration_threshold']:.2f}", {k: old[k] for k in keys})
     save("tune" + (f"-{args.name}" if args.name else ""), {
-        "model_id": model.model_id, "checkpoint": args.checkpoint, "background": model.background_path or "store sample", "data": [d.name for d in args.data], "max_fpr": args.max_fpr,
-        "rule": "max mean(muAP, detected, segment F1) over (grid point, duration threshold) with negatives FPR <= max_fpr; ties: lower duration threshold",
-        "chosen": {**thresholds, "metrics": {k: chosen[k] for k in ("muAP", "recall_at_p90", "top1", "detected", "negatives_fpr", "segment_f1")}},
-        "radius_tradeoff": radius_rows, "rows": rows, "negatives": len(neg),
+        "model_id": model.model_id, "checkpoint": args.checkpoint, "backbone": args.backbone, "background": model.background_path or "store sample",
+        "data": [d.name for d in args.data], "max_fpr": args.max_fpr, "calib_l2": args.calib_l2, "features": list(FEATURES),
+        "rule": "calibrated rows (repetition_rule 0): max mean(muAP, detected, segment F1) over (grid point, copy_threshold, min_copy_seconds) "
+                "with negatives FPR <= max_fpr; ties: higher copy_threshold, then min_copy_seconds nearest 3. Calibration fitted per grid point "
+                "on all candidates of the tuning queries (in-sample). 'hand-set' and 'repetition' rows are for comparison only.",
+        "chosen": {**thresholds, "calibration": {"weights": fit["weights"], "bias": fit["bias"], "candidates": fit["candidates"], "true_candidates": fit["true_candidates"]},
+                   "metrics": {k: chosen[k] for k in ("muAP", "recall_at_p90", "top1", "detected", "negatives_fpr", "segment_f1", "objective")},
+                   "old_repetition_rule_same_point": {"duration_threshold": old["duration_threshold"], **{k: old[k] for k in keys}}},
+        "calibrations": calibrations, "radius_tradeoff": radius_rows, "rows": rows, "negatives": len(neg), "queries": len(queries),
     })
-    if args.write_config:
-        if not args.checkpoint:
-            raise SystemExit("--write-config needs --checkpoint")
-        cfg_path = Path(args.checkpoint) / "config.json"
-        cfg = json.loads(cfg_path.read_text())
-        cfg["thresholds"] = thresholds
-        cfg["thresholds_source"] = (f"benchmarks/tune_thresholds.py on {'+'.join(d.name for d in args.data)} (max FPR {args.max_fpr}): muAP {chosen['muAP']}, "
-                                    f"detected {chosen['detected']}, negatives FPR {chosen['negatives_fpr']}, segment F1 {chosen['segment_f1']}")
-        cfg_path.write_text(json.dumps(cfg, sort_keys=True) + "\n")
-        print(f"wrote thresholds into {cfg_path}")
+    if args.write_config is not None:
+        out = Path(args.write_config or args.checkpoint)
+        source = (f"benchmarks/tune_thresholds.py on {'+'.join(d.name for d in args.data)} (max FPR {args.max_fpr}, calibration fitted on "
+                  f"{fit['candidates']} candidates): muAP {chosen['muAP']}, detected {chosen['detected']}, negatives FPR {chosen['negatives_fpr']}, "
+                  f"segment F1 {chosen['segment_f1']}")
+        write_config(model, args, out, thresholds, source)
 
 
 if __name__ == "__main__":
