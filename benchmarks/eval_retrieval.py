@@ -207,6 +207,9 @@ def main() -> None:
     ap.add_argument("--frame-match-l2", type=float, default=None, help="L2 distance beyond which a re-rank hit is no frame match (default: the model's tuned value)")
     ap.add_argument("--background-beta", type=float, default=None, help="background normalisation strength (default: the model's tuned value)")
     ap.add_argument("--untrained", action="store_true", help="the untrained heads on the embedded Lite0 backbone instead of the default model")
+    ap.add_argument("--backbone", default=None, help="untrained heads on this backbone (sscd, sscd_distilled, tf_efficientnet_lite0)")
+    ap.add_argument("--threads", type=int, default=None, help="onnxruntime threads (ONNX backbones)")
+    ap.add_argument("--regions", action="store_true", help="also mode 2 with the query's region views (views.py), as system mode_duration_regions")
     ap.add_argument("--limit-queries", type=int, default=None, help="quick check: only N queries (2/3 positive, the rest negative)")
     ap.add_argument("--limit-refs", type=int, default=None, help="quick check: only the references those queries copy plus M others")
     args = ap.parse_args()
@@ -221,7 +224,10 @@ def main() -> None:
     if args.limit_refs is not None:
         used = {m["ref"] for q in queries for m in q["matches"]}
         refs = [r for r in refs if r["name"] in used] + [r for r in refs if r["name"] not in used][: args.limit_refs]
-    model = load_model(backbone="tf_efficientnet_lite0") if args.untrained else load_model(checkpoint=args.checkpoint)
+    if args.untrained or args.backbone:
+        model = load_model(backbone=args.backbone or "tf_efficientnet_lite0", threads=args.threads)
+    else:
+        model = load_model(checkpoint=args.checkpoint, threads=args.threads)
     # The model's tuned thresholds (SearchParams.for_model), overridden by the options given.
     tuned = SearchParams.for_model(model, radius=args.radius, frame_match_l2=args.frame_match_l2, duration_threshold=args.duration_threshold,
                                    background_beta=args.background_beta)
@@ -274,6 +280,22 @@ def main() -> None:
                 for r in resp.results
             ]
         systems[f"mode_{mode.value}"] = preds
+    if args.regions:
+        from vidret_milvus.views import fingerprint_views, search_views
+
+        params = dataclasses.replace(tuned, mode=Mode.duration, top_n=len(refs))
+        preds = {}
+        region_ms: list[float] = []
+        for q in queries:
+            t = time.perf_counter()
+            views = fingerprint_views(data / "queries" / q["name"], model, sampling)
+            resp = search_views(store, views, params)
+            region_ms.append((time.perf_counter() - t) * 1e3)
+            preds[q["name"]] = [{"ref": by_id[r.video_id], "score": r.score, "is_copy": r.is_copy, "segments": [g.to_json() for g in r.segments],
+                                 "stat": r.repetition_degree, "view": r.view} for r in resp.results]
+        systems["mode_duration_regions"] = preds
+        print(f"region views: fingerprint + search p50 {np.percentile(region_ms, 50):.0f} ms per query "
+              f"(full frame only: fingerprint p50 {np.percentile(fp_ms, 50):.0f} ms + search p50 {np.percentile(search_ms, 50):.0f} ms)")
     store.close()
 
     # baselines on the same sampled frames
