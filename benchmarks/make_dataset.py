@@ -19,8 +19,8 @@ Hard set (``--hard``):
   Big Buck Bunny's span and of every other video of the split (manifest kind "video"),
   consecutive windows of one clip being separate references (look-alikes), clips under 20 s
   joined into compilations; and photo references: each photo (one per near-duplicate group)
-  cut into 2-6 pixel-disjoint crops (grid_for), each crop a separate Ken Burns reference
-  (sibling crops of one photo are look-alikes); at most half the reference time from photos.
+  cut into 2-12 pixel-disjoint crops (grid_for), each crop a separate Ken Burns reference
+  (sibling crops of one photo are look-alikes); at most 55 % of the reference time from photos.
 - Never ingested: some gaps between the windows of a clip (unused footage adjacent in time to a
   reference), one sibling crop of half the photos, and a few whole photos / videos.
 - Queries (``--queries``, ~2/3 positive): copies of 3-20 s (about 40 % <= 6 s), 2-3 STACKED
@@ -272,11 +272,12 @@ def crops(img: np.ndarray, cols: int, rows: int) -> list[np.ndarray]:
 
 
 def grid_for(img: np.ndarray) -> tuple[int, int]:
-    """Crops per photo: 3 x 2 for large photos, 2 x 2 for medium, 2 strips for small ones
+    """Crops per photo, from 4 x 3 for the largest photos down to 2 strips for small ones
     (transposed for portrait photos); each crop still holds a sharp 640x360 view."""
     h, w = img.shape[:2]
     long_, short = max(h, w), min(h, w)
-    g = (3, 2) if long_ >= 2400 and short >= 1300 else (2, 2) if long_ >= 1600 and short >= 900 else (2, 1)
+    g = ((4, 3) if long_ >= 3800 and short >= 2100 else (3, 3) if long_ >= 2800 and short >= 1600 else
+         (3, 2) if long_ >= 2400 and short >= 1300 else (2, 2) if long_ >= 1600 and short >= 900 else (2, 1))
     return g if w >= h else (g[1], g[0])
 
 
@@ -292,11 +293,11 @@ def make_hard(args: argparse.Namespace, rng: np.random.Generator) -> tuple[list[
     # --- photo references: strips of one photo are separate references (look-alikes)
     photos = one_per_group(photo_entries(RES, args.split))
     order = rng.permutation(len(photos)).tolist()
-    n_far = max(1, round(0.15 * len(photos))) if len(photos) >= 4 else 0
+    n_far = max(1, round(0.1 * len(photos))) if len(photos) >= 4 else 0
     units: list[tuple[str, int, np.ndarray]] = []  # (photo group, strip index, pixels)
     for rank, j in enumerate(order):
         e = photos[j]
-        img = load_photo(RES / e["path"], 2880)
+        img = load_photo(RES / e["path"], 3840)
         parts = crops(img, *grid_for(img))
         n = len(parts)
         if rank < n_far:  # whole photo reserved: unrelated negatives / filler
@@ -312,7 +313,7 @@ def make_hard(args: argparse.Namespace, rng: np.random.Generator) -> tuple[list[
     units = [units[i] for i in perm]
     k = 0
     photo_secs = 0.0
-    while units and photo_secs < 0.5 * budget:  # at most half the references from photos
+    while units and photo_secs < 0.55 * budget:  # at most 55 % of the reference time from photos
         first = units.pop(0)
         shots = [first]
         if rng.random() < 0.2:  # two shots of different photos in one reference
@@ -320,7 +321,7 @@ def make_hard(args: argparse.Namespace, rng: np.random.Generator) -> tuple[list[
             if other is not None:
                 units.remove(other)
                 shots.append(other)
-        secs = [float(rng.uniform(10, 20))] if len(shots) == 1 else [float(rng.uniform(6, 14)) for _ in shots]
+        secs = [float(rng.uniform(10, 16))] if len(shots) == 1 else [float(rng.uniform(6, 10)) for _ in shots]
         frames = [f for (_, _, part), s in zip(shots, secs) for f in ken_burns(part, int(round(s * FPS)), SIZE, rng)]
         add_ref(f"photo_{k:03d}.mp4", frames, "photos " + ", ".join(f"{g} strip {i}" for g, i, _ in shots), "photo", shots[0][0])
         photo_secs += sum(secs)
@@ -369,7 +370,7 @@ def make_hard(args: argparse.Namespace, rng: np.random.Generator) -> tuple[list[
         for c0 in starts:
             t, end = c0, c0 + ch_len
             while t + 10 <= end and spent < per_source:
-                L = float(min(rng.uniform(10, 24) if rng.random() < 0.7 else rng.uniform(24, 40), end - t))
+                L = float(min(rng.uniform(10, 20) if rng.random() < 0.8 else rng.uniform(20, 40), end - t))
                 frames = src.frames(t, t + L)
                 if len(frames) < 10 * FPS * 0.9:
                     break
