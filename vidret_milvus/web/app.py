@@ -1,9 +1,11 @@
 """The review page server: pick or upload a query clip, search, review the copied segments.
 
-Standard library only (``http.server.ThreadingHTTPServer``). One process holds the store
-open (Milvus Lite allows one process per database file) and the model, loaded once; searches
-(and every other store access) are serialised by a lock, while media requests run in their
-own threads.
+A FastAPI app served by uvicorn. One process holds the store and the model (loaded once).
+Searches run in a worker pool (``workers`` threads) when the store is a Milvus server; on
+Milvus Lite (a local ``.db`` file, one process per file) the pool has one thread and every
+store access goes through one lock, as before. Media are served by Starlette's ``FileResponse``
+(single and multiple byte ranges, ``416`` with ``Content-Range: bytes */size``). The OpenAPI
+description is at ``/openapi.json`` and the interactive docs at ``/docs``.
 
 Routes (anything else is 404; no URL is ever turned into a filesystem path):
 
@@ -14,50 +16,62 @@ Routes (anything else is 404; no URL is ever turned into a filesystem path):
 ``/api/upload``            POST  the raw file as the body (``X-Filename`` header optional),
                                  at most ``max_upload`` bytes -> ``{"query": "upload:<token>"}``
 ``/api/search``            POST  JSON ``{"query": "upload:<token>" | "video:<id>", "top_n",
-                                 "mode"}`` -> the ``search --json`` object plus ``query_url``
-                                 and each result's ``url``
+                                 "mode", "radius"}`` -> the ``search --json`` object plus
+                                 ``query_name``, ``query_url`` and each result's ``url``
 ``/media/video/<id>``      GET   a stored video, looked up by its numeric id (Range requests)
 ``/media/upload/<token>``  GET   an uploaded query (Range requests)
 =========================  ====  ==============================================================
+
+Errors are ``{"error": "..."}`` with a 4xx status (malformed input never gives a 500).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
-import json
-import mimetypes
 import os
 import re
 import secrets
 import shutil
-import sys
+import socket
+import stat
 import tempfile
 import threading
 from collections import OrderedDict
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote, urlsplit
+from typing import Annotated, Any
+from urllib.parse import unquote
 
-from ..errors import VidretError
+import anyio
+from fastapi import FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import __version__
+from ..errors import StoreError, VidretError
 from ..search import Mode, SearchParams, search_video
 from ..store import READY, Store, VideoRow
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-STATIC_FILES = {"review.js": "text/javascript; charset=utf-8", "review.css": "text/css; charset=utf-8"}
+STATIC_FILES = {"review.js": "text/javascript", "review.css": "text/css"}
 MAX_JSON_BODY = 16 * 1024
-CHUNK = 256 * 1024
 KEEP_UPLOADS = 32  # older uploads are deleted
+DEFAULT_WORKERS = 4
+# Searches waiting for a worker, per worker, before new ones get 503 (a bounded queue keeps a
+# flooded server answering instead of piling up minutes of work).
+QUEUE_PER_WORKER = 16
+INT64_MAX = 2**63 - 1  # Milvus ids are int64: a longer number is no stored video
 
-_ROUTES_GET = {
-    "index": re.compile(r"/"),
-    "static": re.compile(r"/static/([a-z]+\.(?:js|css))"),
-    "videos": re.compile(r"/api/videos"),
-    "video": re.compile(r"/media/video/([0-9]{1,20})"),
-    "upload": re.compile(r"/media/upload/([0-9a-f]{32})"),
-}
-_QUERY_RE = re.compile(r"(upload):([0-9a-f]{32})|(video):([0-9]{1,20})")
+_VIDEO_ID_RE = re.compile(r"[0-9]{1,19}")
+_TOKEN_RE = re.compile(r"[0-9a-f]{32}")
+_QUERY_RE = re.compile(r"(upload):([0-9a-f]{32})|(video):([0-9]{1,19})")
 _EXT_RE = re.compile(r"\.[A-Za-z0-9]{1,5}")
 
 
@@ -74,16 +88,104 @@ class Upload:
     size: int
 
 
+# ---------------------------------------------------------------- API shapes (OpenAPI)
+
+class SearchRequest(BaseModel):
+    """Body of ``POST /api/search``. Strict integers: ``"10"``, ``true`` or ``1e400`` are refused (400)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"query": "video:42", "top_n": 10, "mode": "duration"}]})
+
+    query: str = Field(pattern=r"^(upload:[0-9a-f]{32}|video:[0-9]{1,19})$",
+                       description='"upload:<token>" (from /api/upload) or "video:<id>" (from /api/videos)')
+    top_n: int | None = Field(None, strict=True, ge=1, le=200, description="results to return (default: serve --top-n)")
+    mode: Mode | None = Field(None, description="copy decision: duration (default), embedding or codes")
+    radius: int | None = Field(None, strict=True, ge=0, le=128, description="Hamming radius of the recall in bits (default: the model's)")
+
+
+class SegmentOut(BaseModel):
+    query_start: float
+    query_end: float
+    ref_start: float
+    ref_end: float
+    score: float
+
+
+class ResultOut(BaseModel):
+    """One reference video; ``url`` plays it. Further keys as in ``search --json`` may appear."""
+
+    model_config = ConfigDict(extra="allow")
+
+    video_id: int
+    path: str = Field(description="the stored video's path on the server")
+    url: str = Field(description="/media/video/<video_id>")
+    duration: float
+    score: float
+    is_copy: bool
+    repetition_degree: float
+    matched_seconds: float
+    confidence: float
+    segments: list[SegmentOut]
+
+
+class SearchOut(BaseModel):
+    """The ``search --json`` object for the query, plus where the browser finds the media."""
+
+    model_config = ConfigDict(extra="allow")
+
+    query: str = Field(description="the query as sent (an upload's server path is never shown)")
+    query_name: str = Field(description="the upload's file name, or the stored video's")
+    query_url: str = Field(description="/media/upload/<token> or /media/video/<id>")
+    query_duration: float
+    results: list[ResultOut]
+    timing_ms: dict[str, float]
+    candidates: dict[str, Any]
+    decision: dict[str, Any]
+
+
+class VideoOut(BaseModel):
+    video_id: int
+    name: str = Field(description="file name (no folders)")
+    duration: float
+
+
+class UploadOut(BaseModel):
+    query: str = Field(description='"upload:<token>", for /api/search')
+
+
+class ErrorOut(BaseModel):
+    error: str
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {c: {"model": ErrorOut} for c in codes}
+
+
+# ---------------------------------------------------------------- state
+
 class ReviewApp:
-    """State shared by the request threads: store, model, uploads, the search lock."""
+    """State shared by the request handlers: store, model, uploads, the search pool.
+
+    ``workers``: concurrent searches on a Milvus server. On Milvus Lite it is 1 and ``lock``
+    serialises every store and model use (the file belongs to this process, and Lite is not
+    made for concurrent callers); on a server ``lock`` is a no-op context manager.
+    """
 
     def __init__(self, store: Store, model: Any, params: SearchParams = SearchParams(), max_upload: int = 200 * 1024 * 1024,
-                 upload_dir: str | Path | None = None) -> None:
+                 upload_dir: str | Path | None = None, workers: int = DEFAULT_WORKERS) -> None:
+        if int(workers) < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
         self.store = store
         self.model = model
         self.params = params
         self.max_upload = int(max_upload)
-        self.lock = threading.Lock()  # one store/model user at a time
+        # A store that cannot say what it is counts as Lite: serialising is always safe.
+        self.concurrent = not bool(getattr(store, "is_lite", True))
+        self.workers = int(workers) if self.concurrent else 1
+        self.lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext() if self.concurrent else threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="vidret-search")
+        self.max_pending = QUEUE_PER_WORKER * self.workers
+        self._pending = 0
+        self._pending_lock = threading.Lock()
         self._own_dir = upload_dir is None
         self.upload_dir = Path(tempfile.mkdtemp(prefix="vidret-uploads-") if upload_dir is None else upload_dir)
         self.upload_dir.mkdir(parents=True, exist_ok=True)
@@ -91,7 +193,7 @@ class ReviewApp:
         self._uploads_lock = threading.Lock()
         self._videos: dict[int, VideoRow] = {}
 
-    # ----------------------------------------------------------- lookups
+    # ----------------------------------------------------------- lookups (blocking: call from a thread)
     def list_videos(self) -> list[VideoRow]:
         with self.lock:
             rows = self.store.list_videos(READY) if self.store.meta() is not None else []
@@ -99,6 +201,8 @@ class ReviewApp:
         return sorted(rows, key=lambda r: (os.path.basename(r.path), r.video_id))
 
     def video_path(self, video_id: int) -> Path:
+        if not 0 <= video_id <= INT64_MAX:
+            raise HttpError(404, "no such video")
         row = self._videos.get(video_id)
         if row is None:
             with self.lock:
@@ -116,7 +220,8 @@ class ReviewApp:
         return up
 
     # ----------------------------------------------------------- actions
-    def save_upload(self, stream: Any, length: int, filename: str) -> str:
+    async def save_upload(self, chunks: Any, length: int, filename: str) -> str:
+        """Write the body (an async iterator of bytes, ``length`` bytes announced) to a new upload."""
         if length > self.max_upload:
             raise HttpError(413, f"upload larger than the limit ({self.max_upload} bytes)")
         if length <= 0:
@@ -124,15 +229,23 @@ class ReviewApp:
         token = secrets.token_hex(16)
         m = _EXT_RE.fullmatch(Path(filename).suffix) if filename else None
         path = self.upload_dir / f"{token}{m.group(0).lower() if m else '.bin'}"
-        left = length
-        with open(path, "wb") as f:
-            while left > 0:
-                block = stream.read(min(CHUNK, left))
-                if not block:
-                    break
-                f.write(block)
-                left -= len(block)
-        if left:
+        got = 0
+        try:
+            f = await anyio.open_file(path, "wb")
+            try:
+                async for block in chunks:
+                    got += len(block)
+                    if got > length:  # more than announced: h11 refuses this already; never trust it
+                        raise HttpError(400, "body longer than Content-Length")
+                    await f.write(block)
+            finally:
+                await f.aclose()
+        except ClientDisconnect:
+            got = -1
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        if got != length:
             path.unlink(missing_ok=True)
             raise HttpError(400, "upload cut short")
         name = os.path.basename(filename)[:200] if filename else path.name
@@ -143,38 +256,52 @@ class ReviewApp:
                 old.path.unlink(missing_ok=True)
         return token
 
-    def search(self, body: dict[str, Any]) -> dict[str, Any]:
-        q = body.get("query")
-        m = _QUERY_RE.fullmatch(q) if isinstance(q, str) else None
-        if m is None:
+    async def search(self, req: SearchRequest) -> dict[str, Any]:
+        """Run :meth:`search_blocking` in the worker pool (503 when its queue is full)."""
+        with self._pending_lock:
+            if self._pending >= self.max_pending:
+                raise HttpError(503, f"busy: {self._pending} searches waiting; try again later")
+            self._pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, self.search_blocking, req)
+        finally:
+            with self._pending_lock:
+                self._pending -= 1
+
+    def search_blocking(self, req: SearchRequest) -> dict[str, Any]:
+        m = _QUERY_RE.fullmatch(req.query)
+        if m is None:  # the model's pattern already refused it; kept so this never trusts its caller
             raise HttpError(400, 'query must be "upload:<token>" or "video:<id>"')
         params = self.params
         try:
-            if "top_n" in body:
-                params = dataclasses.replace(params, top_n=int(body["top_n"]))
-            if "mode" in body:
-                params = dataclasses.replace(params, mode=Mode(str(body["mode"])))
-            if "radius" in body:
-                params = dataclasses.replace(params, radius=int(body["radius"]))
+            if req.top_n is not None:
+                params = dataclasses.replace(params, top_n=req.top_n)
+            if req.mode is not None:
+                params = dataclasses.replace(params, mode=req.mode)
+            if req.radius is not None:
+                params = dataclasses.replace(params, radius=req.radius)
         except (TypeError, ValueError) as exc:
             raise HttpError(400, f"bad search option: {exc}") from None
-        if params.top_n > 200:
-            raise HttpError(400, "top_n must be <= 200")
         if m.group(1):
-            token = m.group(2)
-            path, query_url = self.upload(token).path, f"/media/upload/{token}"
+            up = self.upload(m.group(2))
+            path, query_url, query_name = up.path, f"/media/upload/{m.group(2)}", up.name
         else:
             vid = int(m.group(4))
             path, query_url = self.video_path(vid), f"/media/video/{vid}"
+            query_name = path.name
         try:
             with self.lock:
                 resp = search_video(self.store, self.model, path, params)
+        except StoreError as exc:
+            raise HttpError(503, f"store unavailable: {exc}") from None
         except VidretError as exc:
-            raise HttpError(400, str(exc)) from None
+            # The reason names the file: say it with the name the browser knows, never the
+            # upload's path on this machine.
+            raise HttpError(400, str(exc).replace(str(path), query_name).replace(str(self.upload_dir), "")) from None
         out = resp.to_json()
+        out["query"] = req.query
+        out["query_name"] = query_name
         out["query_url"] = query_url
-        if m.group(1):
-            out["query_name"] = self.upload(m.group(2)).name
         for r in resp.results:
             self._videos[r.video_id] = VideoRow(r.video_id, r.path, "", r.duration, 0.0, 0, "", READY, 0)
         for r in out["results"]:
@@ -182,193 +309,196 @@ class ReviewApp:
         return out
 
     def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
         with self._uploads_lock:
             self.uploads.clear()
         if self._own_dir:
             shutil.rmtree(self.upload_dir, ignore_errors=True)
 
 
-def _parse_range(header: str, size: int) -> tuple[int, int] | None:
-    """``(start, end)`` inclusive for a single ``bytes=`` range; None to send the whole file.
+# ---------------------------------------------------------------- HTTP
 
-    Raises HttpError(416) when the range cannot be satisfied.
-    """
-    m = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", header)
-    if m is None:
-        return None  # multiple or malformed ranges: the whole file (allowed by RFC 9110)
-    a, b = m.groups()
-    if not a and not b:
-        return None
-    if not a:  # suffix: the last b bytes
-        n = int(b)
-        if n == 0:
-            raise HttpError(416, "empty suffix range")
-        return max(0, size - n), size - 1
-    start = int(a)
-    end = min(int(b), size - 1) if b else size - 1
-    if start >= size or (b and int(b) < start):
-        raise HttpError(416, "range not satisfiable")
-    return start, end
+def _file(path: Path, media_type: str | None = None) -> FileResponse:
+    """A FileResponse (Range requests handled by Starlette) for an existing regular file, else 404."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise HttpError(404, "file not readable") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise HttpError(404, "file not readable")
+    return FileResponse(path, media_type=media_type, stat_result=st, headers={"Cache-Control": "no-cache"})
 
 
-class Handler(BaseHTTPRequestHandler):
-    server_version = "vidret-review"
-    protocol_version = "HTTP/1.1"
-    app: ReviewApp  # set on the subclass made by make_server
-    quiet = True
+def _content_length(text: str | None) -> int:
+    # h11 has checked the syntax already; the length cap keeps int() cheap whatever comes.
+    if text is None:
+        raise HttpError(411, "Content-Length required")
+    text = text.strip()
+    if not text.isdigit() or len(text) > 18:
+        raise HttpError(400, "bad Content-Length")
+    return int(text)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
-        if not self.quiet:
-            super().log_message(format, *args)
 
-    # ----------------------------------------------------------- responses
-    def _headers(self, status: int, ctype: str, length: int, extra: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(length))
-        self.send_header("X-Content-Type-Options", "nosniff")
-        for k, v in (extra or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
+class _NoSniff:
+    """Adds ``X-Content-Type-Options: nosniff`` to every response (pure ASGI: no buffering)."""
 
-    def _send_bytes(self, status: int, data: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
-        self._headers(status, ctype, len(data), extra)
-        if self.command != "HEAD":
-            self.wfile.write(data)
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
 
-    def _send_json(self, status: int, obj: Any) -> None:
-        self._send_bytes(status, json.dumps(obj).encode(), "application/json", {"Cache-Control": "no-store"})
-
-    def _send_error(self, err: HttpError) -> None:
-        if err.status == 416:
-            self._send_bytes(416, b"", "text/plain", {"Content-Range": "bytes */*"})
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
             return
-        self._send_json(err.status, {"error": str(err)})
 
-    def _send_file(self, path: Path, ctype: str | None = None) -> None:
-        try:
-            f = open(path, "rb")  # noqa: SIM115 - closed below
-        except OSError:
-            raise HttpError(404, "file not readable") from None
-        with f:
-            size = os.fstat(f.fileno()).st_size
-            ctype = ctype or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            header = self.headers.get("Range")
-            rng = _parse_range(header, size) if header else None
-            extra = {"Accept-Ranges": "bytes", "Cache-Control": "no-cache"}
-            if rng is None:
-                start, end, status = 0, size - 1, 200
-            else:
-                start, end = rng
-                status = 206
-                extra["Content-Range"] = f"bytes {start}-{end}/{size}"
-            length = max(0, end - start + 1)
-            self._headers(status, ctype, length, extra)
-            if self.command == "HEAD":
-                return
-            f.seek(start)
-            left = length
-            while left > 0:
-                block = f.read(min(CHUNK, left))
-                if not block:
-                    break
-                self.wfile.write(block)
-                left -= len(block)
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (b"x-content-type-options", b"nosniff")]
+            await send(message)
 
-    # ----------------------------------------------------------- dispatch
-    def _route(self, table: dict[str, re.Pattern[str]]) -> tuple[str, re.Match[str]]:
-        raw = self.path
-        if not raw.startswith("/") or raw.startswith("//"):
+        await self.app(scope, receive, send_with_header)
+
+
+def create_app(review: ReviewApp) -> FastAPI:
+    """The FastAPI application for ``review`` (routes in the module docstring)."""
+    api = FastAPI(
+        title="vidret-milvus review server", version=__version__, redirect_slashes=False, redoc_url=None,
+        # A JSON body without a Content-Type header is still read as JSON (as before the port).
+        strict_content_type=False,
+        description="Upload or pick a query clip, search it, play each reference with its copied segments. "
+                    "Errors are `{\"error\": \"...\"}`.",
+    )
+    api.add_middleware(_NoSniff)
+    api.state.review = review
+
+    def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status, headers={"Cache-Control": "no-store", **(headers or {})})
+
+    @api.exception_handler(HttpError)
+    async def _http_error(_: Request, exc: HttpError) -> JSONResponse:
+        # 413: the unread body stays on the socket, so this connection cannot be reused.
+        return error(exc.status, str(exc), {"Connection": "close"} if exc.status == 413 else None)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _starlette_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+
+    @api.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # 400 as before (not FastAPI's 422), naming the field and the rule, never echoing input.
+        parts = []
+        for e in exc.errors()[:5]:
+            if e.get("type") == "json_invalid":
+                return error(400, "body must be JSON")
+            loc = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
+            parts.append(f"{loc}: {e.get('msg', 'invalid')}" if loc else str(e.get("msg", "invalid")))
+        return error(400, "bad request: " + "; ".join(parts))
+
+    @api.exception_handler(Exception)
+    async def _internal(_: Request, exc: Exception) -> JSONResponse:
+        return error(500, f"internal error: {type(exc).__name__}")
+
+    def get(path: str, **kw: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """GET route with HEAD beside it (HEAD kept out of the docs: same answer, no body)."""
+        def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+            api.head(path, include_in_schema=False, **{k: v for k, v in kw.items() if k not in ("response_model", "include_in_schema")})(fn)
+            return api.get(path, **kw)(fn)
+        return deco
+
+    # Plain ``def`` handlers: FastAPI runs them in its thread pool (they may wait for the store).
+    @get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return _file(STATIC_DIR / "index.html", "text/html")
+
+    @get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> FileResponse:
+        if name not in STATIC_FILES:
             raise HttpError(404, "not found")
-        path = urlsplit(raw).path
-        for name, rx in table.items():
-            m = rx.fullmatch(path)
-            if m:
-                return name, m
-        raise HttpError(404, "not found")
+        return _file(STATIC_DIR / name, STATIC_FILES[name])
 
-    def _get(self) -> None:
-        name, m = self._route(_ROUTES_GET)
-        if name == "index":
-            self._send_file(STATIC_DIR / "index.html", "text/html; charset=utf-8")
-        elif name == "static":
-            fname = m.group(1)
-            if fname not in STATIC_FILES:
-                raise HttpError(404, "not found")
-            self._send_file(STATIC_DIR / fname, STATIC_FILES[fname])
-        elif name == "videos":
-            rows = self.app.list_videos()
-            self._send_json(200, [{"video_id": r.video_id, "name": os.path.basename(r.path), "duration": round(r.duration, 3)} for r in rows])
-        elif name == "video":
-            self._send_file(self.app.video_path(int(m.group(1))))
-        elif name == "upload":
-            self._send_file(self.app.upload(m.group(1)).path)
+    @get("/api/videos", response_model=list[VideoOut], summary="Stored videos (ready ones), by name")
+    def videos() -> JSONResponse:
+        rows = review.list_videos()
+        return JSONResponse([{"video_id": r.video_id, "name": os.path.basename(r.path), "duration": round(r.duration, 3)} for r in rows],
+                            headers={"Cache-Control": "no-store"})
 
-    def _handle(self, fn: Any) -> None:
-        try:
-            fn()
-        except HttpError as err:
-            if err.status == 413:
-                self.close_connection = True  # the unread body stays on the socket
-            self._send_error(err)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-        except Exception as exc:  # noqa: BLE001 - one bad request must not stop the server
-            self.close_connection = True
-            try:
-                self._send_json(500, {"error": f"internal error: {type(exc).__name__}"})
-            except OSError:
-                pass
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
-        self._handle(self._get)
-
-    def do_HEAD(self) -> None:  # noqa: N802
-        self._handle(self._get)
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._handle(self._post)
-
-    def _length(self) -> int:
-        text = self.headers.get("Content-Length")
-        if text is None or not text.isdigit():
-            raise HttpError(411, "Content-Length required")
-        return int(text)
-
-    def _post(self) -> None:
-        path = urlsplit(self.path).path if self.path.startswith("/") else ""
-        if path == "/api/upload":
-            length = self._length()
-            token = self.app.save_upload(self.rfile, length, unquote(self.headers.get("X-Filename", "") or ""))
-            self._send_json(200, {"query": f"upload:{token}"})
-        elif path == "/api/search":
-            length = self._length()
-            if length > MAX_JSON_BODY:
-                raise HttpError(413, "request too large")
-            try:
-                body = json.loads(self.rfile.read(length) or b"{}")
-            except ValueError:
-                raise HttpError(400, "body must be JSON") from None
-            if not isinstance(body, dict):
-                raise HttpError(400, "body must be a JSON object")
-            self._send_json(200, self.app.search(body))
-        else:
+    @get("/media/video/{video_id}", summary="A stored video (byte ranges supported)", response_class=FileResponse,
+         responses={200: {"content": {"video/mp4": {}}}, 206: {"description": "partial content"}, **_errors(404, 416)})
+    def media_video(video_id: str) -> FileResponse:
+        if not _VIDEO_ID_RE.fullmatch(video_id):
             raise HttpError(404, "not found")
+        return _file(review.video_path(int(video_id)))
+
+    @get("/media/upload/{token}", summary="An uploaded query (byte ranges supported)", response_class=FileResponse,
+         responses={200: {"content": {"video/mp4": {}}}, 206: {"description": "partial content"}, **_errors(404, 416)})
+    def media_upload(token: str) -> FileResponse:
+        if not _TOKEN_RE.fullmatch(token):
+            raise HttpError(404, "not found")
+        return _file(review.upload(token).path)
+
+    @api.post(
+        "/api/upload", response_model=UploadOut, summary="Upload a query clip (the raw file is the body)",
+        responses=_errors(400, 411, 413),
+        openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+                                       "description": "the clip's bytes; Content-Length required, at most the server's --max-upload-mb"}},
+    )
+    async def upload(request: Request,
+                     x_filename: Annotated[str, Header(description="the clip's file name, percent-encoded (optional)")] = "") -> UploadOut:
+        length = _content_length(request.headers.get("content-length"))
+        token = await review.save_upload(request.stream(), length, unquote(x_filename or ""))
+        return UploadOut(query=f"upload:{token}")
+
+    @api.post("/api/search", response_model=SearchOut, summary="Search a query clip",
+              responses=_errors(400, 404, 413, 503), max_body_size=MAX_JSON_BODY)
+    async def search(body: SearchRequest) -> dict[str, Any]:
+        return await review.search(body)
+
+    return api
 
 
-class ReviewServer(ThreadingHTTPServer):
-    daemon_threads = True
+class ReviewServer:
+    """uvicorn serving :func:`create_app` on a socket bound here, so ``port=0`` gives a free port
+    known before serving. The surface of the old ``http.server`` one: ``server_address``,
+    ``serve_forever()`` (blocks; in the main thread Ctrl-C/SIGTERM stop it gracefully),
+    ``shutdown()`` (from another thread) and ``server_close()``."""
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A browser dropping a keep-alive or media connection is routine, not an error.
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
+    def __init__(self, review: ReviewApp, host: str = "127.0.0.1", port: int = 8000, quiet: bool = True) -> None:
+        import uvicorn
+        from uvicorn.config import LOGGING_CONFIG
+
+        self.review = review
+        self.app = create_app(review)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.socket = socket.create_server((host, port), family=family, backlog=128)
+        config = uvicorn.Config(
+            self.app, http="h11", lifespan="off", access_log=not quiet, log_level="warning" if quiet else "info",
+            # Quiet: leave the process's logging alone (warnings still reach stderr).
+            log_config=None if quiet else LOGGING_CONFIG, timeout_graceful_shutdown=10,
+        )
+        self._server = uvicorn.Server(config)
+        self._stopped = threading.Event()
+
+    @property
+    def server_address(self) -> tuple[Any, ...]:
+        return self.socket.getsockname()
+
+    def serve_forever(self) -> None:
+        try:
+            self._server.run(sockets=[self.socket])
+        finally:
+            self._stopped.set()
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        self._server.should_exit = True
+        self._stopped.wait(timeout)
+
+    def server_close(self) -> None:
+        self.socket.close()
 
 
-def make_server(app: ReviewApp, host: str = "127.0.0.1", port: int = 8000, quiet: bool = True) -> ThreadingHTTPServer:
-    """A bound (not yet serving) HTTP server for ``app``; ``port=0`` picks a free port."""
-    handler = type("ReviewHandler", (Handler,), {"app": app, "quiet": quiet})
-    httpd = ReviewServer((host, port), handler)
-    httpd.daemon_threads = True
-    return httpd
+def make_server(app: ReviewApp, host: str = "127.0.0.1", port: int = 8000, quiet: bool = True) -> ReviewServer:
+    """A bound (not yet serving) server for ``app``; ``port=0`` picks a free port."""
+    return ReviewServer(app, host, port, quiet)
+
+
+__all__ = ["ReviewApp", "ReviewServer", "SearchOut", "SearchRequest", "create_app", "make_server"]
+
