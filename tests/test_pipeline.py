@@ -143,6 +143,45 @@ def test_unrelated_clip_gets_no_copy(db: Path, media: dict[str, Path]) -> None:
     assert [r for r in json.loads(res.stdout)["results"] if r["is_copy"]] == []
 
 
+def test_many_clips_give_json_lines_in_order_and_the_batch_survives_a_bad_one(db: Path, media: dict[str, Path], tmp_path: Path) -> None:
+    """Several clips: one JSON object per line in input order; a missing file and a broken file
+    give an error line naming them, the clips after them are still searched, exit 1."""
+    listed = tmp_path / "list.txt"
+    listed.write_text(f"# queries\n{media['negative']}\n\n")
+    missing = tmp_path / "missing.mp4"
+    res = runner.invoke(app, ["search", str(media["copy"]), str(missing), str(media["refs"] / "broken.mp4"), "--from-file", str(listed),
+                              "--uri", str(db), "--json"])
+    assert res.exit_code == 1, res.output
+    lines = [json.loads(ln) for ln in res.stdout.splitlines()]
+    assert [Path(ln["query"]).name for ln in lines] == ["query_copy.mp4", "missing.mp4", "broken.mp4", "query_negative.mp4"]
+    assert Path(lines[0]["results"][0]["path"]).name == "a.mp4" and lines[0]["results"][0]["is_copy"]
+    assert set(lines[1]) == {"query", "error"} and "missing.mp4" in lines[1]["error"]
+    assert set(lines[2]) == {"query", "error"} and "broken.mp4" in lines[2]["error"]
+    assert "results" in lines[3] and not any(r["is_copy"] for r in lines[3]["results"])
+
+
+def test_queries_from_stdin_and_a_folder(db: Path, media: dict[str, Path], tmp_path: Path) -> None:
+    folder = tmp_path / "uploads"
+    (folder / "day2").mkdir(parents=True)
+    shutil.copy(media["copy"], folder / "day2" / "c.mp4")
+    # without --recursive the sub-folder is not searched: only the stdin line is, and one
+    # query keeps the single (pretty-printed) JSON object
+    res = runner.invoke(app, ["search", str(folder), "--from-file", "-", "--uri", str(db), "--json"], input=f"{media['negative']}\n")
+    assert res.exit_code == 0, res.output
+    assert Path(json.loads(res.stdout)["query"]).name == "query_negative.mp4"
+    res = runner.invoke(app, ["search", str(folder), "--recursive", "--uri", str(db), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)  # the one clip found in the sub-folder
+    assert Path(out["query"]).name == "c.mp4" and Path(out["results"][0]["path"]).name == "a.mp4"
+
+
+def test_search_needs_a_query_and_one_clip_for_a_report(db: Path, media: dict[str, Path], tmp_path: Path) -> None:
+    res = runner.invoke(app, ["search", "--uri", str(db)])
+    assert res.exit_code == 1 and "no query clips" in res.output
+    res = runner.invoke(app, ["search", str(media["copy"]), str(media["negative"]), "--uri", str(db), "--report", str(tmp_path / "r.html")])
+    assert res.exit_code == 1 and "one clip" in res.output and not (tmp_path / "r.html").exists()
+
+
 @pytest.mark.parametrize("mode", [m.value for m in Mode])
 def test_every_mode_ranks_the_copy_first(db: Path, media: dict[str, Path], model, mode: str) -> None:  # noqa: ANN001
     with Store.connect(str(db)) as store:

@@ -53,7 +53,7 @@ from .descriptor import VideoDescriptor
 from .errors import VidretError
 from .fingerprint import Sampling, fingerprint_video
 from .model import FingerprintModel
-from .store import FRAME_BITS, ID_CHUNK, MAX_LIMIT, READY, FrameHits, Store, VideoRow, in_filter
+from .store import FRAME_BITS, ID_CHUNK, MAX_LIMIT, READY, FrameHits, Store, StoreMeta, VideoRow, in_filter
 
 
 class Mode(str, enum.Enum):
@@ -466,6 +466,19 @@ def search_descriptor(
     )
 
 
+def check_store(store: Store, model: FingerprintModel) -> StoreMeta:
+    """The store's metadata, once it is known to hold codes of ``model``: a batch of queries
+    checks this once, so a wrong store or model fails the batch instead of every clip."""
+    meta = store.meta()
+    if meta is None:
+        raise VidretError(f"{store.uri}: nothing ingested yet (no collections with prefix {store.prefix!r})")
+    if meta.model_id != getattr(model, "model_id", None):
+        from .errors import ModelMismatchError
+
+        raise ModelMismatchError(f"store holds codes of model {meta.model_id}; the model in use is {getattr(model, 'model_id', '?')}")
+    return meta
+
+
 def search_video(
     store: Store, model: FingerprintModel, path: str | Path, params: SearchParams | None = None, background: Background | None = None,
     regions: bool = False,
@@ -478,13 +491,7 @@ def search_video(
     pass over the query per view."""
     if params is None:
         params = SearchParams.for_model(model)
-    meta = store.meta()
-    if meta is None:
-        raise VidretError(f"{store.uri}: nothing ingested yet (no collections with prefix {store.prefix!r})")
-    if meta.model_id != getattr(model, "model_id", None):
-        from .errors import ModelMismatchError
-
-        raise ModelMismatchError(f"store holds codes of model {meta.model_id}; the model in use is {getattr(model, 'model_id', '?')}")
+    meta = check_store(store, model)
     t0 = time.perf_counter()
     sampling = Sampling(fps=meta.fps, keyframes=meta.keyframes)
     if regions:

@@ -1,4 +1,4 @@
-"""Training data from the real media: Big Buck Bunny frames and the wallpaper photos.
+"""Training data from the real media: Big Buck Bunny frames, the other fetched videos' frames and the photos.
 
 Preparation (:func:`prepare_cache`, needs PyAV) decodes the film and loads the photos once into
 a small cache, ``<cache>/{train,val}.npz`` (JPEG bytes + metadata, uint8 only), so training and
@@ -10,9 +10,12 @@ Splits: the rule is :mod:`vidret_milvus.splits` (DATA.md). ``train`` here is ``S
 - Big Buck Bunny by time: [0, ``BBB_TRAIN_END`` = 357.9 s) is training, the rest validation.
   A guard gap of ``guard`` seconds is kept on each side of the cut and any shot that reaches
   into the gap is dropped whole, so no shot feeds both sides.
-- Photos by the hash bucket of their manifest ``group`` (``splits.split_of_group``).
+- Photos and the other fetched videos (manifest ``kind`` "video") by the hash bucket of their
+  manifest ``group`` (``splits.split_of_group``): a whole video is on one side. Video frames are
+  taken at ``video_fps`` (sparser than the film: these clips are short and slow, so denser frames
+  would mostly add near-duplicates of one another).
 
-Every sample has a ``group``: the photo's manifest group, or ``bbb/shot<N>`` for film frames
+Every sample has a ``group``: the photo's or video's manifest group, or ``bbb/shot<N>`` for film frames
 (shots found by a thumbnail difference). Samples of one group are near-duplicates: they are
 never used as each other's negatives, and evaluation ignores them ("junk").
 """
@@ -31,7 +34,7 @@ from PIL import Image
 from ..splits import BBB_TRAIN_END, Split, split_of_group
 from .augment import random_edit, view
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: frames of the fetched videos besides the film and photos
 
 
 def cache_split(group: str) -> str:
@@ -132,6 +135,7 @@ def prepare_cache(
     val_fps: float = 1.0,
     short_side: int = 256,
     photo_short_side: int = 320,
+    video_fps: float = 0.5,
     guard: float = 3.0,
     quality: int = 85,
     log: Callable[[str], None] = print,
@@ -190,15 +194,30 @@ def prepare_cache(
             s.names.append(f["path"])
             times[split].append(float("nan"))
         log(f"photos: {len(files)} loaded")
+        # the film is split by time above; every other video whole, by its group
+        videos = [f for f in json.loads(manifest.read_text())["files"] if f.get("kind") == "video" and f.get("source") != "bbb"]
+        n_frames = 0
+        for f in videos:
+            split = cache_split(f["group"])
+            s = sets[split]
+            for batch in iter_frames(res / f["path"], fps=video_fps, short_side=short_side, batch_size=64):
+                for frame, ti in zip(batch.frames, batch.timestamps.tolist()):
+                    s.jpegs.append(_jpeg(frame, quality))
+                    s.groups.append(f["group"])
+                    s.sources.append("video")
+                    s.names.append(f"{f['path']}@{ti:.2f}")
+                    times[split].append(float(ti))
+                    n_frames += 1
+        log(f"videos: {len(videos)} decoded, {n_frames} frames")
     summary: dict = {"version": CACHE_VERSION, "fps": fps, "val_fps": val_fps, "short_side": short_side,
-                     "photo_short_side": photo_short_side, "guard": guard, "quality": quality, "splits": {}}
+                     "photo_short_side": photo_short_side, "video_fps": video_fps, "guard": guard, "quality": quality, "splits": {}}
     for split, s in sets.items():
         s.times = np.asarray(times[split], np.float64)
         if not len(s):
             raise ValueError(f"no {split} samples: is {res} the fetched resources/ folder?")
         s.save(out / f"{split}.npz")
         summary["splits"][split] = {
-            "samples": len(s), "bbb": s.sources.count("bbb"), "photos": s.sources.count("photo"),
+            "samples": len(s), "bbb": s.sources.count("bbb"), "photos": s.sources.count("photo"), "video_frames": s.sources.count("video"),
             "groups": len(set(s.groups)), "bytes": (out / f"{split}.npz").stat().st_size,
         }
     (out / "index.json").write_text(json.dumps(summary, indent=1) + "\n")
