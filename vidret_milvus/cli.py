@@ -191,7 +191,9 @@ def ingest(
 
 @app.command()
 def search(
-    clip: Annotated[Path, typer.Argument(help="Query clip.")],
+    clips: Annotated[Optional[list[Path]], typer.Argument(help="Query clips, or folders of clips (their sub-folders too with --recursive).", show_default=False)] = None,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders of the folders given.")] = False,
+    from_file: Annotated[Optional[str], typer.Option("--from-file", help="Read more query paths from this file, one per line ('-': standard input; blank lines and lines starting with # are skipped).", show_default=False)] = None,
     top_n: Annotated[int, typer.Option("--top-n", help="Number of results.", min=1)] = 20,
     radius: Annotated[Optional[int], typer.Option("--radius", help="Hamming radius of the code recall (bits, inclusive; default: the model's tuned value, 32 untrained).", min=0, max=128)] = None,
     mode: Annotated[str, typer.Option("--mode", help="Copy decision: embedding (mode 1), duration (mode 2), codes (mode 3).")] = "duration",
@@ -206,38 +208,121 @@ def search(
     precision: PrecisionOpt = "fp32",
     threads: ThreadsOpt = 2,
     as_json: JsonOpt = False,
-    report: Annotated[Optional[Path], typer.Option("--report", help="Also write the review page as one static HTML file (videos linked by relative path).")] = None,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Also write a timeline plot (PNG) of the matched segments.")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Also write the review page as one static HTML file (videos linked by relative path; one clip only).")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Also write a timeline plot (PNG) of the matched segments (one clip only).")] = None,
     regions: Annotated[bool, typer.Option("--regions/--no-regions", help="Also search detected insets and a centre crop of the clip (picture-in-picture, camcorder); about 3x the fingerprinting time.", envvar="VIDRET_REGIONS")] = False,
 ) -> None:
-    """Find the stored videos that copy CLIP, and the seconds that match."""
-    from .search import Mode, SearchParams, search_video
+    """Find the stored videos that copy each CLIP, and the seconds that match.
+
+    Several clips share one model and one store connection. With --json, one clip prints one
+    JSON object; several print JSON Lines in input order, each line as soon as its clip is done
+    ({"query": ..., "error": ...} for a clip that failed; the batch goes on, exit 1 at the end)."""
+    from .ingest import discover
+    from .search import Mode, SearchParams, check_store, search_video
 
     try:
         try:
             m = Mode(mode)
         except ValueError:
             raise VidretError(f"--mode must be one of {[x.value for x in Mode]}, got {mode!r}") from None
+        queries, problems = _query_paths(clips or [], recursive, from_file, discover)
+        if not queries and not problems:
+            raise VidretError("no query clips: give CLIP paths, a folder or --from-file")
+        if len(queries) + len(problems) > 1 and (report is not None or plot is not None):
+            raise VidretError("--report and --plot take one clip")
         model = _load_model(checkpoint, backbone, weights, precision, threads)
         field = {Mode.embedding: "embedding_threshold", Mode.duration: "copy_threshold", Mode.codes: "codes_threshold"}[m]
         params = SearchParams.for_model(model, top_n=top_n, radius=radius, mode=m, **{field: threshold})
-        with _connect(uri, token, prefix, binary_index) as store:
-            resp = search_video(store, model, clip, params, regions=regions)
-        if report is not None or plot is not None:
-            from .report import write_plot, write_report
-
-            try:
-                if report is not None:
-                    err.print(f"report: {write_report(resp, report)}", highlight=False, soft_wrap=True)
-                if plot is not None:
-                    err.print(f"plot: {write_plot(resp, plot)}", highlight=False, soft_wrap=True)
-            except OSError as exc:
-                raise VidretError(f"cannot write the report or plot: {exc}") from None
+        store = _connect(uri, token, prefix, binary_index)
     except (VidretError, ValueError) as exc:
         raise _fail(exc) from None
+    single = len(queries) == 1 and not problems
+    failed = 0
+    with store:
+        try:
+            check_store(store, model)
+        except VidretError as exc:
+            raise _fail(exc) from None
+        for problem in problems:  # folders that could not be read: reported first, like ingest
+            failed += 1
+            _print_failure(problem[0], problem[1], as_json)
+        progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[extra]}"),
+                            TimeElapsedColumn(), console=err, disable=single or not err.is_terminal, transient=True)
+        with progress:
+            task = progress.add_task("searching", total=len(queries), extra="")
+            for clip in queries:
+                progress.update(task, extra=os.path.basename(clip)[:40])
+                try:
+                    resp = search_video(store, model, clip, params, regions=regions)
+                    if report is not None or plot is not None:
+                        _write_extras(resp, report, plot)
+                except (VidretError, ValueError) as exc:
+                    if single:
+                        raise _fail(exc) from None
+                    failed += 1
+                    _print_failure(clip, str(exc), as_json)
+                else:
+                    if as_json and single:
+                        out.print_json(json.dumps(resp.to_json()))
+                    elif as_json:
+                        _json_line(resp.to_json())
+                    else:
+                        _print_response(resp)
+                progress.advance(task)
+    if failed:
+        if not as_json:
+            err.print(f"{failed} of {len(queries) + len(problems)} queries failed", highlight=False)
+        raise typer.Exit(1)
+
+
+def _query_paths(clips: list[Path], recursive: bool, from_file: Optional[str], discover) -> tuple[list[str], list[tuple[str, str]]]:  # noqa: ANN001
+    """Query files in input order: files as given, folders expanded (sorted; sub-folders with
+    ``recursive``), then the lines of ``from_file``. Unreadable folders are (path, reason)."""
+    given = [str(c) for c in clips]
+    if from_file is not None:
+        try:
+            text = sys.stdin.read() if from_file == "-" else Path(from_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise VidretError(f"{from_file}: cannot read the list of queries ({exc})") from None
+        given += [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    files: list[str] = []
+    problems: list[tuple[str, str]] = []
+    for g in given:
+        if os.path.isdir(g):
+            found, bad = discover(g, recursive)
+            files += found
+            problems += [(b.split(": ", 1)[0], b.split(": ", 1)[-1]) for b in bad]
+        else:
+            files.append(g)  # a missing file is that query's error, not the batch's
+    return files, problems
+
+
+def _write_extras(resp, report: Optional[Path], plot: Optional[Path]) -> None:  # noqa: ANN001
+    from .report import write_plot, write_report
+
+    try:
+        if report is not None:
+            err.print(f"report: {write_report(resp, report)}", highlight=False, soft_wrap=True)
+        if plot is not None:
+            err.print(f"plot: {write_plot(resp, plot)}", highlight=False, soft_wrap=True)
+    except OSError as exc:
+        raise VidretError(f"cannot write the report or plot: {exc}") from None
+
+
+def _json_line(obj: dict) -> None:
+    # JSON Lines: one compact object per line, flushed so a consumer sees each clip when it is done
+    out.file.write(json.dumps(obj, allow_nan=False) + "\n")
+    out.file.flush()
+
+
+def _print_failure(query: str, reason: str, as_json: bool) -> None:
     if as_json:
-        out.print_json(json.dumps(resp.to_json()))
-        return
+        _json_line({"query": query, "error": reason})
+    else:
+        err.print(f"[bold red]error:[/] {query}: {reason}", highlight=False, soft_wrap=True)
+
+
+def _print_response(resp) -> None:  # noqa: ANN001
     table = Table(title=f"{resp.query} ({resp.query_duration:.1f} s)")
     for col in ("#", "score", "copy", "repetition", "video", "duration", "segments (query -> reference, s)"):
         table.add_column(col, overflow="fold")
