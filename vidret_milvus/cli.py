@@ -392,6 +392,8 @@ def serve(
     weights: WeightsOpt = None,
     precision: PrecisionOpt = "fp32",
     threads: ThreadsOpt = 2,
+    workers: Annotated[int, typer.Option("--workers", help="Concurrent searches on a Milvus server (Milvus Lite: always 1).",
+                                         envvar="VIDRET_WORKERS", min=1, max=64)] = 4,
     verbose: Annotated[bool, typer.Option("--verbose", help="Log every request.")] = False,
 ) -> None:
     """Serve the review page: upload or pick a query, see each target video with its copied segments marked."""
@@ -403,7 +405,7 @@ def serve(
         store = _connect(uri, token, prefix)
     except (VidretError, ValueError) as exc:
         raise _fail(exc) from None
-    review = ReviewApp(store, model, SearchParams.for_model(model, top_n=top_n), max_upload=max_upload_mb * 1024 * 1024)
+    review = ReviewApp(store, model, SearchParams.for_model(model, top_n=top_n), max_upload=max_upload_mb * 1024 * 1024, workers=workers)
     try:
         httpd = make_server(review, host, port, quiet=not verbose)
     except OSError as exc:
@@ -411,7 +413,8 @@ def serve(
         store.close()
         raise _fail(VidretError(f"cannot listen on {host}:{port}: {exc}")) from None
     h, p = httpd.server_address[:2]
-    err.print(f"review page on http://{h}:{p}/ (store {uri}, prefix {prefix}); Ctrl-C stops", highlight=False, soft_wrap=True)
+    pool = f"{review.workers} search workers" if review.concurrent else "Milvus Lite: one search at a time"
+    err.print(f"review page on http://{h}:{p}/ (store {uri}, prefix {prefix}; {pool}; API docs /docs); Ctrl-C stops", highlight=False, soft_wrap=True)
     import signal
 
     def _stop(*_: object) -> None:
