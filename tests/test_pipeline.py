@@ -87,7 +87,7 @@ def test_copy_found_first_with_segment(db: Path, media: dict[str, Path]) -> None
     assert d["segment_min_score"] == tuned.get("align_min_score", 0.7) and d["background_beta"] == tuned.get("background_beta", 0.0)
     assert out["query"] == str(media["copy"].resolve())
     assert set(out["timing_ms"]) == {"fingerprint", "recall", "rerank", "align", "total"}
-    assert set(out["candidates"]) == {"frames", "videos", "capped"}
+    assert set(out["candidates"]) == {"frames", "videos", "capped", "rerank_frames"}
     top = out["results"][0]
     assert set(top) == {"video_id", "path", "duration", "score", "is_copy", "repetition_degree", "matched_seconds", "confidence", "segments"}
     assert Path(top["path"]).name == "a.mp4" and top["is_copy"] is True
@@ -173,6 +173,21 @@ def test_queries_from_stdin_and_a_folder(db: Path, media: dict[str, Path], tmp_p
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)  # the one clip found in the sub-folder
     assert Path(out["query"]).name == "c.mp4" and Path(out["results"][0]["path"]).name == "a.mp4"
+
+
+def test_list_and_an_80_column_table(db: Path, media: dict[str, Path]) -> None:
+    res = runner.invoke(app, ["list", "--uri", str(db), "--json"])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    assert sorted(Path(r["path"]).name for r in rows) == ["a.mp4", "b.mp4"]
+    assert all(r["frames"] > 0 and r["duration"] > 0 and r["status"] == "ready" for r in rows)
+    res = runner.invoke(app, ["search", str(media["copy"]), "--uri", str(db)], terminal_width=80)
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert max(len(ln) for ln in lines) <= 80
+    first = next(ln for ln in lines if "a.mp4" in ln)  # one line per result: rank, score, verdict, name, segment
+    assert first.split()[1] == "1" and " yes " in first and "->" in first
+    assert lines[0].startswith("query_copy.mp4") and "1 copy" in lines[0]
 
 
 def test_search_needs_a_query_and_one_clip_for_a_report(db: Path, media: dict[str, Path], tmp_path: Path) -> None:

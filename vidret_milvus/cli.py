@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import sys
 import time
@@ -14,11 +16,33 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from . import __version__
+from .decision import Mode
 from .errors import VidretError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Near-duplicate / copied-video retrieval on Milvus.")
+app = typer.Typer(no_args_is_help=True, help="Near-duplicate / copied-video retrieval on Milvus.")
 out = Console()
 err = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"vidret-milvus {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", callback=_version, is_eager=True)] = False,
+) -> None:
+    """Near-duplicate / copied-video retrieval on Milvus."""
+
+
+def _finite(value: Optional[float]) -> Optional[float]:
+    # float("nan") parses, but a NaN threshold flags nothing and puts NaN into the JSON: a usage error (exit 2)
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"must be a finite number, got {value}")
+    return value
 
 # ---------------------------------------------------------------- shared options
 UriOpt = Annotated[str, typer.Option("--uri", help="Milvus Lite file (*.db) or server URI (http://host:19530).", envvar="VIDRET_MILVUS_URI")]
@@ -55,7 +79,8 @@ def _load_model(checkpoint: Optional[Path], backbone: Optional[str], weights: Op
     return load_model(checkpoint=checkpoint, backbone=backbone, weights=weights, precision=prec, threads=threads)
 
 
-def _connect(uri: str, token: str, prefix: str, binary_index: Optional[str] = None):  # noqa: ANN202
+def _connect(uri: str, token: str, prefix: str, binary_index: Optional[str] = None, create: bool = True):  # noqa: ANN202
+    """``create=False`` for commands that only read: a missing Lite file is an error, not a new store."""
     from .store import Store
 
     nlist = os.environ.get("VIDRET_IVF_NLIST", "").strip()
@@ -66,7 +91,8 @@ def _connect(uri: str, token: str, prefix: str, binary_index: Optional[str] = No
         timeout_s = float(timeout)
     except ValueError:
         raise VidretError(f"VIDRET_TIMEOUT must be seconds, got {timeout!r}") from None
-    return Store.connect(uri=uri, token=token, prefix=prefix, binary_index=binary_index, nlist=int(nlist) if nlist else None, timeout=timeout_s)
+    return Store.connect(uri=uri, token=token, prefix=prefix, binary_index=binary_index, nlist=int(nlist) if nlist else None, timeout=timeout_s,
+                         create=create)
 
 
 @app.command()
@@ -196,8 +222,8 @@ def search(
     from_file: Annotated[Optional[str], typer.Option("--from-file", help="Read more query paths from this file, one per line ('-': standard input; blank lines and lines starting with # are skipped).", show_default=False)] = None,
     top_n: Annotated[int, typer.Option("--top-n", help="Number of results.", min=1)] = 20,
     radius: Annotated[Optional[int], typer.Option("--radius", help="Hamming radius of the code recall (bits, inclusive; default: the model's tuned value, 32 untrained).", min=0, max=128)] = None,
-    mode: Annotated[str, typer.Option("--mode", help="Copy decision: embedding (mode 1), duration (mode 2), codes (mode 3).")] = "duration",
-    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Decision threshold of the mode (default: the model's tuned value for the mode, see README).")] = None,
+    mode: Annotated[Mode, typer.Option("--mode", help="Copy decision: embedding (mode 1), duration (mode 2), codes (mode 3).", envvar="VIDRET_MODE")] = Mode.duration,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Decision threshold of the mode (default: the model's tuned value for the mode, see README).", callback=_finite)] = None,
     binary_index: BinaryIndexOpt = None,
     uri: UriOpt = "./vidret.db",
     token: TokenOpt = "",
@@ -210,6 +236,7 @@ def search(
     as_json: JsonOpt = False,
     report: Annotated[Optional[Path], typer.Option("--report", help="Also write the review page as one static HTML file (videos linked by relative path; one clip only).")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also write a timeline plot (PNG) of the matched segments (one clip only).")] = None,
+    wide: Annotated[bool, typer.Option("--wide", help="Show full paths in the table (--json always has them).")] = False,
     regions: Annotated[bool, typer.Option("--regions/--no-regions", help="Also search detected insets and a centre crop of the clip (picture-in-picture, camcorder); about 3x the fingerprinting time.", envvar="VIDRET_REGIONS")] = False,
 ) -> None:
     """Find the stored videos that copy each CLIP, and the seconds that match.
@@ -218,22 +245,24 @@ def search(
     JSON object; several print JSON Lines in input order, each line as soon as its clip is done
     ({"query": ..., "error": ...} for a clip that failed; the batch goes on, exit 1 at the end)."""
     from .ingest import discover
-    from .search import Mode, SearchParams, check_store, search_video
+    from .search import SearchParams, check_store, search_video
+    m = mode
 
     try:
-        try:
-            m = Mode(mode)
-        except ValueError:
-            raise VidretError(f"--mode must be one of {[x.value for x in Mode]}, got {mode!r}") from None
         queries, problems = _query_paths(clips or [], recursive, from_file, discover)
         if not queries and not problems:
             raise VidretError("no query clips: give CLIP paths, a folder or --from-file")
         if len(queries) + len(problems) > 1 and (report is not None or plot is not None):
             raise VidretError("--report and --plot take one clip")
-        model = _load_model(checkpoint, backbone, weights, precision, threads)
-        field = {Mode.embedding: "embedding_threshold", Mode.duration: "copy_threshold", Mode.codes: "codes_threshold"}[m]
-        params = SearchParams.for_model(model, top_n=top_n, radius=radius, mode=m, **{field: threshold})
-        store = _connect(uri, token, prefix, binary_index)
+        store = _connect(uri, token, prefix, binary_index, create=False)  # first: a mistyped --uri fails fast
+        try:
+            with _status("loading the model"):
+                model = _load_model(checkpoint, backbone, weights, precision, threads)
+            field = {Mode.embedding: "embedding_threshold", Mode.duration: "copy_threshold", Mode.codes: "codes_threshold"}[m]
+            params = SearchParams.for_model(model, top_n=top_n, radius=radius, mode=m, **{field: threshold})
+        except BaseException:
+            store.close()
+            raise
     except (VidretError, ValueError) as exc:
         raise _fail(exc) from None
     single = len(queries) == 1 and not problems
@@ -253,7 +282,8 @@ def search(
             for clip in queries:
                 progress.update(task, extra=os.path.basename(clip)[:40])
                 try:
-                    resp = search_video(store, model, clip, params, regions=regions)
+                    with _status(f"fingerprinting and searching {os.path.basename(clip)}", single):
+                        resp = search_video(store, model, clip, params, regions=regions)
                     if report is not None or plot is not None:
                         _write_extras(resp, report, plot)
                 except (VidretError, ValueError) as exc:
@@ -267,12 +297,17 @@ def search(
                     elif as_json:
                         _json_line(resp.to_json())
                     else:
-                        _print_response(resp)
+                        _print_response(resp, wide)
                 progress.advance(task)
     if failed:
         if not as_json:
             err.print(f"{failed} of {len(queries) + len(problems)} queries failed", highlight=False)
         raise typer.Exit(1)
+
+def _status(what: str, show: bool = True):  # noqa: ANN202
+    """A spinner on stderr saying what a long step is doing (terminals only: logs stay clean)."""
+    return err.status(what + "...") if show and err.is_terminal else contextlib.nullcontext()
+
 
 
 def _query_paths(clips: list[Path], recursive: bool, from_file: Optional[str], discover) -> tuple[list[str], list[tuple[str, str]]]:  # noqa: ANN001
@@ -322,27 +357,63 @@ def _print_failure(query: str, reason: str, as_json: bool) -> None:
         err.print(f"[bold red]error:[/] {query}: {reason}", highlight=False, soft_wrap=True)
 
 
-def _print_response(resp) -> None:  # noqa: ANN001
-    table = Table(title=f"{resp.query} ({resp.query_duration:.1f} s)")
-    for col in ("#", "score", "copy", "repetition", "video", "duration", "segments (query -> reference, s)"):
-        table.add_column(col, overflow="fold")
+def _print_response(resp, wide: bool = False) -> None:  # noqa: ANN001
+    """One line per result, readable at 80 columns: the file name (full path with ``wide``),
+    short headers, segments as query -> reference seconds, the timing on one line."""
+    name = resp.query if wide else os.path.basename(resp.query)
+    copies = sum(r.is_copy for r in resp.results)
+    table = Table(title=f"{name} ({resp.query_duration:.1f} s): {copies} {'copy' if copies == 1 else 'copies'}", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("score", justify="right")
+    table.add_column("copy")
+    table.add_column("video", overflow="fold" if wide else "ellipsis", no_wrap=not wide, max_width=None if wide else 28)
+    table.add_column("dur s", justify="right")
+    table.add_column("q s -> ref s", overflow="fold" if wide else "ellipsis", no_wrap=not wide)
     for i, r in enumerate(resp.results, 1):
-        segs = "; ".join(f"{g.query_start:.0f}-{g.query_end:.0f} -> {g.ref_start:.0f}-{g.ref_end:.0f}" for g in r.segments)
-        table.add_row(str(i), f"{r.score:.3f}", "yes" if r.is_copy else "no", f"{r.repetition_degree:.2f}", r.path, f"{r.duration:.1f}", segs)
+        segs = ", ".join(f"{g.query_start:.0f}-{g.query_end:.0f}->{g.ref_start:.0f}-{g.ref_end:.0f}" for g in r.segments)
+        table.add_row(str(i), f"{r.score:.2f}", "yes" if r.is_copy else "no", r.path if wide else os.path.basename(r.path), f"{r.duration:.0f}", segs or "-")
     out.print(table)
     c = resp.candidates
     out.print(
-        f"{c['frames']} candidate frames in {c['videos']} videos" + (" [yellow](a query frame hit the result cap: lower --radius)[/]" if c["capped"] else "")
-        + " | " + ", ".join(f"{k} {v:.0f} ms" for k, v in resp.timing_ms.items()),
-        highlight=False,
+        f"{c['frames']} frames/{c['videos']} videos recalled" + (" [yellow](cap hit: lower --radius)[/]" if c["capped"] else "")
+        # the fingerprinting and the total only, so the line fits 80 columns (--json has every step)
+        + f" | fingerprint {resp.timing_ms.get('fingerprint', 0):.0f} ms, total {resp.timing_ms.get('total', 0):.0f} ms",
+        highlight=False, soft_wrap=True,
     )
+
+@app.command("list")
+def list_videos(
+    uri: UriOpt = "./vidret.db",
+    token: TokenOpt = "",
+    prefix: PrefixOpt = "vidret",
+    wide: Annotated[bool, typer.Option("--wide", help="Show full paths.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The stored videos: id, name, duration and frames."""
+    try:
+        with _connect(uri, token, prefix, create=False) as store:
+            rows = [] if store.meta() is None else sorted(store.list_videos(), key=lambda r: r.video_id)
+    except VidretError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        out.print_json(json.dumps([{"video_id": r.video_id, "path": r.path, "duration": round(r.duration, 3), "frames": r.frames, "status": r.status} for r in rows]))
+        return
+    table = Table(title=f"{len(rows)} stored {'video' if len(rows) == 1 else 'videos'}", title_justify="left")
+    table.add_column("id", justify="right")
+    table.add_column("video", overflow="fold" if wide else "ellipsis", no_wrap=not wide)
+    table.add_column("dur s", justify="right")
+    table.add_column("frames", justify="right")
+    for r in rows:
+        table.add_row(str(r.video_id), (r.path if wide else os.path.basename(r.path)) + ("" if r.status == "ready" else f" ({r.status})"), f"{r.duration:.1f}", str(r.frames))
+    out.print(table)
+
 
 
 @app.command()
 def stats(uri: UriOpt = "./vidret.db", token: TokenOpt = "", prefix: PrefixOpt = "vidret", as_json: JsonOpt = False) -> None:
     """Counts of videos and frames, and the model the collections were made with."""
     try:
-        with _connect(uri, token, prefix) as store:
+        with _connect(uri, token, prefix, create=False) as store:
             s = store.stats()
     except VidretError as exc:
         raise _fail(exc) from None
@@ -362,7 +433,7 @@ def delete(
 ) -> None:
     """Remove a video (its row first, then its frames)."""
     try:
-        with _connect(uri, token, prefix) as store:
+        with _connect(uri, token, prefix, create=False) as store:
             if store.meta() is None:
                 raise VidretError("nothing ingested yet")
             if target.isdigit():

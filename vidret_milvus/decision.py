@@ -47,12 +47,22 @@ can judge; ``copy_threshold`` (0.5) is the probability cut.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 from typing import Mapping, Sequence
 
 import numpy as np
 
 from .align import Segment, repetition_degree, union_length
+
+
+class Mode(str, enum.Enum):
+    """The patent's three copy decisions; the names are the CLI's and the API's choices."""
+
+    embedding = "embedding"  # mode 1: nearest embedding distance
+    duration = "duration"  # mode 2: matched segments (calibrated, see above)
+    codes = "codes"  # mode 3: equal codes
+
 
 FEATURES: tuple[str, ...] = (
     "log1p_weighted_seconds",

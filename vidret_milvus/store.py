@@ -234,11 +234,13 @@ class Store:
     @classmethod
     def connect(
         cls, uri: str = "./vidret.db", token: str = "", prefix: str = "vidret", timeout: float = 30.0, binary_index: str | None = None,
-        nlist: int | None = None, ivf_guard: str = "auto",
+        nlist: int | None = None, ivf_guard: str = "auto", create: bool = True,
     ) -> "Store":
         """``binary_index``: BIN_FLAT (default) or BIN_IVF_FLAT (servers only), used when the
         collections are created; given explicitly, it must match existing collections at ingest.
-        ``nlist``: BIN_IVF_FLAT lists (default 1024; :func:`ivf_nlist_for` sizes it to the data)."""
+        ``nlist``: BIN_IVF_FLAT lists (default 1024; :func:`ivf_nlist_for` sizes it to the data).
+        ``create=False``: a Milvus Lite file that does not exist is an error instead of a new,
+        empty store (read-only commands: a mistyped path must not answer "0 videos")."""
         if not _PREFIX_RE.match(prefix):
             raise StoreError(f"collection prefix must be letters, digits and _ (<= 41 chars), got {prefix!r}")
         if binary_index is not None:
@@ -274,6 +276,8 @@ class Store:
     def close(self) -> None:
         try:
             self.client.close()
+            if not create and not p.is_file():
+                raise StoreError(f"{uri}: no such store (no Milvus Lite file there); check --uri, or ingest first")
         except Exception:  # closing is best effort
             pass
 
