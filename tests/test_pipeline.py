@@ -190,6 +190,24 @@ def test_list_and_an_80_column_table(db: Path, media: dict[str, Path]) -> None:
     assert lines[0].startswith("query_copy.mp4") and "1 copy" in lines[0]
 
 
+def test_search_a_saved_descriptor(db: Path, media: dict[str, Path], tmp_path: Path) -> None:
+    """`fingerprint --out q.npz` then `search q.npz`: the saved descriptor is searched as it is,
+    with the same result as the clip; one sampled at another rate is refused, naming the file."""
+    npz = tmp_path / "q.npz"
+    assert runner.invoke(app, ["fingerprint", str(media["copy"]), "--out", str(npz)]).exit_code == 0
+    res = runner.invoke(app, ["search", str(npz), "--uri", str(db), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    clip = json.loads(runner.invoke(app, ["search", str(media["copy"]), "--uri", str(db), "--json"]).stdout)
+    assert Path(out["query"]).name == "q.npz"
+    assert [r["path"] for r in out["results"]] == [r["path"] for r in clip["results"]]
+    assert out["results"][0]["is_copy"] and out["results"][0]["segments"] == clip["results"][0]["segments"]
+    other = tmp_path / "q2.npz"
+    assert runner.invoke(app, ["fingerprint", str(media["copy"]), "--fps", "2", "--out", str(other)]).exit_code == 0
+    res = runner.invoke(app, ["search", str(other), "--uri", str(db)])
+    assert res.exit_code == 1 and "q2.npz" in res.output and "2 fps" in res.output
+
+
 def test_search_needs_a_query_and_one_clip_for_a_report(db: Path, media: dict[str, Path], tmp_path: Path) -> None:
     res = runner.invoke(app, ["search", "--uri", str(db)])
     assert res.exit_code == 1 and "no query clips" in res.output

@@ -494,7 +494,11 @@ def search_video(
     meta = check_store(store, model)
     t0 = time.perf_counter()
     sampling = Sampling(fps=meta.fps, keyframes=meta.keyframes)
-    if regions:
+    if str(path).lower().endswith(".npz"):  # a descriptor saved by `fingerprint --out`: searched as it is
+        desc = saved_query(path, meta)
+        t1 = time.perf_counter()
+        resp = search_descriptor(store, desc, params, background)
+    elif regions:
         from .views import fingerprint_views, search_views  # views builds on this module
 
         views = fingerprint_views(path, model, sampling)
@@ -509,3 +513,16 @@ def search_video(
     resp.timing_ms = {"fingerprint": (t1 - t0) * 1e3, **resp.timing_ms}
     resp.timing_ms["total"] = (time.perf_counter() - t0) * 1e3
     return resp
+def saved_query(path: str | Path, meta: StoreMeta) -> VideoDescriptor:
+    """A saved descriptor (``fingerprint --out``) as a query: it must come from the store's
+    model and sampling rate, or its codes and timestamps mean something else."""
+    desc = VideoDescriptor.load(path)
+    if desc.model_id != meta.model_id:
+        from .errors import ModelMismatchError
+
+        raise ModelMismatchError(f"{path}: descriptor of model {desc.model_id or '?'}; the store holds codes of model {meta.model_id}")
+    if not meta.keyframes and abs(desc.fps - meta.fps) > 1e-6:
+        raise VidretError(f"{path}: descriptor sampled at {desc.fps:g} fps; the store's videos at {meta.fps:g} fps")
+    return dataclasses.replace(desc, path=str(path))
+
+
