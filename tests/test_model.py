@@ -18,7 +18,9 @@ from vidret_milvus.model.heads import pack_codes, unpack_codes
 
 @pytest.fixture(scope="module")
 def model() -> FingerprintModel:
-    return load_model()
+    # These tests look inside the torch model (backbone, heads); the shipped checkpoint would
+    # otherwise load as its exported model.onnx (tests/test_export.py covers that runtime).
+    return load_model(runtime="torch")
 
 
 def _photos() -> dict[str, np.ndarray]:

@@ -67,11 +67,10 @@ def _fail(exc: Exception) -> typer.Exit:
 
 
 def _load_model(checkpoint: Optional[Path], backbone: Optional[str], weights: Optional[str], precision: str, threads: int):  # noqa: ANN202
-    import torch
-
+    # No torch here: load_model runs an exported model.onnx (or an ONNX backbone) with
+    # onnxruntime, and sets torch's thread count itself when it falls back to torch.
     from .model import Precision, load_model
 
-    torch.set_num_threads(threads)
     try:
         prec = Precision(precision)
     except ValueError:
@@ -617,6 +616,35 @@ def train_heads(
     except (VidretError, ValueError, OSError) as exc:
         raise _fail(exc) from None
     out.print(f"trained heads: {out_dir} (model {trained.model_id})", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def export(
+    checkpoints: Annotated[list[Path], typer.Argument(help="Checkpoint folder(s) (config.json + model.safetensors).")],
+    weights: WeightsOpt = None,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Compare torch and onnxruntime on seeded images; refuse the file if they disagree.")] = True,
+    threads: ThreadsOpt = 2,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write model.onnx beside each checkpoint's weights: ingest, search and serve then run it with onnxruntime (no torch)."""
+    import torch
+
+    from .model.export import export_checkpoint
+
+    torch.set_num_threads(threads)
+    summaries = []
+    try:
+        for ckpt in checkpoints:
+            summaries.append(export_checkpoint(ckpt, weights=weights, check=check))
+    except (VidretError, ValueError, OSError) as exc:
+        raise _fail(exc) from None
+    if as_json:
+        out.print_json(json.dumps(summaries if len(summaries) > 1 else summaries[0]))
+        return
+    for s in summaries:
+        agree = s.get("agreement")
+        tail = f"; vs torch: cosine >= {agree['min_cosine']:.6f}, {agree['mean_code_bits_differing']:.2f} code bits differ on average" if agree else ""
+        out.print(f"wrote {s['onnx']} ({int(s['bytes']) / 1e6:.1f} MB, model {s['model_id']}{tail})", highlight=False, soft_wrap=True)
 
 
 @app.command("train-eval")

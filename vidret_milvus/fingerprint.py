@@ -7,13 +7,16 @@ import queue
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .descriptor import CODE_BYTES, VideoDescriptor
 from .errors import VideoError
-from .model import FingerprintModel
 from .video import FrameBatch, iter_frames, probe
+
+if TYPE_CHECKING:  # the torch model's type only: importing it would import torch and timm
+    from .model import FingerprintModel
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,12 +7,15 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import VidretError, VideoError
 from .fingerprint import Sampling, fingerprint_video
-from .model import FingerprintModel
 from .store import READY, Store, StoreMeta
 from .video import probe
+
+if TYPE_CHECKING:  # the torch model's type only: importing it would import torch and timm
+    from .model import FingerprintModel
 
 VIDEO_EXTENSIONS = frozenset(
     ".mp4 .m4v .mov .mkv .webm .avi .wmv .flv .mpg .mpeg .ts .m2ts .mts .3gp .3g2 .ogv .vob .mxf .f4v .asf .y4m".split()

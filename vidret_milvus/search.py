@@ -43,7 +43,7 @@ import dataclasses
 import enum
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -52,8 +52,10 @@ from .decision import FEATURES, Calibration, decide, segment_evidence
 from .descriptor import VideoDescriptor
 from .errors import VidretError
 from .fingerprint import Sampling, fingerprint_video
-from .model import FingerprintModel
 from .store import FRAME_BITS, ID_CHUNK, MAX_LIMIT, READY, FrameHits, Store, StoreMeta, VideoRow, in_filter
+
+if TYPE_CHECKING:  # the torch model's type only: importing it would import torch and timm
+    from .model import FingerprintModel
 
 
 class Mode(str, enum.Enum):

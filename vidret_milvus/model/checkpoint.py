@@ -4,23 +4,32 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+from safetensors import safe_open
 from safetensors.numpy import load_file as load_numpy
 from safetensors.numpy import save_file as save_numpy
-from safetensors.torch import load_file, save_file
 
 from ..errors import ModelError
-from .backbone import Backbone, bn_feature_stats, load_backbone_weights
-from .fingerprinter import FingerprintModel, ModelConfig, Precision
-from .heads import init_random_projection
+from .config import Backbone, ModelConfig, Precision
+from .exported import ONNX_FILE, ExportedOnnxModel, open_exported
 from .onnx_model import OnnxFingerprintModel, is_onnx_backbone, load_onnx_model
+
+# torch and timm are imported inside the functions that need them: load_model must be able to
+# open an exported model.onnx (or an ONNX backbone) without paying for them (issue 13).
+if TYPE_CHECKING:
+    from .fingerprinter import FingerprintModel
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 BACKGROUND_FILE = "background.npy"  # optional: the model's normalisation background
+# Which runtime load_model uses: "auto" (onnxruntime when the checkpoint has an up-to-date
+# model.onnx, else torch), "onnx" (error when it cannot), "torch". Env: VIDRET_RUNTIME.
+RUNTIMES = ("auto", "onnx", "torch")
 # The trained default model ships inside the package (issue C); until then this folder is absent.
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "models" / "default"
 # Thresholds a checkpoint may carry (benchmarks/tune_thresholds.py writes them), with their
@@ -84,6 +93,8 @@ def parse_thresholds(raw: object, where: str) -> dict[str, float]:
 
 def model_id(model: FingerprintModel) -> str:
     """Hash of the config and of every tensor: two ids are equal only for identical models."""
+    import torch
+
     h = hashlib.sha256(model.config.to_json().encode())
     for name, t in sorted(model.state_dict().items()):
         t = t.detach().cpu().contiguous().reshape(-1)
@@ -95,6 +106,9 @@ def model_id(model: FingerprintModel) -> str:
 def save_checkpoint(model: FingerprintModel, directory: str | Path, include_backbone: bool | list[str] = False) -> Path:
     """Write ``config.json`` and ``model.safetensors`` (heads, feature norm, and the backbone
     tensors named by ``include_backbone``: True for all, a list of prefixes for fine-tuned blocks)."""
+    import torch
+    from safetensors.torch import save_file
+
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
@@ -112,7 +126,19 @@ def save_checkpoint(model: FingerprintModel, directory: str | Path, include_back
     if model.thresholds:
         config["thresholds"] = dict(sorted(model.thresholds.items()))
     (out / CONFIG_FILE).write_text(json.dumps(config, sort_keys=True) + "\n")
+    _drop_stale_export(out, model.config)
     return out
+
+
+def _drop_stale_export(out: Path, config: ModelConfig) -> None:
+    """Saving other weights over an exported checkpoint leaves its model.onnx stale: remove it
+    (load_model would only warn and use torch) so that `export` is the one way to make it."""
+    path = out / ONNX_FILE
+    if not path.is_file():
+        return
+    exported, _ = open_exported(out, config, out / WEIGHTS_FILE, None, threads=1)
+    if exported is None:
+        path.unlink()
 
 
 def save_onnx_checkpoint(model: OnnxFingerprintModel, directory: str | Path) -> Path:
@@ -128,7 +154,11 @@ def save_onnx_checkpoint(model: OnnxFingerprintModel, directory: str | Path) -> 
     return out
 
 
-def _finish(model: FingerprintModel, device: str, precision: Precision) -> FingerprintModel:
+def _finish(model: FingerprintModel, device: str, precision: Precision, threads: int | None = None) -> FingerprintModel:
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
     model.eval().to(device)
     model.backbone.to(memory_format=torch.channels_last)
     model.precision = Precision(precision)
@@ -138,6 +168,12 @@ def _finish(model: FingerprintModel, device: str, precision: Precision) -> Finge
 
 def build_untrained(config: ModelConfig, weights: str | Path | None = None) -> FingerprintModel:
     """ImageNet backbone + fixed-seed random-projection heads (the sound untrained baseline)."""
+    import torch
+
+    from .backbone import bn_feature_stats, load_backbone_weights
+    from .fingerprinter import FingerprintModel
+    from .heads import init_random_projection
+
     model = FingerprintModel(config)
     load_backbone_weights(model.backbone, config.backbone, weights)
     stats = bn_feature_stats(model.backbone)
@@ -150,6 +186,38 @@ def build_untrained(config: ModelConfig, weights: str | Path | None = None) -> F
     return model
 
 
+def has_full_backbone(weights_file: Path, model: FingerprintModel) -> bool:
+    """Whether the safetensors file holds every backbone tensor (else the rest are ImageNet's)."""
+    with safe_open(str(weights_file), framework="np") as fh:
+        n = sum(k.startswith("backbone.") for k in fh.keys())
+    return n >= len(model.backbone.state_dict())
+
+
+def _runtime(runtime: str | None) -> str:
+    value = (runtime or os.environ.get("VIDRET_RUNTIME", "") or "auto").strip().lower()
+    if value not in RUNTIMES:
+        raise ModelError(f"runtime must be one of {list(RUNTIMES)}, got {value!r} (VIDRET_RUNTIME)")
+    return value
+
+
+def _load_torch_checkpoint(ckpt: Path, config: ModelConfig, weights: str | Path | None) -> FingerprintModel:
+    from safetensors.torch import load_file
+
+    from .fingerprinter import FingerprintModel
+
+    w_path = ckpt / WEIGHTS_FILE
+    try:
+        tensors = load_file(str(w_path))
+    except Exception as exc:
+        raise ModelError(f"{ckpt}: cannot read checkpoint ({exc})") from exc
+    full = sum(k.startswith("backbone.") for k in tensors) >= len(FingerprintModel(config).backbone.state_dict())
+    model = FingerprintModel(config) if full else build_untrained(config, weights)
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    if unexpected or (full and missing):
+        raise ModelError(f"{ckpt}: checkpoint does not fit its config ({unexpected[:3] or missing[:3]})")
+    return model
+
+
 def load_model(
     checkpoint: str | Path | None = None,
     backbone: str | None = None,
@@ -158,7 +226,8 @@ def load_model(
     device: str = "cpu",
     precision: Precision | str = Precision.fp32,
     threads: int | None = None,
-) -> FingerprintModel | OnnxFingerprintModel:
+    runtime: str | None = None,
+) -> FingerprintModel | OnnxFingerprintModel | ExportedOnnxModel:
     """Build a ready-to-use model in eval mode.
 
     - ``checkpoint``: a folder with config.json + model.safetensors (a trained model);
@@ -166,9 +235,17 @@ def load_model(
       ImageNet ``weights`` and untrained heads;
     - with neither, the shipped trained default when present, else untrained Lite0.
 
+    ``runtime`` (default ``VIDRET_RUNTIME`` or "auto"): a checkpoint with an up-to-date
+    ``model.onnx`` (``vidret-milvus export``) runs with onnxruntime as an
+    :class:`ExportedOnnxModel` -- same model id, no torch or timm imported -- unless torch is
+    asked for (``runtime="torch"``, ``precision="bf16"`` or a device other than the CPU).
+    "onnx" makes a missing or stale export an error instead of a fall back to torch.
+
     ONNX backbones (``sscd``, ``sscd_distilled``: model/onnx_model.py) give an
     :class:`OnnxFingerprintModel` (onnxruntime with ``threads``; no torch at inference).
     """
+    runtime = _runtime(runtime)
+    precision = Precision(precision)
     if checkpoint is None and backbone is None and (DEFAULT_CHECKPOINT / CONFIG_FILE).is_file():
         checkpoint = DEFAULT_CHECKPOINT
     if checkpoint is not None:
@@ -182,6 +259,7 @@ def load_model(
         except Exception as exc:
             raise ModelError(f"{ckpt}: cannot read checkpoint ({exc})") from exc
         thresholds = parse_thresholds(json.loads(text).get("thresholds"), str(cfg_path))
+        background = str(ckpt / BACKGROUND_FILE) if (ckpt / BACKGROUND_FILE).is_file() else None
         if is_onnx_backbone(config.backbone):
             try:
                 heads = load_numpy(str(w_path))
@@ -189,30 +267,35 @@ def load_model(
                 raise ModelError(f"{ckpt}: cannot read checkpoint ({exc})") from exc
             onnx_model = load_onnx_model(config, heads, threads, where=str(w_path))
             onnx_model.thresholds = thresholds
-            if (ckpt / BACKGROUND_FILE).is_file():
-                onnx_model.background_path = str(ckpt / BACKGROUND_FILE)
+            onnx_model.background_path = background
             return onnx_model
-        try:
-            tensors = load_file(str(w_path))
-        except Exception as exc:
-            raise ModelError(f"{ckpt}: cannot read checkpoint ({exc})") from exc
-        has_full_backbone = sum(k.startswith("backbone.") for k in tensors) >= len(
-            [k for k in FingerprintModel(config).backbone.state_dict()]
-        )
-        model = FingerprintModel(config) if has_full_backbone else build_untrained(config, weights)
-        missing, unexpected = model.load_state_dict(tensors, strict=False)
-        if unexpected or (has_full_backbone and missing):
-            raise ModelError(f"{ckpt}: checkpoint does not fit its config ({unexpected[:3] or missing[:3]})")
+        if runtime != "torch":
+            if precision is not Precision.fp32 or device != "cpu":
+                exported, why = None, f"{precision.value} on {device} needs torch (the export computes fp32 on the CPU)"
+            else:
+                exported, why = open_exported(ckpt, config, w_path, weights, threads)
+            if exported is not None:
+                exported.thresholds = thresholds
+                exported.background_path = background
+                return exported
+            if runtime == "onnx":
+                raise ModelError(f"{ckpt}: cannot run with onnxruntime: {why}")
+            if (ckpt / ONNX_FILE).is_file() and precision is Precision.fp32 and device == "cpu":
+                # A stale export must never give other fingerprints under this model's id;
+                # torch computes the right ones, only slower to start.
+                warnings.warn(f"{why}; using torch", stacklevel=2)
+        model = _load_torch_checkpoint(ckpt, config, weights)
         model.thresholds = thresholds
-        if (ckpt / BACKGROUND_FILE).is_file():
-            model.background_path = str(ckpt / BACKGROUND_FILE)
-        return _finish(model, device, Precision(precision))
+        model.background_path = background
+        return _finish(model, device, precision, threads)
     if backbone is not None and is_onnx_backbone(backbone):
         # Untrained heads on a copy-detection descriptor: the descriptor itself as embedding.
         onnx_model = load_onnx_model(ModelConfig.for_backbone(backbone, input_size, embed_dim=512), None, threads)
         onnx_model.thresholds = dict(UNTRAINED_THRESHOLDS.get(onnx_model.model_id, {}))
         return onnx_model
+    if runtime == "onnx":
+        raise ModelError("untrained heads on a timm backbone run with torch: save a checkpoint and export it first")
     config = ModelConfig.for_backbone(backbone or Backbone.efficientnet_lite0.value, input_size)
-    model = _finish(build_untrained(config, weights), device, Precision(precision))
+    model = _finish(build_untrained(config, weights), device, precision, threads)
     model.thresholds = dict(UNTRAINED_THRESHOLDS.get(model.model_id, {}))
     return model

@@ -2,69 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-import enum
-import json
-
 import numpy as np
 import torch
 from torch import nn
 
-from .backbone import Backbone, BackboneSpec, build_backbone, resolve_backbone
+from .backbone import build_backbone
+from .config import ModelConfig, Precision  # noqa: F401  (re-exported: they used to live here)
 from .heads import FeatureNorm, QuantizationHead, TextureHead, pack_codes
 from .preprocess import to_model_input
-
-
-class Precision(str, enum.Enum):
-    """Inference arithmetic. bf16 is about 3x faster on CPUs with bf16 support."""
-
-    fp32 = "fp32"
-    bf16 = "bf16"
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    """Everything that defines what a model computes (part of the model id)."""
-
-    backbone: str = Backbone.efficientnet_lite0.value
-    embed_dim: int = 256
-    code_bits: int = 128
-    input_size: int = 224
-    resize_size: int = 256
-    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    num_features: int = 1280
-    head_seed: int = 0
-    trained: bool = False
-
-    def __post_init__(self) -> None:
-        if self.code_bits % 8 or self.code_bits <= 0:
-            raise ValueError(f"code_bits must be a positive multiple of 8, got {self.code_bits}")
-        if self.embed_dim <= 0:
-            raise ValueError(f"embed_dim must be positive, got {self.embed_dim}")
-
-    @classmethod
-    def for_backbone(cls, name: str, input_size: int | None = None, **kw: object) -> "ModelConfig":
-        spec: BackboneSpec = resolve_backbone(name, input_size)
-        return cls(
-            backbone=spec.name,
-            input_size=spec.input_size,
-            resize_size=spec.resize_size,
-            mean=spec.mean,
-            std=spec.std,
-            num_features=spec.num_features,
-            **kw,  # type: ignore[arg-type]
-        )
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "ModelConfig":
-        d = json.loads(text)
-        d["mean"], d["std"] = tuple(d["mean"]), tuple(d["std"])
-        fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in fields})
 
 
 class FingerprintModel(nn.Module):
@@ -73,6 +18,8 @@ class FingerprintModel(nn.Module):
     Build it with :func:`vidret_milvus.model.load_model`; the constructor does no I/O and
     leaves the backbone uninitialised.
     """
+
+    runtime = "torch"  # ExportedOnnxModel / OnnxFingerprintModel say "onnxruntime"
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()

@@ -141,6 +141,7 @@ class OnnxFingerprintModel:
     """
 
     training = False  # inference only; mirrors nn.Module for callers that check
+    runtime = "onnxruntime"
 
     def __init__(self, config: Any, session: Any, heads: dict[str, np.ndarray], model_id: str) -> None:
         self.config = config
