@@ -259,6 +259,9 @@ def test_short_run_lowers_loss_and_checkpoint_loads(tmp_path: Path) -> None:
     final = Path(summary["final"])
     model = load_model(checkpoint=final)
     assert model.config.trained and model.thresholds == {}  # the untrained heads' thresholds do not carry over
+    # train exported the final model: it runs with onnxruntime under the torch model's id
+    assert (final / "model.onnx").is_file() and model.runtime == "onnxruntime"
+    assert model.model_id == load_model(checkpoint=final, runtime="torch").model_id
     assert "thresholds" not in json.loads((final / "config.json").read_text())
     from safetensors.torch import load_file
 

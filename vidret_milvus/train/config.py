@@ -94,6 +94,7 @@ class RunConfig:
     eval_copies: int = 3  # edited copies per validation original
     eval_variants: tuple[str, ...] = ("untrained", "stage1", "final")
     amp: bool = False  # bf16 autocast on CUDA
+    export_onnx: bool = True  # write final/model.onnx: ingest, search and serve run it with onnxruntime
 
 
 @dataclasses.dataclass

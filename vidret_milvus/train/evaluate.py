@@ -161,7 +161,7 @@ def evaluate_checkpoint(checkpoint: str | None, val: SampleSet, max_samples: int
     if checkpoint is None:
         model = load_model(backbone=backbone or "tf_efficientnet_lite0", weights=weights, device=device)
     else:
-        model = load_model(checkpoint=checkpoint, weights=weights, device=device)
+        model = load_model(checkpoint=checkpoint, weights=weights, device=device, runtime="torch")
     es = build_eval_set(val, max_samples, copies, model.config.resize_size)
     res = evaluate_model(model, es)
     res["model_id"] = model.model_id

@@ -232,6 +232,21 @@ class Trainer:
         (d / "training.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
         return d
 
+    def _export(self, checkpoint: Path) -> None:
+        """model.onnx beside the final weights, so that ingest/search/serve run it without torch.
+        A failed export is logged, not raised: the trained checkpoint is already safe on disk."""
+        from ..errors import ModelError
+        from ..model.export import export_checkpoint
+
+        try:
+            s = export_checkpoint(checkpoint, weights=self.cfg.model.weights, check=True)
+        except (ModelError, ValueError, RuntimeError, OSError, ImportError) as exc:
+            self.hooks.log(f"warning: {checkpoint}: no model.onnx written ({exc}); `vidret-milvus export {checkpoint}` retries")
+            return
+        agree = s["agreement"]
+        self.hooks.log(f"exported {s['onnx']} ({int(s['bytes']) / 1e6:.1f} MB; vs torch: cosine >= {agree['min_cosine']:.5f}, "
+                       f"{agree['mean_code_bits_differing']:.2f} code bits differ on average)")
+
     def _csv(self, stage: int) -> tuple[Any, Any]:
         path = self.out / f"loss_stage{stage}.csv"
         cols = STAGE1_COLUMNS if stage == 1 else STAGE2_COLUMNS
@@ -436,6 +451,8 @@ class Trainer:
             st.stage, self.opts = 3, []
             self.save_state()
         final = self._save_model("final")
+        if cfg.run.export_onnx:
+            self._export(final)
         summary = {"out": str(self.out), "final": str(final), "m_em": st.m_em, "steps": st.steps_done, "seconds": st.seconds,
                    "stop_reason": st.stop_reason, "ema": st.ema, "probe_val": st.probe, "variant": cfg.stage2.variant if cfg.stage2.enabled else None,
                    "wall_s": round(time.perf_counter() - t0, 1)}
@@ -460,9 +477,9 @@ class Trainer:
             elif name == "stage1":
                 if not (self.out / "stage1" / "config.json").is_file():
                     continue
-                model = load_model(checkpoint=self.out / "stage1", weights=cfg.model.weights, device=str(self.device))
+                model = load_model(checkpoint=self.out / "stage1", weights=cfg.model.weights, device=str(self.device), runtime="torch")
             elif name == "final":
-                model = load_model(checkpoint=self.out / "final", weights=cfg.model.weights, device=str(self.device))
+                model = load_model(checkpoint=self.out / "final", weights=cfg.model.weights, device=str(self.device), runtime="torch")
             else:
                 raise ValueError(f"unknown eval variant {name!r}: untrained, stage1 or final")
             if es is None:
@@ -534,7 +551,7 @@ def evaluate_checkpoints(checkpoints: list[str | None], cache_dir: str = "train_
     res: dict[str, Any] = {}
     es = None
     for ck in checkpoints:
-        model = load_model(checkpoint=ck, weights=weights, device=device) if ck else load_model(backbone="tf_efficientnet_lite0", weights=weights, device=device)
+        model = load_model(checkpoint=ck, weights=weights, device=device, runtime="torch") if ck else load_model(backbone="tf_efficientnet_lite0", weights=weights, device=device)
         if es is None:
             es = build_eval_set(val, max_samples, copies, model.config.resize_size)
         res[ck or "untrained"] = evaluate_model(model, es) | {"model_id": model.model_id}
