@@ -64,6 +64,9 @@ class Mode(str, enum.Enum):
     codes = "codes"  # patent mode 3
 
 
+RERANK_SCOPES = ("window", "video")
+
+
 @dataclasses.dataclass(frozen=True)
 class SearchParams:
     """Search options. Defaults were chosen on generated copies (see README, 'Thresholds')."""
@@ -86,6 +89,11 @@ class SearchParams:
     code_equal_bits: int = 16
     frame_match_l2: float = 1.0  # an L2 re-rank hit farther than this is no frame match
     rerank_per_video: int = 3  # nearest reference frames kept per (query frame, video)
+    # Which reference frames the L2 re-rank searches: "window" (the patent's mapping table
+    # filtered by candidate frame ids: every frame within rerank_window_s of a frame the code
+    # stage recalled, in the candidate videos) or "video" (every frame of every candidate).
+    rerank_scope: str = "window"
+    rerank_window_s: float = 5.0
     max_candidates: int = 2000  # videos sent to re-rank (most recalled first)
     recall_limit: int = MAX_LIMIT  # hits per query frame in the Hamming stage
     align: AlignParams = AlignParams()
@@ -108,6 +116,10 @@ class SearchParams:
             raise ValueError("top_n must be >= 1")
         if not 0 <= self.radius <= 128:
             raise ValueError("radius must be in [0, 128]")
+        if self.rerank_scope not in RERANK_SCOPES:
+            raise ValueError(f"rerank_scope must be one of {RERANK_SCOPES}")
+        if not 0.0 <= self.rerank_window_s <= 3600.0:
+            raise ValueError("rerank_window_s must be in [0, 3600]")
         if self.common_frame_videos < 0:
             raise ValueError("common_frame_videos must be >= 0")
         if not 0.0 <= self.background_beta <= 2.0:
@@ -339,12 +351,12 @@ def sample_background(store: Store, size: int = 5000, seed: int = 0) -> Backgrou
     Frame ids are built from the stored video ids and frame counts (never from user text);
     the sample is cached until the set of stored videos changes.
     """
-    rows = sorted(store.list_videos(READY), key=lambda v: v.video_id)
-    key = (store.uri, store.prefix, size, seed, tuple((v.video_id, v.frames) for v in rows))
+    rows = sorted(store.video_frame_counts(READY).items())
+    key = (store.uri, store.prefix, size, seed, tuple(rows))
     hit = _BACKGROUND_CACHE.get(key)
     if hit is not None:
         return hit
-    counts = np.array([v.frames for v in rows], np.int64)
+    counts = np.array([n for _, n in rows], np.int64)
     total = int(counts.sum())
     meta = store.meta()
     dim = meta.embed_dim if meta is not None else 0
@@ -354,7 +366,7 @@ def sample_background(store: Store, size: int = 5000, seed: int = 0) -> Backgrou
     pos = np.sort(rng.choice(total, size=min(size, total), replace=False))
     owner = np.searchsorted(np.cumsum(counts), pos, side="right")
     starts = np.r_[0, np.cumsum(counts)[:-1]]
-    vids = np.array([v.video_id for v in rows], np.int64)[owner]
+    vids = np.array([v for v, _ in rows], np.int64)[owner]
     ids = (vids << FRAME_BITS) + (pos - starts[owner])
     embs, got_vids = [], []
     for s in range(0, len(ids), ID_CHUNK):
@@ -365,6 +377,22 @@ def sample_background(store: Store, size: int = 5000, seed: int = 0) -> Backgrou
             embs.append(np.asarray(r["embedding"], np.float32))
             got_vids.append(int(r["video_id"]))
     return _cache_background(key, Background(np.stack(embs) if embs else np.zeros((0, dim), np.float32), np.asarray(got_vids, np.int64)))
+
+
+def rerank_frame_ids(recall: FrameHits, cand: list[int], videos: dict[int, VideoRow], window: int) -> np.ndarray:
+    """Frame ids the window re-rank searches: per candidate video, every stored frame within
+    ``window`` frames of a frame the code stage recalled (sorted, unique). Built only from the
+    ids the store returned and the frame counts of its video rows."""
+    keep = np.isin(recall.video_ids, np.asarray(cand, np.int64))
+    ids = np.unique(recall.ids[keep].astype(np.int64))
+    if len(ids) == 0 or window <= 0:
+        return ids
+    vid = ids >> FRAME_BITS
+    idx = ids & ((1 << FRAME_BITS) - 1)
+    frames = np.array([videos[int(v)].frames for v in vid.tolist()], np.int64)
+    near = idx[:, None] + np.arange(-window, window + 1, dtype=np.int64)[None]
+    ok = (near >= 0) & (near < frames[:, None])
+    return np.unique(((vid[:, None] << FRAME_BITS) + near)[ok])
 
 
 def _score(mode: Mode, confidence: float, min_dist: float, code_ratio: float) -> float:
@@ -399,9 +427,16 @@ def search_descriptor(
     cand = [v for v in ranked if v in videos]
     t1 = time.perf_counter()
     timing["recall"] = (t1 - t0) * 1e3
-    # 2. re-rank on the mapping table, filtered to the candidates
+    # 2. re-rank on the mapping table, filtered to the candidates (their frames around the
+    # recalled ones, or all their frames)
     limit = min(MAX_LIMIT, max(16, params.rerank_per_video * len(cand)))
-    rer = store.search_embeddings(query.embeddings, cand, limit) if cand else FrameHits.empty(query.num_frames)
+    if not cand:
+        rer, rerank_frames = FrameHits.empty(query.num_frames), 0
+    elif params.rerank_scope == "window":
+        scope = rerank_frame_ids(recall, cand, videos, int(np.ceil(params.rerank_window_s * query.fps - 1e-9)))
+        rer, rerank_frames = store.search_embeddings(query.embeddings, cand, limit, frame_ids=scope), len(scope)
+    else:
+        rer, rerank_frames = store.search_embeddings(query.embeddings, cand, limit), sum(videos[v].frames for v in cand)
     t2 = time.perf_counter()
     timing["rerank"] = (t2 - t1) * 1e3
     # 3. decide and localise, per candidate video
@@ -463,7 +498,7 @@ def search_descriptor(
         query_duration=query.duration,
         results=results[: params.top_n],
         timing_ms=timing,
-        candidates={"frames": int(len(recall.ids)), "videos": len(cand), "capped": bool(recall.capped.any())},
+        candidates={"frames": int(len(recall.ids)), "videos": len(cand), "capped": bool(recall.capped.any()), "rerank_frames": int(rerank_frames)},
         decision=decision_settings(params),
     )
 

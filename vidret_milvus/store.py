@@ -29,6 +29,8 @@ MAX_FRAMES = 1 << FRAME_BITS
 VIDEO_ID_BITS = 47
 INSERT_CHUNK = 2000
 ID_CHUNK = 1000
+FRAME_FILTER_CHUNK = 16384  # frame ids per "id in [...]" filter of a re-rank search
+VIDEO_PAGE = 8192  # videos-table rows per query when listing (Milvus caps a query at 16,384)
 READY, INGESTING = "ready", "ingesting"
 BINARY_INDEXES = ("BIN_FLAT", "BIN_IVF_FLAT")
 DEFAULT_NLIST = 1024  # BIN_IVF_FLAT lists when none is given (ivf_nlist_for sizes it to known data)
@@ -93,6 +95,22 @@ class FrameHits:
 
 def _take_hits(h: FrameHits, keep: np.ndarray) -> FrameHits:
     return FrameHits(h.query_index[keep], h.ids[keep], h.video_ids[keep], h.t[keep], h.distance[keep], h.capped)
+
+
+def _merge_nearest(parts: Sequence[FrameHits], nq: int, limit: int) -> FrameHits:
+    """Hits of several searches over disjoint frame sets -> the ``limit`` nearest per query frame."""
+    qi = np.concatenate([p.query_index for p in parts])
+    dist = np.concatenate([p.distance for p in parts])
+    ids = np.concatenate([p.ids for p in parts])
+    order = np.lexsort((ids, dist, qi))
+    qi_s = qi[order]
+    first = np.r_[True, qi_s[1:] != qi_s[:-1]] if len(qi_s) else np.zeros(0, bool)
+    rank = np.arange(len(qi_s)) - np.maximum.accumulate(np.where(first, np.arange(len(qi_s)), 0)) if len(qi_s) else np.zeros(0, np.int64)
+    keep = order[rank < limit]
+    merged = FrameHits(qi, ids, np.concatenate([p.video_ids for p in parts]), np.concatenate([p.t for p in parts]), dist, np.zeros(nq, bool))
+    out = _take_hits(merged, keep)
+    out.capped = np.bincount(out.query_index, minlength=nq)[:nq] >= limit
+    return out
 
 
 def path_key(path: str) -> int:
@@ -542,12 +560,51 @@ class Store:
         rows = self._call("query", self.client.query, self.videos, filter=f"path_key == {int(key)}", output_fields=self._VIDEO_FIELDS, limit=100)
         return [v for v in self._rows_to_videos(rows) if v.path == path]
 
-    def list_videos(self, status: str | None = None, limit: int = MAX_LIMIT) -> list[VideoRow]:
+    def list_videos(self, status: str | None = None, limit: int | None = None) -> list[VideoRow]:
+        """Every stored video (of ``status``), or the first ``limit`` by video id.
+
+        Milvus returns at most 16,384 rows per query, so the rows are read by video id ranges
+        (:meth:`iter_video_rows`): a store of 100k videos lists completely."""
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 0):
+            raise StoreError(f"limit must be a non-negative integer, got {limit!r}")
+        rows = self._rows_to_videos(self.iter_video_rows(status, self._VIDEO_FIELDS))
+        rows.sort(key=lambda v: v.video_id)
+        return rows if limit is None else rows[: int(limit)]
+
+    def video_frame_counts(self, status: str | None = READY) -> dict[int, int]:
+        """{video id: stored frames} of every video (of ``status``): two integer fields only, so
+        cheap to read for a large store (the background sample's cache key)."""
+        return {int(r["video_id"]): int(r["frames"]) for r in self.iter_video_rows(status, ["video_id", "frames"])}
+
+    def iter_video_rows(self, status: str | None = None, fields: Sequence[str] | None = None, page: int = VIDEO_PAGE) -> Iterable[dict[str, Any]]:
+        """The videos table's rows (of ``status``), page by page: the id space [1, 2^47) is cut
+        into ranges of about ``page`` rows each (ids are uniform hashes; a range that fills a
+        page is halved and read again), so no query reaches Milvus' 16,384-row limit. The
+        filters hold only the status constants and integers made here."""
         if status not in (None, READY, INGESTING):
             raise StoreError(f"unknown status {status!r}")
-        expr = f'status == "{status}"' if status else "video_id > 0"
-        rows = self._call("query", self.client.query, self.videos, filter=expr, output_fields=self._VIDEO_FIELDS, limit=min(limit, MAX_LIMIT))
-        return self._rows_to_videos(rows)
+        if not 1 <= int(page) < MAX_LIMIT:
+            raise StoreError(f"page must be in [1, {MAX_LIMIT})")
+        fields = list(fields or self._VIDEO_FIELDS)
+        if any(f not in self._VIDEO_FIELDS for f in fields):
+            raise StoreError(f"unknown video fields {fields!r}")
+        base = f'status == "{status}" and ' if status else ""
+        total = self.count(self.videos, base + "video_id > 0")
+        if total == 0:
+            return
+        top = 1 << VIDEO_ID_BITS  # ids are in [1, 2^47)
+        n = max(1, -(-total * 2 // int(page)))  # ~page/2 rows expected per range
+        bounds = [1 + (top - 1) * i // n for i in range(n + 1)]
+        todo = list(zip(bounds[:-1], bounds[1:]))[::-1]
+        while todo:
+            lo, hi = todo.pop()
+            expr = base + f"video_id >= {int(lo)} and video_id < {int(hi)}"
+            rows = self._call("query", self.client.query, self.videos, filter=expr, output_fields=fields, limit=int(page))
+            if len(rows) >= int(page) and hi - lo > 1:
+                mid = (lo + hi) // 2  # maybe more than a page here: read both halves instead
+                todo += [(mid, hi), (lo, mid)]
+                continue
+            yield from rows
 
     # ------------------------------------------------------------------ writing
     def add_video(self, desc: VideoDescriptor, sha256: str) -> int:
@@ -612,9 +669,12 @@ class Store:
         """
         now = time.time()
         stale = [v for v in self.list_videos(INGESTING) if now - v.updated_at >= older_than_s and (select is None or select(v))]
-        for v in stale:
-            self._delete_frames(v.video_id)
-            self._call("delete", self.client.delete, self.videos, filter=in_filter("video_id", [v.video_id]))
+        # Frames first, then the rows (a crash in between leaves rows that the next start
+        # removes again); a thousand videos per delete, so many stale rows stay cheap.
+        for chunk in _chunks([v.video_id for v in stale], ID_CHUNK):
+            for coll in (self.codes, self.embeddings):
+                self._call("delete", self.client.delete, coll, filter=in_filter("video_id", chunk))
+            self._call("delete", self.client.delete, self.videos, filter=in_filter("video_id", chunk))
         return stale
 
     def flush(self) -> None:
@@ -676,8 +736,12 @@ class Store:
             capped=np.bincount(qi, minlength=nq) >= limit,
         )
 
-    def search_embeddings(self, embeddings: np.ndarray, video_ids: Sequence[int], limit: int) -> FrameHits:
-        """Per query embedding, the ``limit`` nearest stored frames (squared L2) of ``video_ids``."""
+    def search_embeddings(self, embeddings: np.ndarray, video_ids: Sequence[int], limit: int, frame_ids: Sequence[int] | np.ndarray | None = None) -> FrameHits:
+        """Per query embedding, the ``limit`` nearest stored frames (squared L2) of ``video_ids``,
+        or with ``frame_ids`` of those frames only (the mapping table filtered by frame id, e.g.
+        the recalled frames and their neighbours: search.rerank_frame_ids). A long id list is
+        searched in parts of ``FRAME_FILTER_CHUNK`` ids whose hits are merged (the same
+        ``limit`` nearest per query frame as one search)."""
         meta = self.meta()
         if not isinstance(embeddings, np.ndarray) or embeddings.dtype != np.float32 or embeddings.ndim != 2:
             raise StoreError("embeddings must be float32 (N, D)")
@@ -685,12 +749,20 @@ class Store:
             raise StoreError(f"embeddings have dim {embeddings.shape[1]}, store has {meta.embed_dim}")
         if not np.all(np.isfinite(embeddings)):
             raise StoreError("embeddings contain NaN or inf")
+        limit = self._check_limit(limit)
+        params = {"metric_type": "L2", "params": {}}
+        data = [e.tolist() for e in embeddings]
+        if frame_ids is not None:
+            fids = np.unique(np.asarray(_int_list(frame_ids.tolist() if isinstance(frame_ids, np.ndarray) else frame_ids), np.int64))
+            if len(fids) == 0:
+                return FrameHits.empty(len(embeddings))
+            parts = [self._search(self.embeddings, "embedding", data, params, limit, in_filter("id", chunk))
+                     for chunk in _chunks(fids.tolist(), FRAME_FILTER_CHUNK)]
+            return parts[0] if len(parts) == 1 else _merge_nearest(parts, len(embeddings), limit)
         ids = _int_list(video_ids)
         if not ids:
             return FrameHits.empty(len(embeddings))
-        limit = self._check_limit(limit)
-        params = {"metric_type": "L2", "params": {}}
-        return self._search(self.embeddings, "embedding", [e.tolist() for e in embeddings], params, limit, in_filter("video_id", ids))
+        return self._search(self.embeddings, "embedding", data, params, limit, in_filter("video_id", ids))
 
     def _check_limit(self, limit: int) -> int:
         if not isinstance(limit, (int, np.integer)) or not 1 <= int(limit) <= MAX_LIMIT:

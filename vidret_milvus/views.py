@@ -123,6 +123,7 @@ def search_views(store: Store, views: list[tuple[str, VideoDescriptor]], params:
         "frames": sum(c["frames"] for c in per_view_cand.values()),
         "videos": sum(c["videos"] for c in per_view_cand.values()),
         "capped": any(c["capped"] for c in per_view_cand.values()),
+        "rerank_frames": sum(c.get("rerank_frames", 0) for c in per_view_cand.values()),
         "views": per_view_cand,
     }
     return SearchResponse(
