@@ -1,7 +1,9 @@
 """The review page: HTTP serving (ranges, no path traversal, upload limit, 4xx for bad numbers),
 search through the API, the OpenAPI docs, concurrent searches (a worker pool on a Milvus server,
 one at a time on Milvus Lite), the page in headless Chromium (markers at the segment positions,
-clicking one seeks the player) and the static report / timeline plot of ``search --report/--plot``.
+clicking one seeks the player, one progress bar per player with our own controls, the self-match
+label, the reviewer's verdicts kept across visits and exported), the verdict API's validation,
+and the static report / movable report folder / timeline plot of ``search --report/--report-dir/--plot``.
 
 The browser tests need Debian's ``chromium`` and ``chromium-driver`` (``make install`` adds
 them on Debian machines) and Selenium; they skip with the reason when those are absent.
@@ -10,9 +12,13 @@ Set ``VIDRET_SCREENSHOT_DIR`` to keep the page's screenshots.
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import http.client
+import io
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -31,9 +37,10 @@ from vidret_milvus.cli import app as cli_app
 from vidret_milvus.fingerprint import Sampling
 from vidret_milvus.ingest import ingest_paths
 from vidret_milvus.model import load_model
-from vidret_milvus.report import write_plot, write_report
+from vidret_milvus.report import write_plot, write_report, write_report_dir
 from vidret_milvus.store import Store
-from vidret_milvus.video import read_all
+from vidret_milvus.verdicts import VerdictStore, to_csv
+from vidret_milvus.video import probe, read_all
 from vidret_milvus.web import ReviewApp, make_server
 
 COPY_SPAN = (6.0, 15.0)  # of a.mp4, placed at 3 s in the query
@@ -303,11 +310,231 @@ def test_cli_search_writes_report_and_plot(media: dict[str, Path], tmp_path: Pat
     runner = CliRunner()
     res = runner.invoke(cli_app, ["ingest", str(media["refs"]), "--uri", str(db), "--json"])
     assert res.exit_code == 0, res.output
-    res = runner.invoke(cli_app, ["search", str(media["copy"]), "--uri", str(db), "--json",
-                                  "--report", str(tmp_path / "r.html"), "--plot", str(tmp_path / "p.png")])
+    res = runner.invoke(cli_app, ["search", str(media["copy"]), "--uri", str(db), "--json", "--top-n", "5",
+                                  "--report", str(tmp_path / "r.html"), "--plot", str(tmp_path / "p.png"), "--report-dir", str(tmp_path / "rd")])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["results"][0]["is_copy"]
+    out = json.loads(res.stdout)
+    assert out["results"][0]["is_copy"]
     assert (tmp_path / "r.html").stat().st_size > 1000 and (tmp_path / "p.png").stat().st_size > 5000
+    # The folder moves and every video it shows still resolves, byte for byte the searched files.
+    moved = shutil.move(str(tmp_path / "rd"), str(tmp_path / "elsewhere" / "report"))
+    data = report_json((Path(moved) / "index.html").read_text())
+    assert (Path(moved) / data["query_url"]).read_bytes() == media["copy"].read_bytes()
+    assert len(data["results"]) == len(out["results"])
+    for r in data["results"]:
+        assert not r["url"].startswith(("/", "file:", "..")) and (Path(moved) / r["url"]).read_bytes() == Path(r["path"]).read_bytes()
+    n_copy = sum(r["is_copy"] for r in out["results"])
+    assert f"{n_copy} {'copy' if n_copy == 1 else 'copies'}" in (Path(moved) / "index.html").read_text()
+    # Excerpts around the segments instead of whole copies.
+    res = runner.invoke(cli_app, ["search", str(media["copy"]), "--uri", str(db), "--report-dir", str(tmp_path / "ex"), "--report-excerpts"])
+    assert res.exit_code == 0, res.output
+    data = report_json((tmp_path / "ex" / "index.html").read_text())
+    top = data["results"][0]
+    assert top["clip"]["start"] > 0 and top["url"].endswith("-excerpt.mp4")
+    info = probe(tmp_path / "ex" / top["url"])
+    assert abs(info.duration - (top["clip"]["end"] - top["clip"]["start"])) < 0.5
+    assert all((r["url"] is None) == (not r["segments"]) for r in data["results"])
+    # One clip only.
+    res = runner.invoke(cli_app, ["search", str(media["copy"]), str(media["a"]), "--uri", str(db), "--report-dir", str(tmp_path / "two")])
+    assert res.exit_code == 1 and "one clip" in res.output and not (tmp_path / "two").exists()
+
+
+def report_json(html: str) -> dict[str, Any]:
+    return json.loads(html.split("window.VIDRET_DATA = ", 1)[1].split(";</script>", 1)[0])
+
+
+def test_report_pluralises_and_marks_self_match(server: dict[str, Any], media: dict[str, Path], tmp_path: Path) -> None:
+    from vidret_milvus.search import search_video
+
+    with server["app"].lock:
+        resp = search_video(server["store"], server["model"], media["a"])  # a stored video finds itself
+    html = write_report(resp, tmp_path / "r.html").read_text()
+    data = report_json(html)
+    assert data["results"][0]["self_match"] and not any(r["self_match"] for r in data["results"][1:])
+    n = sum(r["is_copy"] for r in data["results"][1:])
+    assert f"{len(data['results'])} candidate" in html and f"{n} {'copy' if n == 1 else 'copies'}; #1 is the query itself" in html
+    assert not re.search(r"\b1 (copies|candidates)\b", html) and 'rel="icon"' in html
+
+
+def post_json(port: int, path: str, obj: Any) -> tuple[int, dict[str, Any]]:
+    st, _, body = request(port, "POST", path, json.dumps(obj).encode(), {"Content-Type": "application/json"})
+    return st, json.loads(body)
+
+
+def upload(port: int, data: bytes, name: str = "clip.mp4") -> str:
+    st, _, body = request(port, "POST", "/api/upload", data, {"X-Filename": name})
+    assert st == 200, body
+    return json.loads(body)["query"]
+
+
+def test_favicon(server: dict[str, Any]) -> None:
+    st, h, body = request(server["port"], "GET", "/favicon.ico")
+    assert st == 200 and h["content-type"] == "image/x-icon" and body[:4] == b"\x00\x00\x01\x00"
+    st, h, body = request(server["port"], "GET", "/static/favicon.svg")
+    assert st == 200 and h["content-type"].startswith("image/svg+xml") and b"<svg" in body
+    st, _, body = request(server["port"], "GET", "/")
+    assert b'rel="icon" href="/static/favicon.svg"' in body
+
+
+def test_self_match_is_marked(server: dict[str, Any], media: dict[str, Path]) -> None:
+    port, ids = server["port"], server["ids"]
+    st, out = post_json(port, "/api/search", {"query": f"video:{ids['a.mp4']}", "top_n": 5})
+    assert st == 200
+    assert [r["self_match"] for r in out["results"]] == [r["video_id"] == ids["a.mp4"] for r in out["results"]]
+    assert out["results"][0]["self_match"] and out["results"][0]["video_id"] == ids["a.mp4"]
+    assert out["query_sha256"] == hashlib.sha256(media["a"].read_bytes()).hexdigest()
+    # The stored video's very file, uploaded: the same self-match.
+    st, out = post_json(port, "/api/search", {"query": upload(port, media["a"].read_bytes(), "again.mp4"), "top_n": 5})
+    assert st == 200 and out["results"][0]["self_match"] and out["results"][0]["video_id"] == ids["a.mp4"]
+    # A copy is not the video itself.
+    out = upload_and_search(port, media["copy"])
+    assert out["results"][0]["is_copy"] and not any(r["self_match"] for r in out["results"])
+
+
+def test_verdicts_kept_shown_again_and_exported(server: dict[str, Any], media: dict[str, Path]) -> None:
+    port, ids, review = server["port"], server["ids"], server["app"]
+    assert review.verdicts.path == media["root"] / "web.verdicts.sqlite"  # beside the Lite store
+    q = upload(port, media["copy"].read_bytes(), "query%20copy.mp4")
+    st, out = post_json(port, "/api/search", {"query": q, "top_n": 5})
+    assert st == 200 and all(r["verdict"] is None for r in out["results"])
+    a, b = ids["a.mp4"], ids["b.mp4"]
+    assert {a, b} <= {r["video_id"] for r in out["results"]}
+    st, v = post_json(port, "/api/verdict", {"query": q, "video_id": a, "verdict": "confirm"})
+    assert st == 200 and v["verdict"] == "confirm" and v["video_id"] == a and v["decided_at"]
+    st, v = post_json(port, "/api/verdict", {"query": q, "video_id": b, "verdict": "reject"})
+    assert st == 200 and v["verdict"] == "reject"
+    # The next visit: the same clip uploaded again (a new token) shows the verdicts.
+    q2 = upload(port, media["copy"].read_bytes(), "renamed.mp4")
+    st, out = post_json(port, "/api/search", {"query": q2, "top_n": 5})
+    got = {r["video_id"]: r["verdict"] for r in out["results"]}
+    assert got[a] == "confirm" and got[b] == "reject"
+    # ... and so does a new server process on the same store (the file is beside it).
+    fresh = ReviewApp(server["store"], server["model"])
+    httpd, _ = serving(fresh)
+    try:
+        p2 = httpd.server_address[1]
+        st, out = post_json(p2, "/api/search", {"query": upload(p2, media["copy"].read_bytes()), "top_n": 5})
+        assert {r["video_id"]: r["verdict"] for r in out["results"]}[a] == "confirm"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        fresh.close()
+    # Exports: JSON with the segments, CSV one line per segment.
+    st, h, body = request(port, "GET", "/api/verdicts.json")
+    assert st == 200 and "attachment" in h["content-disposition"] and h["content-type"] == "application/json"
+    rows = {(r["query_sha256"], r["video_id"]): r for r in json.loads(body)}
+    sha = hashlib.sha256(media["copy"].read_bytes()).hexdigest()
+    mine = rows[(sha, a)]
+    assert mine["verdict"] == "confirm" and mine["query_name"] == "query copy.mp4" and mine["reference"] == "a.mp4" and mine["is_copy"]
+    seg = max(mine["segments"], key=lambda g: g["query_end"] - g["query_start"])
+    assert abs(seg["ref_start"] - COPY_SPAN[0]) <= 2 and set(seg) == {"query_start", "query_end", "ref_start", "ref_end", "score"}
+    assert rows[(sha, b)]["verdict"] == "reject"
+    st, h, body = request(port, "GET", "/api/verdicts.csv")
+    assert st == 200 and h["content-type"].startswith("text/csv") and "attachment" in h["content-disposition"]
+    lines = list(csv.DictReader(io.StringIO(body.decode())))
+    confirmed = [ln for ln in lines if ln["query_sha256"] == sha and ln["video_id"] == str(a)]
+    assert len(confirmed) == len(mine["segments"]) and {ln["verdict"] for ln in confirmed} == {"confirm"}
+    assert {float(ln["ref_start"]) for ln in confirmed} == {g["ref_start"] for g in mine["segments"]}
+    # Clear: gone from the next search and from the exports.
+    st, v = post_json(port, "/api/verdict", {"query": q2, "video_id": b, "verdict": "clear"})
+    assert st == 200 and v["verdict"] is None
+    st, out = post_json(port, "/api/search", {"query": q2, "top_n": 5})
+    assert {r["video_id"]: r["verdict"] for r in out["results"]}[b] is None
+    assert (sha, b) not in {(r["query_sha256"], r["video_id"]) for r in json.loads(request(port, "GET", "/api/verdicts.json")[2])}
+    post_json(port, "/api/verdict", {"query": q2, "video_id": a, "verdict": "clear"})
+
+
+@pytest.mark.parametrize("body", [
+    {"video_id": "7", "verdict": "confirm"},
+    {"video_id": 7.0, "verdict": "confirm"},
+    {"video_id": True, "verdict": "confirm"},
+    {"video_id": -1, "verdict": "confirm"},
+    {"video_id": 2**63, "verdict": "confirm"},
+    {"video_id": 10**400, "verdict": "confirm"},
+    {"video_id": "1 or video_id > 0", "verdict": "confirm"},
+    {"video_id": 1, "verdict": "maybe"},
+    {"video_id": 1, "verdict": "CONFIRM"},
+    {"video_id": 1, "verdict": None},
+    {"video_id": 1},
+    {"verdict": "confirm"},
+    {"video_id": 1, "verdict": "confirm", "filter": "video_id > 0"},
+    {"video_id": 1, "verdict": "confirm", "query": "video:1 or video_id > 0"},
+    {"video_id": 1, "verdict": "confirm", "query": "upload:../../etc/passwd"},
+    {"video_id": 1, "verdict": "confirm", "query": "video:" + "9" * 25},
+], ids=lambda b: json.dumps(b)[:50])
+def test_verdict_bad_input_gives_400(server: dict[str, Any], body: dict[str, Any]) -> None:
+    body = {"query": f"video:{server['ids']['a.mp4']}", **body}
+    text = json.dumps(body) if "video_id" not in body or body["video_id"] != 10**400 else json.dumps(body).replace(str(10**400), "1e400")
+    st, h, out = request(server["port"], "POST", "/api/verdict", text.encode(), {"Content-Type": "application/json"})
+    assert st == 400, (st, out[:300])
+    assert h["content-type"] == "application/json" and json.loads(out)["error"]
+
+
+def test_verdict_refused_for_unknown_results(server: dict[str, Any]) -> None:
+    port, ids = server["port"], server["ids"]
+    st, out = post_json(port, "/api/verdict", {"query": "upload:0123456789abcdef0123456789abcdef", "video_id": 1, "verdict": "confirm"})
+    assert st == 404 and "upload" in out["error"]
+    st, out = post_json(port, "/api/verdict", {"query": "video:123456789", "video_id": 1, "verdict": "confirm"})
+    assert st == 404
+    st, _ = post_json(port, "/api/search", {"query": f"video:{ids['b.mp4']}", "top_n": 5})
+    st, out = post_json(port, "/api/verdict", {"query": f"video:{ids['b.mp4']}", "video_id": 424242, "verdict": "confirm"})
+    assert st == 404 and "not a result" in out["error"]
+    st, _, _ = request(port, "POST", "/api/verdict", b"{", {"Content-Type": "application/json"})
+    assert st == 400
+    st, _, _ = request(port, "POST", "/api/verdict", b'{"x": "' + b"a" * 20_000 + b'"}', {"Content-Type": "application/json"})
+    assert st == 413
+    st, _, _ = request(port, "GET", "/api/verdict")
+    assert st == 405
+
+
+def test_verdicts_file_and_csv(tmp_path: Path) -> None:
+    vs = VerdictStore(tmp_path / "sub" / "v.sqlite")
+    assert vs.all() == [] and not (tmp_path / "sub").exists()  # nothing created by reading
+    sha = "ab" * 32
+    res = {"is_copy": True, "score": 0.41, "segments": [{"query_start": 1, "query_end": 5, "ref_start": 10, "ref_end": 14, "score": 0.5}]}
+    vs.set(sha, 5, "confirm", query_name="=HYPERLINK(\"x\")", reference_path="/v/-a.mp4", result=res, mode="duration")
+    vs.set(sha, 6, "reject", query_name="q.mp4", reference_path="/v/b.mp4")
+    rows = list(csv.DictReader(io.StringIO(to_csv(vs.all()))))
+    assert [r["video_id"] for r in rows] == ["5", "6"]
+    assert rows[0]["query_name"].startswith("'=") and rows[0]["reference"] == "'-a.mp4"  # no spreadsheet formulas
+    assert rows[0]["ref_start"] == "10.0" and rows[1]["segment"] == ""
+    with pytest.raises(ValueError):
+        vs.set(sha, 5, "maybe", query_name="q", reference_path="p")
+    with pytest.raises(ValueError):
+        vs.set("x' OR 1=1 --", 5, "confirm", query_name="q", reference_path="p")
+    assert vs.clear(sha, 5) and not vs.clear(sha, 5)
+    assert [r["video_id"] for r in VerdictStore(tmp_path / "sub" / "v.sqlite").all()] == [6]
+
+
+@pytest.mark.parametrize("content", [
+    b"\x00garbage" * 100,
+    b"just some text, not a video\n" * 50,
+    "png",
+    "truncated",
+], ids=["garbage", "text", "image", "truncated"])
+def test_upload_errors_never_name_the_temp_path(server: dict[str, Any], media: dict[str, Path], content: Any, tmp_path: Path) -> None:
+    port, review = server["port"], server["app"]
+    if content == "png":
+        from PIL import Image
+
+        Image.new("RGB", (64, 48), (200, 10, 10)).save(tmp_path / "x.png")
+        content = (tmp_path / "x.png").read_bytes()
+    elif content == "truncated":
+        content = media["a"].read_bytes()[:3000]
+    q = upload(port, content, "my%20clip.mp4")
+    token = q.split(":", 1)[1]
+    st, _, body = request(port, "POST", "/api/search", json.dumps({"query": q}).encode())
+    assert st == 400, body
+    text = body.decode()
+    for secret in (str(review.upload_dir), os.path.realpath(review.upload_dir), "vidret-uploads", token, tempfile_root()):
+        assert secret not in text, (secret, text)
+    assert json.loads(text)["error"].startswith("my clip.mp4: "), text
+
+
+def tempfile_root() -> str:
+    import tempfile
+
+    return tempfile.gettempdir().rstrip("/") + "/"
 
 
 # ---------------------------------------------------------------- concurrency
@@ -449,6 +676,7 @@ def browser() -> Iterator[Any]:
     opts.binary_location = chromium
     for f in CHROME_FLAGS:
         opts.add_argument(f)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # to see failed loads (a favicon 404)
     drv = webdriver.Chrome(options=opts, service=Service(executable_path=driver_bin))
     drv.set_page_load_timeout(60)
     try:
@@ -503,6 +731,42 @@ def check_markers_and_seek(drv: Any, card: Any, duration: float) -> list[dict[st
     return marks
 
 
+def check_one_bar_and_controls(drv: Any, card: Any) -> None:
+    """No native controls (their timeline would be a second bar): one marked bar per player, and
+    our play/pause, mute, volume and fullscreen work."""
+    from selenium.webdriver.common.by import By
+
+    assert drv.execute_script("return Array.from(document.querySelectorAll('video')).every(v => !v.controls && !v.hasAttribute('controls'))")
+    assert drv.execute_script("return Array.from(document.querySelectorAll('.player-box')).every(b => "
+                              "b.querySelectorAll('.bar').length === 1 && b.querySelectorAll('video').length === 1)")
+    video = card.find_element(By.CSS_SELECTOR, "video")
+    play = card.find_element(By.CSS_SELECTOR, ".ctl.play")
+    drv.execute_script("arguments[0].muted = true; arguments[0].currentTime = 1", video)
+    play.click()
+    wait_for(lambda: drv.execute_script("return !arguments[0].paused && arguments[0].currentTime > 1.2", video), 30, "playing")
+    assert play.get_attribute("aria-label").endswith("pause")
+    play.click()
+    wait_for(lambda: drv.execute_script("return arguments[0].paused", video), 10, "paused")
+    assert play.get_attribute("aria-label").endswith("play")
+    t = drv.execute_script("return arguments[0].currentTime", video)
+    assert re.match(r"\d+:\d\d\.\d / \d+:\d\d\.\d$", card.find_element(By.CSS_SELECTOR, ".time").text)
+    mute = card.find_element(By.CSS_SELECTOR, ".ctl.mute")
+    mute.click()
+    wait_for(lambda: drv.execute_script("return arguments[0].muted", video) is False and mute.text == "mute", 5, "unmuted")
+    mute.click()
+    wait_for(lambda: drv.execute_script("return arguments[0].muted", video) is True and mute.get_attribute("aria-pressed") == "true", 5, "muted")
+    drv.execute_script("const v = arguments[0].querySelector('.volume'); v.value = '0.3'; v.dispatchEvent(new Event('input'))", card)
+    assert abs(drv.execute_script("return arguments[0].volume", video) - 0.3) < 1e-6
+    assert drv.execute_script("return arguments[0].muted", video) is False  # raising the volume unmutes
+    card.find_element(By.CSS_SELECTOR, ".ctl.fullscreen").click()
+    wait_for(lambda: drv.execute_script("return document.fullscreenElement === arguments[0].querySelector('.player-box')", card), 10, "fullscreen")
+    # In fullscreen the marked bar is part of what is shown.
+    assert drv.execute_script("return document.fullscreenElement.querySelector('.bar .seg') !== null")
+    card.find_element(By.CSS_SELECTOR, ".ctl.fullscreen").click()
+    wait_for(lambda: drv.execute_script("return document.fullscreenElement === null"), 10, "fullscreen left")
+    assert abs(drv.execute_script("return arguments[0].currentTime", video) - t) < 0.05
+
+
 def test_page_in_browser(browser: Any, server: dict[str, Any], media: dict[str, Path], tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
@@ -531,6 +795,11 @@ def test_page_in_browser(browser: Any, server: dict[str, Any], media: dict[str, 
     assert any(abs(m["t"] - 3.0) <= 2 for m in qmarks if m["kind"] == "start"), (qmarks, qdur)
     # The address now names the query, so the view can be reloaded or shared.
     assert "?q=upload%3A" in drv.current_url
+    status = drv.find_element(By.ID, "status").text
+    assert re.match(r"\d+ candidates?, \d+ (copy|copies) \(\d+ ms\)$", status) and not re.search(r"\b1 (copies|candidates)\b", status), status
+    check_one_bar_and_controls(drv, top)
+    failed = [e["message"] for e in drv.get_log("browser") if "Failed to load" in e["message"] or " 404" in e["message"]]
+    assert not failed, failed
     shot = tmp_path / "review.png"
     drv.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000
@@ -578,3 +847,81 @@ def test_search_with_background_normalisation(server: dict[str, Any], media: dic
     assert norm.to_json().keys() == plain.to_json().keys()
     with pytest.raises(ValueError):
         dataclasses.replace(params, background_beta=-1)
+
+
+def test_self_match_and_verdicts_in_browser(browser: Any, server: dict[str, Any], media: dict[str, Path]) -> None:
+    """A stored video searched is labelled as itself; confirm / reject are kept, shown again on
+    the next visit and exported; clicking the active verdict clears it."""
+    from selenium.webdriver.common.by import By
+
+    drv, ids, port = browser, server["ids"], server["port"]
+
+    def cards() -> list[Any]:
+        wait_for(lambda: drv.find_elements(By.CSS_SELECTOR, "#view[data-ready]"), 180, "search results")
+        return drv.find_elements(By.CSS_SELECTOR, ".card.result")
+
+    drv.get(f"http://127.0.0.1:{port}/?q=video%3A{ids['a.mp4']}")
+    first = cards()[0]
+    assert "self" in first.get_attribute("class") and first.find_element(By.CSS_SELECTOR, ".badge").text == "the query itself"
+    assert all("self" not in c.get_attribute("class") for c in cards()[1:])
+    assert drv.find_element(By.ID, "status").text.split(" (")[0].endswith("#1 is the query itself")
+    # Verdicts on the copy's results (a.mp4 copied, b.mp4 not).
+    drv.get(f"http://127.0.0.1:{port}/")
+    drv.find_element(By.ID, "upload").send_keys(str(media["copy"]))
+    drv.find_element(By.ID, "search-btn").click()
+    first, second = cards()[:2]
+    assert first.find_element(By.CSS_SELECTOR, ".name").text == "a.mp4"
+    assert first.get_attribute("data-verdict") == "" and second.get_attribute("data-verdict") == ""
+    second_id = second.get_attribute("data-video-id")
+    second.find_element(By.CSS_SELECTOR, ".vbtn.reject").click()
+    wait_for(lambda: second.get_attribute("data-verdict") == "reject", 10, "reject saved")
+    first.find_element(By.CSS_SELECTOR, ".vbtn.confirm").click()
+    wait_for(lambda: first.get_attribute("data-verdict") == "confirm", 10, "confirm saved")
+    assert first.find_element(By.CSS_SELECTOR, ".vbtn.confirm").get_attribute("aria-pressed") == "true"
+    assert first.find_element(By.CSS_SELECTOR, ".verdict-label").text == "confirmed copy"
+    drv.refresh()  # the next visit
+    first, second = cards()[:2]
+    assert first.get_attribute("data-verdict") == "confirm" and second.get_attribute("data-verdict") == "reject"
+    assert second.find_element(By.CSS_SELECTOR, ".vbtn.reject").get_attribute("aria-pressed") == "true"
+    # The export links download what was decided.
+    assert drv.find_element(By.ID, "export-csv").get_attribute("href").endswith("/api/verdicts.csv")
+    text = drv.execute_async_script("const done = arguments[0]; fetch(document.getElementById('export-csv').href).then(r => r.text()).then(done)")
+    lines = [ln for ln in csv.DictReader(io.StringIO(text)) if ln["query_name"] == "query copy.mp4"]
+    assert {(ln["video_id"], ln["verdict"]) for ln in lines} >= {(str(ids["a.mp4"]), "confirm"), (second_id, "reject")}
+    assert drv.execute_script("return document.getElementById('export-json').getAttribute('href')") == "/api/verdicts.json"
+    # Clicking the active verdict clears it, for good.
+    first.find_element(By.CSS_SELECTOR, ".vbtn.confirm").click()
+    wait_for(lambda: first.get_attribute("data-verdict") == "", 10, "verdict cleared")
+    second.find_element(By.CSS_SELECTOR, ".vbtn.reject").click()
+    wait_for(lambda: second.get_attribute("data-verdict") == "", 10, "verdict cleared")
+    drv.refresh()
+    assert all(c.get_attribute("data-verdict") == "" for c in cards())
+
+
+def test_report_dir_moved_in_browser(browser: Any, server: dict[str, Any], media: dict[str, Path], tmp_path: Path) -> None:
+    """A --report-dir folder with excerpts, moved elsewhere: every player loads its excerpt, and the
+    markers sit at the segments' places within the excerpt (labelled in the source's seconds)."""
+    from selenium.webdriver.common.by import By
+
+    from vidret_milvus.search import search_video
+
+    with server["app"].lock:
+        resp = search_video(server["store"], server["model"], media["copy"])
+    write_report_dir(resp, tmp_path / "made", media="excerpt")
+    moved = Path(shutil.move(str(tmp_path / "made"), str(tmp_path / "moved" / "here")))
+    data = report_json((moved / "index.html").read_text())
+    browser.get((moved / "index.html").as_uri())
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#view[data-ready]"), 30, "report rendered")
+    videos = browser.find_elements(By.CSS_SELECTOR, "video")
+    assert len(videos) == 1 + sum(1 for r in data["results"] if r["url"])
+    for v in videos:
+        wait_for(lambda: browser.execute_script("return arguments[0].readyState >= 1 || arguments[0].error !== null", v), 30, "video metadata")
+        assert browser.execute_script("return arguments[0].error === null && arguments[0].duration > 0", v), v.get_attribute("src")
+    top = browser.find_elements(By.CSS_SELECTOR, ".card.result")[0]
+    clip = data["results"][0]["clip"]
+    length = float(top.get_attribute("data-duration"))
+    assert abs(length - (clip["end"] - clip["start"])) < 1e-6
+    marks = check_markers_and_seek(browser, top, length)
+    starts = sorted(m["t"] + clip["start"] for m in marks if m["kind"] == "start")
+    assert any(abs(s - COPY_SPAN[0]) <= 2 for s in starts), starts
+    check_one_bar_and_controls(browser, top)

@@ -235,6 +235,8 @@ def search(
     as_json: JsonOpt = False,
     report: Annotated[Optional[Path], typer.Option("--report", help="Also write the review page as one static HTML file (videos linked by relative path; one clip only).")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also write a timeline plot (PNG) of the matched segments (one clip only).")] = None,
+    report_dir: Annotated[Optional[Path], typer.Option("--report-dir", help="Also write the review page as DIR/index.html with copies of the videos it shows in DIR/media/ (movable, zippable; one clip only).")] = None,
+    report_excerpts: Annotated[bool, typer.Option("--report-excerpts", help="With --report-dir: short excerpts around each result's matched segments instead of whole copies.")] = False,
     wide: Annotated[bool, typer.Option("--wide", help="Show full paths in the table (--json always has them).")] = False,
     regions: Annotated[bool, typer.Option("--regions/--no-regions", help="Also search detected insets and a centre crop of the clip (picture-in-picture, camcorder); about 3x the fingerprinting time.", envvar="VIDRET_REGIONS")] = False,
 ) -> None:
@@ -251,8 +253,8 @@ def search(
         queries, problems = _query_paths(clips or [], recursive, from_file, discover)
         if not queries and not problems:
             raise VidretError("no query clips: give CLIP paths, a folder or --from-file")
-        if len(queries) + len(problems) > 1 and (report is not None or plot is not None):
-            raise VidretError("--report and --plot take one clip")
+        if len(queries) + len(problems) > 1 and (report, plot, report_dir) != (None, None, None):
+            raise VidretError("--report, --report-dir and --plot take one clip")
         store = _connect(uri, token, prefix, binary_index, create=False)  # first: a mistyped --uri fails fast
         try:
             with _status("loading the model"):
@@ -283,8 +285,8 @@ def search(
                 try:
                     with _status(f"fingerprinting and searching {os.path.basename(clip)}", single):
                         resp = search_video(store, model, clip, params, regions=regions)
-                    if report is not None or plot is not None:
-                        _write_extras(resp, report, plot)
+                    if (report, plot, report_dir) != (None, None, None):
+                        _write_extras(resp, report, plot, report_dir, report_excerpts)
                 except (VidretError, ValueError) as exc:
                     if single:
                         raise _fail(exc) from None
@@ -331,12 +333,16 @@ def _query_paths(clips: list[Path], recursive: bool, from_file: Optional[str], d
     return files, problems
 
 
-def _write_extras(resp, report: Optional[Path], plot: Optional[Path]) -> None:  # noqa: ANN001
-    from .report import write_plot, write_report
+def _write_extras(resp, report: Optional[Path], plot: Optional[Path], report_dir: Optional[Path] = None, excerpts: bool = False) -> None:  # noqa: ANN001
+    from .report import write_plot, write_report, write_report_dir
 
     try:
         if report is not None:
             err.print(f"report: {write_report(resp, report)}", highlight=False, soft_wrap=True)
+        if report_dir is not None:
+            with _status("copying the videos" if not excerpts else "cutting the excerpts"):
+                index = write_report_dir(resp, report_dir, media="excerpt" if excerpts else "copy")
+            err.print(f"report: {index}", highlight=False, soft_wrap=True)
         if plot is not None:
             err.print(f"plot: {write_plot(resp, plot)}", highlight=False, soft_wrap=True)
     except OSError as exc:
@@ -465,6 +471,8 @@ def serve(
     workers: Annotated[int, typer.Option("--workers", help="Concurrent searches on a Milvus server (Milvus Lite: always 1).",
                                          envvar="VIDRET_WORKERS", min=1, max=64)] = 4,
     verbose: Annotated[bool, typer.Option("--verbose", help="Log every request.")] = False,
+    verdicts: Annotated[Optional[Path], typer.Option("--verdicts", help="The reviewer's verdicts file (SQLite; default: beside a Lite .db, else ./vidret-verdicts.sqlite).",
+                                                     envvar="VIDRET_VERDICTS", show_default=False)] = None,
 ) -> None:
     """Serve the review page: upload or pick a query, see each target video with its copied segments marked."""
     from .search import SearchParams
@@ -475,7 +483,8 @@ def serve(
         store = _connect(uri, token, prefix)
     except (VidretError, ValueError) as exc:
         raise _fail(exc) from None
-    review = ReviewApp(store, model, SearchParams.for_model(model, top_n=top_n), max_upload=max_upload_mb * 1024 * 1024, workers=workers)
+    review = ReviewApp(store, model, SearchParams.for_model(model, top_n=top_n), max_upload=max_upload_mb * 1024 * 1024, workers=workers,
+                       verdicts=verdicts)
     try:
         httpd = make_server(review, host, port, quiet=not verbose)
     except OSError as exc:
@@ -484,7 +493,7 @@ def serve(
         raise _fail(VidretError(f"cannot listen on {host}:{port}: {exc}")) from None
     h, p = httpd.server_address[:2]
     pool = f"{review.workers} search workers" if review.concurrent else "Milvus Lite: one search at a time"
-    err.print(f"review page on http://{h}:{p}/ (store {uri}, prefix {prefix}; {pool}; API docs /docs); Ctrl-C stops", highlight=False, soft_wrap=True)
+    err.print(f"review page on http://{h}:{p}/ (store {uri}, prefix {prefix}; {pool}; verdicts {review.verdicts.path}; API docs /docs); Ctrl-C stops", highlight=False, soft_wrap=True)
     import signal
 
     def _stop(*_: object) -> None:

@@ -12,17 +12,27 @@ Routes (anything else is 404; no URL is ever turned into a filesystem path):
 =========================  ====  ==============================================================
 ``/``                      GET   the page (``static/index.html``)
 ``/static/<name>``         GET   the page's own files, from a fixed list
+``/favicon.ico``           GET   the page's icon
 ``/api/videos``            GET   stored videos: ``[{"video_id", "name", "duration"}]``
 ``/api/upload``            POST  the raw file as the body (``X-Filename`` header optional),
                                  at most ``max_upload`` bytes -> ``{"query": "upload:<token>"}``
 ``/api/search``            POST  JSON ``{"query": "upload:<token>" | "video:<id>", "top_n",
                                  "mode", "radius"}`` -> the ``search --json`` object plus
-                                 ``query_name``, ``query_url`` and each result's ``url``
+                                 ``query_name``, ``query_url``, ``query_sha256`` and each
+                                 result's ``url``, ``self_match`` and ``verdict``
+``/api/verdict``           POST  JSON ``{"query", "video_id", "verdict": "confirm" | "reject" |
+                                 "clear"}`` -> the verdict kept (a result of the query's last
+                                 search only)
+``/api/verdicts.json``     GET   every verdict with its segments (download)
+``/api/verdicts.csv``      GET   the same, one line per segment (download)
 ``/media/video/<id>``      GET   a stored video, looked up by its numeric id (Range requests)
 ``/media/upload/<token>``  GET   an uploaded query (Range requests)
 =========================  ====  ==============================================================
 
 Errors are ``{"error": "..."}`` with a 4xx status (malformed input never gives a 500).
+
+Verdicts live in a small SQLite file (:mod:`vidret_milvus.verdicts`), keyed by the query clip's
+sha256 and the reference's id: they come back with the next search of the same clip.
 """
 
 from __future__ import annotations
@@ -30,11 +40,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import os
 import re
 import secrets
 import shutil
 import socket
+import sqlite3
 import stat
 import tempfile
 import threading
@@ -42,25 +54,26 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
 import anyio
 from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
-from ..errors import StoreError, VidretError
+from ..errors import StoreError, VideoError, VidretError
 from ..search import Mode, SearchParams, search_video
 from ..store import READY, Store, VideoRow
+from ..verdicts import VerdictStore, default_path, to_csv
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-STATIC_FILES = {"review.js": "text/javascript", "review.css": "text/css"}
+STATIC_FILES = {"review.js": "text/javascript", "review.css": "text/css", "favicon.svg": "image/svg+xml"}
 MAX_JSON_BODY = 16 * 1024
 KEEP_UPLOADS = 32  # older uploads are deleted
 DEFAULT_WORKERS = 4
@@ -68,6 +81,7 @@ DEFAULT_WORKERS = 4
 # flooded server answering instead of piling up minutes of work).
 QUEUE_PER_WORKER = 16
 INT64_MAX = 2**63 - 1  # Milvus ids are int64: a longer number is no stored video
+KEEP_SHOWN = 256  # queries whose last results are remembered (a verdict names one of them)
 
 _VIDEO_ID_RE = re.compile(r"[0-9]{1,19}")
 _TOKEN_RE = re.compile(r"[0-9a-f]{32}")
@@ -86,6 +100,7 @@ class Upload:
     path: Path
     name: str
     size: int
+    sha256: str
 
 
 # ---------------------------------------------------------------- API shapes (OpenAPI)
@@ -100,6 +115,23 @@ class SearchRequest(BaseModel):
     top_n: int | None = Field(None, strict=True, ge=1, le=200, description="results to return (default: serve --top-n)")
     mode: Mode | None = Field(None, description="copy decision: duration (default), embedding or codes")
     radius: int | None = Field(None, strict=True, ge=0, le=128, description="Hamming radius of the recall in bits (default: the model's)")
+
+
+class VerdictRequest(BaseModel):
+    """Body of ``POST /api/verdict``: the reviewer's verdict on one result of a query's last search."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"query": "video:42", "video_id": 7, "verdict": "confirm"}]})
+
+    query: str = Field(pattern=r"^(upload:[0-9a-f]{32}|video:[0-9]{1,19})$", description="the query as sent to /api/search")
+    video_id: int = Field(strict=True, ge=0, le=INT64_MAX, description="the result's video_id")
+    verdict: Literal["confirm", "reject", "clear"] = Field(description="clear removes the verdict")
+
+
+class VerdictOut(BaseModel):
+    query: str
+    video_id: int
+    verdict: Literal["confirm", "reject"] | None = Field(description="null once cleared")
+    decided_at: str | None = None
 
 
 class SegmentOut(BaseModel):
@@ -125,6 +157,8 @@ class ResultOut(BaseModel):
     matched_seconds: float
     confidence: float
     segments: list[SegmentOut]
+    self_match: bool = Field(False, description="this result is the query itself (the stored video searched, or the same file uploaded)")
+    verdict: Literal["confirm", "reject"] | None = Field(None, description="the reviewer's verdict kept for this query and video")
 
 
 class SearchOut(BaseModel):
@@ -135,6 +169,7 @@ class SearchOut(BaseModel):
     query: str = Field(description="the query as sent (an upload's server path is never shown)")
     query_name: str = Field(description="the upload's file name, or the stored video's")
     query_url: str = Field(description="/media/upload/<token> or /media/video/<id>")
+    query_sha256: str = Field(description="the query clip's sha256 (verdicts are kept under it)")
     query_duration: float
     results: list[ResultOut]
     timing_ms: dict[str, float]
@@ -168,10 +203,13 @@ class ReviewApp:
     ``workers``: concurrent searches on a Milvus server. On Milvus Lite it is 1 and ``lock``
     serialises every store and model use (the file belongs to this process, and Lite is not
     made for concurrent callers); on a server ``lock`` is a no-op context manager.
+
+    ``verdicts``: the reviewer's verdicts file (default: :func:`vidret_milvus.verdicts.default_path`,
+    beside a Lite store or ``./vidret-verdicts.sqlite`` for a server).
     """
 
     def __init__(self, store: Store, model: Any, params: SearchParams = SearchParams(), max_upload: int = 200 * 1024 * 1024,
-                 upload_dir: str | Path | None = None, workers: int = DEFAULT_WORKERS) -> None:
+                 upload_dir: str | Path | None = None, workers: int = DEFAULT_WORKERS, verdicts: str | Path | None = None) -> None:
         if int(workers) < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.store = store
@@ -192,6 +230,12 @@ class ReviewApp:
         self.uploads: OrderedDict[str, Upload] = OrderedDict()
         self._uploads_lock = threading.Lock()
         self._videos: dict[int, VideoRow] = {}
+        if verdicts is None:
+            verdicts = default_path(str(getattr(store, "uri", "vidret.db")), not self.concurrent)
+        self.verdicts = VerdictStore(verdicts)
+        # Per query clip (sha256): its last search's results by video id, its name and mode.
+        self._shown: OrderedDict[str, tuple[str, str, dict[int, dict[str, Any]]]] = OrderedDict()
+        self._shown_lock = threading.Lock()
 
     # ----------------------------------------------------------- lookups (blocking: call from a thread)
     def list_videos(self) -> list[VideoRow]:
@@ -200,17 +244,32 @@ class ReviewApp:
         self._videos.update({r.video_id: r for r in rows})
         return sorted(rows, key=lambda r: (os.path.basename(r.path), r.video_id))
 
-    def video_path(self, video_id: int) -> Path:
+    def video_row(self, video_id: int, need_sha: bool = False) -> VideoRow:
         if not 0 <= video_id <= INT64_MAX:
             raise HttpError(404, "no such video")
         row = self._videos.get(video_id)
-        if row is None:
+        if row is None or (need_sha and not row.sha256):  # rows known from search results lack the sha256
             with self.lock:
                 row = self.store.get_videos([video_id]).get(video_id) if self.store.meta() is not None else None
             if row is None:
                 raise HttpError(404, "no such video")
             self._videos[video_id] = row
-        return Path(row.path)
+        return row
+
+    def video_path(self, video_id: int) -> Path:
+        return Path(self.video_row(video_id).path)
+
+    def resolve_query(self, query: str) -> tuple[Path, str, str, str, int | None]:
+        """(file, media url, display name, sha256, stored video id or None) of an API query string."""
+        m = _QUERY_RE.fullmatch(query)
+        if m is None:  # the models' patterns already refused it; kept so this never trusts its caller
+            raise HttpError(400, 'query must be "upload:<token>" or "video:<id>"')
+        if m.group(1):
+            up = self.upload(m.group(2))
+            return up.path, f"/media/upload/{m.group(2)}", up.name, up.sha256, None
+        vid = int(m.group(4))
+        row = self.video_row(vid, need_sha=True)
+        return Path(row.path), f"/media/video/{vid}", os.path.basename(row.path), row.sha256, vid
 
     def upload(self, token: str) -> Upload:
         with self._uploads_lock:
@@ -230,6 +289,7 @@ class ReviewApp:
         m = _EXT_RE.fullmatch(Path(filename).suffix) if filename else None
         path = self.upload_dir / f"{token}{m.group(0).lower() if m else '.bin'}"
         got = 0
+        digest = hashlib.sha256()
         try:
             f = await anyio.open_file(path, "wb")
             try:
@@ -237,6 +297,7 @@ class ReviewApp:
                     got += len(block)
                     if got > length:  # more than announced: h11 refuses this already; never trust it
                         raise HttpError(400, "body longer than Content-Length")
+                    digest.update(block)
                     await f.write(block)
             finally:
                 await f.aclose()
@@ -250,7 +311,7 @@ class ReviewApp:
             raise HttpError(400, "upload cut short")
         name = os.path.basename(filename)[:200] if filename else path.name
         with self._uploads_lock:
-            self.uploads[token] = Upload(path, name, length)
+            self.uploads[token] = Upload(path, name, length, digest.hexdigest())
             while len(self.uploads) > KEEP_UPLOADS:
                 _, old = self.uploads.popitem(last=False)
                 old.path.unlink(missing_ok=True)
@@ -269,9 +330,7 @@ class ReviewApp:
                 self._pending -= 1
 
     def search_blocking(self, req: SearchRequest) -> dict[str, Any]:
-        m = _QUERY_RE.fullmatch(req.query)
-        if m is None:  # the model's pattern already refused it; kept so this never trusts its caller
-            raise HttpError(400, 'query must be "upload:<token>" or "video:<id>"')
+        path, query_url, query_name, sha, self_id = self.resolve_query(req.query)
         params = self.params
         try:
             if req.top_n is not None:
@@ -282,31 +341,65 @@ class ReviewApp:
                 params = dataclasses.replace(params, radius=req.radius)
         except (TypeError, ValueError) as exc:
             raise HttpError(400, f"bad search option: {exc}") from None
-        if m.group(1):
-            up = self.upload(m.group(2))
-            path, query_url, query_name = up.path, f"/media/upload/{m.group(2)}", up.name
-        else:
-            vid = int(m.group(4))
-            path, query_url = self.video_path(vid), f"/media/video/{vid}"
-            query_name = path.name
         try:
             with self.lock:
                 resp = search_video(self.store, self.model, path, params)
+                if self_id is None and resp.results:
+                    # An upload may be a stored video's very file: then that result is itself.
+                    with contextlib.suppress(VidretError):
+                        row = self.store.find_by_sha(sha)
+                        self_id = row.video_id if row is not None else None
         except StoreError as exc:
             raise HttpError(503, f"store unavailable: {exc}") from None
         except VidretError as exc:
             # The reason names the file: say it with the name the browser knows, never the
             # upload's path on this machine.
-            raise HttpError(400, str(exc).replace(str(path), query_name).replace(str(self.upload_dir), "")) from None
+            reason = exc.reason if isinstance(exc, VideoError) else str(exc)
+            raise HttpError(400, f"{query_name}: {self.scrub(reason, path, query_name)}") from None
         out = resp.to_json()
         out["query"] = req.query
         out["query_name"] = query_name
         out["query_url"] = query_url
+        out["query_sha256"] = sha
         for r in resp.results:
-            self._videos[r.video_id] = VideoRow(r.video_id, r.path, "", r.duration, 0.0, 0, "", READY, 0)
+            self._videos.setdefault(r.video_id, VideoRow(r.video_id, r.path, "", r.duration, 0.0, 0, "", READY, 0))
+        try:
+            kept = self.verdicts.for_query(sha)
+        except (sqlite3.Error, OSError):  # a broken verdicts file never stops a search
+            kept = {}
         for r in out["results"]:
-            r["url"] = f"/media/video/{int(r['video_id'])}"
+            vid = int(r["video_id"])
+            r["url"] = f"/media/video/{vid}"
+            r["self_match"] = vid == self_id
+            r["verdict"] = kept[vid]["verdict"] if vid in kept else None
+        with self._shown_lock:
+            self._shown[sha] = (query_name, params.mode.value, {int(r["video_id"]): r for r in out["results"]})
+            self._shown.move_to_end(sha)
+            while len(self._shown) > KEEP_SHOWN:
+                self._shown.popitem(last=False)
         return out
+
+    def scrub(self, text: str, path: Path, name: str) -> str:
+        """``text`` with every spelling of the upload's server path (and folder) replaced."""
+        spellings = {str(path): name, os.path.realpath(path): name, str(self.upload_dir): "", os.path.realpath(self.upload_dir): "", path.name: name}
+        for k in sorted(spellings, key=len, reverse=True):
+            text = text.replace(k, spellings[k])
+        return text
+
+    def set_verdict(self, req: VerdictRequest) -> dict[str, Any]:
+        """Keep (or clear) the verdict on one result of the query's last search."""
+        _, _, query_name, sha, _ = self.resolve_query(req.query)
+        if req.verdict == "clear":
+            self.verdicts.clear(sha, req.video_id)
+            return {"query": req.query, "video_id": req.video_id, "verdict": None, "decided_at": None}
+        with self._shown_lock:
+            shown = self._shown.get(sha)
+        result = shown[2].get(req.video_id) if shown else None
+        if result is None:
+            raise HttpError(404, f"video {req.video_id} is not a result of this query's last search (search it first)")
+        kept = self.verdicts.set(sha, req.video_id, req.verdict, query_name=query_name, reference_path=str(result.get("path", "")),
+                                 result=result, mode=shown[1] if shown else None)
+        return {"query": req.query, "video_id": req.video_id, "verdict": kept["verdict"], "decided_at": kept["decided_at"]}
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -415,6 +508,10 @@ def create_app(review: ReviewApp) -> FastAPI:
             raise HttpError(404, "not found")
         return _file(STATIC_DIR / name, STATIC_FILES[name])
 
+    @get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return _file(STATIC_DIR / "favicon.ico", "image/x-icon")
+
     @get("/api/videos", response_model=list[VideoOut], summary="Stored videos (ready ones), by name")
     def videos() -> JSONResponse:
         rows = review.list_videos()
@@ -451,6 +548,30 @@ def create_app(review: ReviewApp) -> FastAPI:
               responses=_errors(400, 404, 413, 503), max_body_size=MAX_JSON_BODY)
     async def search(body: SearchRequest) -> dict[str, Any]:
         return await review.search(body)
+
+    def verdicts_guard(fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except (sqlite3.Error, OSError) as exc:
+            raise HttpError(503, f"verdicts file unavailable: {type(exc).__name__}") from None
+
+    @api.post("/api/verdict", response_model=VerdictOut, summary="Confirm, reject or clear the verdict on one result",
+              responses=_errors(400, 404, 413, 503), max_body_size=MAX_JSON_BODY)
+    def verdict(body: VerdictRequest) -> JSONResponse:
+        return JSONResponse(verdicts_guard(lambda: review.set_verdict(body)), headers={"Cache-Control": "no-store"})
+
+    def download(name: str) -> dict[str, str]:
+        return {"Cache-Control": "no-store", "Content-Disposition": f'attachment; filename="{name}"'}
+
+    @get("/api/verdicts.json", summary="Every verdict, with the segments the reviewer saw (download)")
+    def verdicts_json() -> JSONResponse:
+        return JSONResponse(verdicts_guard(review.verdicts.all), headers=download("vidret-verdicts.json"))
+
+    @get("/api/verdicts.csv", summary="Every verdict, one line per segment (download)", response_class=Response,
+         responses={200: {"content": {"text/csv": {}}}})
+    def verdicts_csv() -> Response:
+        text = verdicts_guard(lambda: to_csv(review.verdicts.all()))
+        return Response(text, media_type="text/csv; charset=utf-8", headers=download("vidret-verdicts.csv"))
 
     return api
 
@@ -500,5 +621,5 @@ def make_server(app: ReviewApp, host: str = "127.0.0.1", port: int = 8000, quiet
     return ReviewServer(app, host, port, quiet)
 
 
-__all__ = ["ReviewApp", "ReviewServer", "SearchOut", "SearchRequest", "create_app", "make_server"]
+__all__ = ["ReviewApp", "ReviewServer", "SearchOut", "SearchRequest", "VerdictRequest", "create_app", "make_server"]
 

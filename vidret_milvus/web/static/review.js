@@ -1,9 +1,13 @@
-/* vidret-milvus review page: each target video in a player whose progress bar shows the
+/* vidret-milvus review page: each target video in a player whose one progress bar shows the
    played part white, the unplayed part black and the copied segments grey, with triangle
    markers at each segment's start and end that seek the player when clicked (patent
-   FIG. 1b / 1c). The query's own bar marks its copied parts too.
-   Two modes: served by `vidret-milvus serve` (form, /api/...), or a static report written by
-   `vidret-milvus search --report` (the data is inlined as window.VIDRET_DATA). */
+   FIG. 1b / 1c). The query's own bar marks its copied parts too. The players have our own
+   controls (play/pause, time, mute, volume, fullscreen) instead of the browser's, whose
+   timeline would be a second, unmarked bar.
+   Two modes: served by `vidret-milvus serve` (form, /api/..., the reviewer's verdicts), or a
+   static report written by `vidret-milvus search --report/--report-dir` (the data is inlined as
+   window.VIDRET_DATA; a result's "clip": {start, end} says its media is an excerpt of those
+   seconds, and a result without "url" has no media in the report). */
 (function () {
   "use strict";
 
@@ -30,6 +34,10 @@
     return Math.max(0, Math.min(100, (100 * t) / duration)) + "%";
   }
 
+  function plural(n, one, many) {
+    return n + " " + (n === 1 ? one : many || one + "s");
+  }
+
   /* Union of [start, end) spans, sorted. */
   function union(spans) {
     var s = spans.slice().sort(function (a, b) { return a.start - b.start; });
@@ -48,9 +56,25 @@
     video.currentTime = t;
   }
 
+  /* Which seconds of the source a player's media holds: all of it, or an excerpt. */
+  function mediaView(duration, clip) {
+    if (clip && clip.end > clip.start) return { offset: clip.start, length: clip.end - clip.start, excerpt: true };
+    return { offset: 0, length: duration, excerpt: false };
+  }
+
+  /* Source-time spans as media-time spans (an excerpt starts at view.offset). */
+  function toMedia(spans, view) {
+    return spans.map(function (sp) {
+      return { start: Math.max(0, sp.start - view.offset), end: Math.min(view.length, sp.end - view.offset), title: sp.title,
+        source: sp.start };
+    }).filter(function (sp) { return sp.end > sp.start; });
+  }
+
   /* A player's timeline: bar (black unplayed, white played, grey segments, playhead) and a
-     row of triangle markers under it, one at each segment's start and end. */
-  function timeline(video, duration, spans, name) {
+     row of triangle markers under it, one at each segment's start and end. Times here are the
+     media's; the labels name the source's (view.offset added). */
+  function timeline(video, duration, spans, name, view) {
+    var offset = view ? view.offset : 0;
     var bar = el("div", { class: "bar", title: "click to seek" });
     var played = el("div", { class: "played" });
     bar.append(played);
@@ -68,8 +92,8 @@
         var kind = pair[0], t = pair[1];
         var b = el("button", {
           type: "button", class: "marker " + kind, "data-time": t, "data-segment": i,
-          "aria-label": name + ": segment " + (i + 1) + " " + kind + " at " + fmt(t),
-          title: "segment " + (i + 1) + " " + kind + " " + fmt(t),
+          "aria-label": name + ": segment " + (i + 1) + " " + kind + " at " + fmt(t + offset),
+          title: "segment " + (i + 1) + " " + kind + " " + fmt(t + offset),
           style: { left: pct(t, duration) },
         });
         b.addEventListener("click", function () { seek(video, t); update(); });
@@ -98,17 +122,109 @@
   }
 
   function player(url, label) {
-    return el("video", { src: url, controls: "", preload: "metadata", class: "player", "aria-label": label });
+    // No `controls`: the browser's own would draw a second progress bar without the marks.
+    return el("video", { src: url, preload: "metadata", playsinline: "", class: "player", "aria-label": label });
+  }
+
+  /* The player with its one marked timeline and our controls under it: play/pause, the time,
+     mute, volume and fullscreen (of the whole box, so the marked bar stays in view). */
+  function playerBox(video, duration, spans, name, view) {
+    var offset = view ? view.offset : 0;
+    var box = el("div", { class: "player-box" });
+    var play = el("button", { type: "button", class: "ctl play", title: "play (click the picture too)", "aria-label": name + ": play", text: "\u25B6" });
+    var time = el("span", { class: "time" });
+    var mute = el("button", { type: "button", class: "ctl mute", title: "mute", "aria-label": name + ": mute", "aria-pressed": "false", text: "mute" });
+    var volume = el("input", { type: "range", class: "volume", min: "0", max: "1", step: "0.05", value: "1", "aria-label": name + ": volume" });
+    var full = el("button", { type: "button", class: "ctl fullscreen", title: "fullscreen (double-click the picture too)", "aria-label": name + ": fullscreen", text: "\u2922" });
+    function toggle() {
+      if (video.paused || video.ended) { var p = video.play(); if (p && p.catch) p.catch(function () {}); } else video.pause();
+    }
+    function fullscreen() {
+      if (document.fullscreenElement === box) document.exitFullscreen();
+      else if (box.requestFullscreen) box.requestFullscreen().catch(function () {});
+    }
+    function refresh() {
+      var playing = !video.paused && !video.ended;
+      play.textContent = playing ? "\u275A\u275A" : "\u25B6";
+      play.setAttribute("aria-label", name + ": " + (playing ? "pause" : "play"));
+      play.title = playing ? "pause" : "play";
+      time.textContent = fmt(offset + (video.currentTime || 0)) + " / " + fmt(offset + duration);
+      var muted = video.muted || video.volume === 0;
+      mute.textContent = video.muted ? "unmute" : "mute";
+      box.classList.toggle("silent", muted);
+      mute.setAttribute("aria-pressed", String(video.muted));
+      mute.title = video.muted ? "unmute" : "mute";
+      if (parseFloat(volume.value) !== video.volume) volume.value = String(video.volume);
+    }
+    play.addEventListener("click", toggle);
+    video.addEventListener("click", toggle);
+    video.addEventListener("dblclick", fullscreen);
+    mute.addEventListener("click", function () { video.muted = !video.muted; refresh(); });
+    volume.addEventListener("input", function () {
+      video.volume = parseFloat(volume.value);
+      if (video.volume > 0 && video.muted) video.muted = false;
+      refresh();
+    });
+    full.addEventListener("click", fullscreen);
+    ["play", "pause", "ended", "timeupdate", "seeked", "loadedmetadata", "volumechange"].forEach(function (ev) {
+      video.addEventListener(ev, refresh);
+    });
+    refresh();
+    box.append(video, timeline(video, duration, spans, name, view),
+      el("div", { class: "controls" }, play, time, el("span", { class: "fill" }), mute, volume, full));
+    return box;
   }
 
   function basename(p) {
     return String(p).split(/[\\/]/).pop();
   }
 
-  function render(data, root) {
+  /* "3 candidates, 1 copy; #1 is the query itself" */
+  function summary(data) {
+    var self = -1, n = 0;
+    data.results.forEach(function (r, i) {
+      if (r.self_match) { if (self < 0) self = i; } else if (r.is_copy) n++;
+    });
+    return plural(data.results.length, "candidate") + ", " + plural(n, "copy", "copies") +
+      (self >= 0 ? "; #" + (self + 1) + " is the query itself" : "");
+  }
+
+  var VERDICT_TEXT = { confirm: "confirmed copy", reject: "rejected" };
+
+  /* Confirm / reject buttons of one result (served page only): clicking the active one clears it. */
+  function verdictBox(data, r, card) {
+    var box = el("div", { class: "verdict" });
+    var label = el("span", { class: "verdict-label", role: "status" });
+    var buttons = {};
+    function show(v) {
+      card.setAttribute("data-verdict", v || "");
+      label.textContent = v ? VERDICT_TEXT[v] : "no verdict";
+      Object.keys(buttons).forEach(function (k) { buttons[k].setAttribute("aria-pressed", String(k === v)); });
+    }
+    [["confirm", "Confirm copy"], ["reject", "Reject"]].forEach(function (pair) {
+      var b = el("button", { type: "button", class: "vbtn " + pair[0], "data-verdict": pair[0], text: pair[1],
+        title: pair[0] === "confirm" ? "this is a copy (click again to clear)" : "this is not a copy (click again to clear)" });
+      b.addEventListener("click", function () {
+        var want = card.getAttribute("data-verdict") === pair[0] ? "clear" : pair[0];
+        box.classList.add("busy");
+        postJson("/api/verdict", { query: data.query, video_id: r.video_id, verdict: want })
+          .then(function (j) { r.verdict = j.verdict; show(j.verdict); })
+          .catch(function (e) { label.textContent = "not saved: " + e.message; })
+          .then(function () { box.classList.remove("busy"); });
+      });
+      buttons[pair[0]] = b;
+      box.append(b);
+    });
+    box.append(label);
+    show(r.verdict || null);
+    return box;
+  }
+
+  function render(data, root, opts) {
+    opts = opts || {};
     root.textContent = "";
-    var copies = data.results.filter(function (r) { return r.is_copy; });
-    // The query: its copied parts (union over the copies' segments).
+    // The query: its copied parts (union over the copies' segments; the query itself excluded).
+    var copies = data.results.filter(function (r) { return r.is_copy && !r.self_match; });
     var qspans = [];
     copies.forEach(function (r) {
       r.segments.forEach(function (g) {
@@ -118,40 +234,54 @@
     });
     qspans = union(qspans);
     var qname = data.query_name || basename(data.query);
-    var qvideo = player(data.query_url, "query " + qname);
-    var qcard = el("section", { class: "card query", id: "query-card" },
+    var qview = mediaView(data.query_duration, data.query_clip);
+    var qvideo = data.query_url ? player(data.query_url, "query " + qname) : null;
+    var qcard = el("section", { class: "card query", id: "query-card", "data-duration": qview.length },
       el("h2", { text: "Query: " + qname }),
       el("div", { class: "meta", text: data.query_duration.toFixed(1) + " s; " +
         (qspans.length ? "copied parts marked grey" : "no copied part found") }),
-      qvideo, timeline(qvideo, data.query_duration, qspans, "query"));
+      qvideo ? playerBox(qvideo, qview.length, toMedia(qspans, qview), "query", qview)
+        : el("div", { class: "meta nomedia", text: "query video not included" }));
     root.append(qcard);
 
     var list = el("div", { class: "results" });
     if (!data.results.length) list.append(el("p", { class: "empty", text: "No candidate video." }));
     data.results.forEach(function (r, i) {
-      var v = player(r.url, "result " + (i + 1) + " " + basename(r.path));
+      var name = basename(r.path);
+      var view = mediaView(r.duration, r.clip);
+      var v = r.url ? player(r.url, "result " + (i + 1) + " " + name) : null;
       var spans = r.segments.map(function (g, k) {
         return { start: g.ref_start, end: Math.min(g.ref_end, r.duration),
           title: "segment " + (k + 1) + ": query " + fmt(g.query_start) + "-" + fmt(g.query_end) };
       });
       var segs = el("ol", { class: "segments" });
       r.segments.forEach(function (g, k) {
-        var go = el("button", { type: "button", class: "compare", text: "show",
-          title: "seek both players to the start of this segment" });
-        go.addEventListener("click", function () { seek(v, g.ref_start); seek(qvideo, g.query_start); });
+        var go = v ? el("button", { type: "button", class: "compare", text: "show",
+          title: "seek both players to the start of this segment" }) : null;
+        if (go) go.addEventListener("click", function () {
+          seek(v, Math.max(0, g.ref_start - view.offset));
+          if (qvideo) seek(qvideo, Math.max(0, g.query_start - qview.offset));
+        });
         segs.append(el("li", {},
           "query " + fmt(g.query_start) + "-" + fmt(g.query_end) + " \u2192 reference " + fmt(g.ref_start) +
           "-" + fmt(g.ref_end) + " (similarity " + g.score.toFixed(2) + ") ", go));
       });
-      list.append(el("section", { class: "card result" + (r.is_copy ? " copy" : ""), "data-video-id": r.video_id, "data-duration": r.duration },
+      var badge = r.self_match
+        ? el("span", { class: "badge self", text: "the query itself", title: "the searched video (or the same file) finds itself" })
+        : el("span", { class: "badge " + (r.is_copy ? "yes" : "no"), text: r.is_copy ? "copy" : "not a copy" });
+      var card = el("section", { class: "card result" + (r.is_copy ? " copy" : "") + (r.self_match ? " self" : ""),
+        "data-video-id": r.video_id, "data-duration": view.length },
         el("h2", {},
           el("span", { class: "rank", text: "#" + (i + 1) }), " ",
-          el("span", { class: "name", text: basename(r.path) }), " ",
-          el("span", { class: "badge " + (r.is_copy ? "yes" : "no"), text: r.is_copy ? "copy" : "not a copy" })),
+          el("span", { class: "name", text: name }), " ", badge),
         el("div", { class: "meta", text: "score " + r.score.toFixed(3) + " \u00b7 repetition " +
-          r.repetition_degree.toFixed(2) + " \u00b7 " + r.duration.toFixed(1) + " s \u00b7 " + r.path }),
-        v, timeline(v, r.duration, spans, "result " + (i + 1)),
-        r.segments.length ? segs : el("div", { class: "meta", text: "no segment" })));
+          r.repetition_degree.toFixed(2) + " \u00b7 " + r.duration.toFixed(1) + " s \u00b7 " + r.path +
+          (view.excerpt ? " \u00b7 excerpt " + fmt(view.offset) + "-" + fmt(view.offset + view.length) : "") }));
+      if (v) card.append(playerBox(v, view.length, toMedia(spans, view), "result " + (i + 1), view));
+      else card.append(el("div", { class: "meta nomedia", text: "video not included in this report (no matched segment)" }));
+      card.append(r.segments.length ? segs : el("div", { class: "meta", text: "no segment" }));
+      if (opts.verdicts) card.append(verdictBox(data, r, card));
+      list.append(card);
     });
     root.append(list);
     var t = data.timing_ms || {};
@@ -176,9 +306,8 @@
     var body = { query: query, mode: document.getElementById("mode").value,
       top_n: parseInt(document.getElementById("top-n").value, 10) || 10 };
     return postJson("/api/search", body).then(function (data) {
-      var ms = render(data, root);
-      var n = data.results.filter(function (r) { return r.is_copy; }).length;
-      status(data.results.length + " candidates, " + n + " copies" + (ms ? " (" + Math.round(ms) + " ms)" : ""));
+      var ms = render(data, root, { verdicts: true });
+      status(summary(data) + (ms ? " (" + Math.round(ms) + " ms)" : ""));
       history.replaceState(null, "", "?q=" + encodeURIComponent(query));
     }).catch(function (e) { status("Search failed: " + e.message, true); });
   }
@@ -211,6 +340,7 @@
   }
 
   window.vidretRender = render;
+  window.vidretSummary = summary;
   document.addEventListener("DOMContentLoaded", function () {
     if (window.VIDRET_DATA) {
       var form = document.getElementById("query-form");
