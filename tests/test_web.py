@@ -506,13 +506,28 @@ def test_verdicts_file_and_csv(tmp_path: Path) -> None:
     assert [r["video_id"] for r in VerdictStore(tmp_path / "sub" / "v.sqlite").all()] == [6]
 
 
-@pytest.mark.parametrize("content", [
-    b"\x00garbage" * 100,
-    b"just some text, not a video\n" * 50,
-    "png",
-    "truncated",
-], ids=["garbage", "text", "image", "truncated"])
-def test_upload_errors_never_name_the_temp_path(server: dict[str, Any], media: dict[str, Path], content: Any, tmp_path: Path) -> None:
+def test_verdicts_file_location(server: dict[str, Any], tmp_path: Path) -> None:
+    from vidret_milvus.verdicts import default_path
+
+    assert default_path(str(tmp_path / "lib" / "store.db"), True) == tmp_path / "lib" / "store.verdicts.sqlite"
+    assert default_path("http://milvus:19530", False) == Path("vidret-verdicts.sqlite")  # the working folder
+    chosen = ReviewApp(server["store"], server["model"], verdicts=tmp_path / "mine.sqlite")
+    try:
+        assert chosen.verdicts.path == tmp_path / "mine.sqlite"
+    finally:
+        chosen.close()
+    res = CliRunner().invoke(cli_app, ["serve", "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and "--verdicts" in res.output and "VIDRET_VERDICTS" in res.output
+
+
+@pytest.mark.parametrize("content,name", [
+    (b"\x00garbage" * 100, "my%20clip.mp4"),
+    (b"just some text, not a video\n" * 50, "my%20clip.mp4"),
+    ("png", "my%20clip.mp4"),
+    ("truncated", "my%20clip.mp4"),
+    (b"\x00garbage" * 100, "my%20clip.npz"),  # searched as a saved descriptor
+], ids=["garbage", "text", "image", "truncated", "npz"])
+def test_upload_errors_never_name_the_temp_path(server: dict[str, Any], media: dict[str, Path], content: Any, name: str, tmp_path: Path) -> None:
     port, review = server["port"], server["app"]
     if content == "png":
         from PIL import Image
@@ -521,14 +536,16 @@ def test_upload_errors_never_name_the_temp_path(server: dict[str, Any], media: d
         content = (tmp_path / "x.png").read_bytes()
     elif content == "truncated":
         content = media["a"].read_bytes()[:3000]
-    q = upload(port, content, "my%20clip.mp4")
+    q = upload(port, content, name)
     token = q.split(":", 1)[1]
     st, _, body = request(port, "POST", "/api/search", json.dumps({"query": q}).encode())
     assert st == 400, body
     text = body.decode()
     for secret in (str(review.upload_dir), os.path.realpath(review.upload_dir), "vidret-uploads", token, tempfile_root()):
         assert secret not in text, (secret, text)
-    assert json.loads(text)["error"].startswith("my clip.mp4: "), text
+    shown = name.replace("%20", " ")
+    error = json.loads(text)["error"]
+    assert error.startswith(shown + ": ") and error.count(shown) == 1, text
 
 
 def tempfile_root() -> str:

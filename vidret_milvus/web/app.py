@@ -354,8 +354,8 @@ class ReviewApp:
         except VidretError as exc:
             # The reason names the file: say it with the name the browser knows, never the
             # upload's path on this machine.
-            reason = exc.reason if isinstance(exc, VideoError) else str(exc)
-            raise HttpError(400, f"{query_name}: {self.scrub(reason, path, query_name)}") from None
+            reason = self.scrub(exc.reason if isinstance(exc, VideoError) else str(exc), path, query_name)
+            raise HttpError(400, reason if reason.startswith(f"{query_name}: ") else f"{query_name}: {reason}") from None
         out = resp.to_json()
         out["query"] = req.query
         out["query_name"] = query_name
