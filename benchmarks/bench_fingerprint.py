@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/bench_fingerprint.py [--threads 2] [--seconds 60] [--checkpoint DIR]
 
-On the shipped checkpoint (default: vidret_milvus/models/lite0, a Lite0 with its exported
-model.onnx) it measures, for torch fp32, torch bf16 and onnxruntime:
+On the shipped Lite0 checkpoint (vidret_milvus/models/lite0, or models/default while that is
+Lite0; with its exported model.onnx) it measures, for torch fp32, torch bf16 and onnxruntime:
 
 * model images/s: the whole model (preprocessing in the graph / in torch, backbone, both
   heads) on one batch of real decoded frames (short side 256, as the fingerprinting feeds it);
@@ -38,7 +38,6 @@ import torch
 from _common import ROOT, clip_720p, save
 from vidret_milvus.fingerprint import Sampling, fingerprint_video
 from vidret_milvus.model import Precision, load_model
-LITE0_CHECKPOINT = ROOT / "vidret_milvus" / "models" / "lite0"
 from vidret_milvus.video import iter_frames
 
 # A fresh process: interpreter start -> `import vidret_milvus.cli` -> load_model -> one frame.
@@ -57,6 +56,17 @@ t_first = time.time()
 print(json.dumps({"start": t_start, "import": t_import, "load": t_load, "first": t_first, "runtime": m.runtime,
                   "torch_imported": "torch" in sys.modules, "timm_imported": "timm" in sys.modules}))
 """
+
+
+def shipped_lite0() -> Path:
+    """The shipped Lite0 checkpoint, found by its config (models/lite0 once the default moved
+    to the SSCD student, models/default before)."""
+    models = ROOT / "vidret_milvus" / "models"
+    for name in ("lite0", "default", "patent_v1"):
+        cfg = models / name / "config.json"
+        if cfg.is_file() and json.loads(cfg.read_text()).get("backbone") == "tf_efficientnet_lite0":
+            return models / name
+    sys.exit(f"no Lite0 checkpoint under {models}: pass --checkpoint")
 
 
 def best_of(fn: Callable[[], object], repeats: int = 2) -> float:
@@ -92,10 +102,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--checkpoint", type=Path, default=LITE0_CHECKPOINT, help="A Lite0 checkpoint with its model.onnx")
+    ap.add_argument("--checkpoint", type=Path, default=None, help="A Lite0 checkpoint with its model.onnx (default: the shipped one)")
     ap.add_argument("--repeats", type=int, default=3, help="Alternating repetitions per measurement (best kept)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    args.checkpoint = args.checkpoint or shipped_lite0()
     clip = clip_720p(args.seconds)
     m_onnx = load_model(checkpoint=args.checkpoint, threads=args.threads, runtime="onnx")
     m_torch = load_model(checkpoint=args.checkpoint, threads=args.threads, runtime="torch")

