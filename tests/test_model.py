@@ -13,14 +13,18 @@ from skimage import data
 from vidret_milvus.errors import ModelError
 from vidret_milvus.model import FingerprintModel, ModelConfig, load_model, model_id, save_checkpoint
 from vidret_milvus.model.backbone import lukemelas_to_timm
+from vidret_milvus.model.checkpoint import DEFAULT_CHECKPOINT
 from vidret_milvus.model.heads import pack_codes, unpack_codes
+
+LITE0 = DEFAULT_CHECKPOINT.parent / "lite0"
 
 
 @pytest.fixture(scope="module")
 def model() -> FingerprintModel:
-    # These tests look inside the torch model (backbone, heads); the shipped checkpoint would
-    # otherwise load as its exported model.onnx (tests/test_export.py covers that runtime).
-    return load_model(runtime="torch")
+    # These tests look inside the torch model (backbone, heads) of the shipped Lite0 checkpoint
+    # (no longer the default); it would otherwise load as its exported model.onnx
+    # (tests/test_export.py covers that runtime).
+    return load_model(checkpoint=LITE0, runtime="torch")
 
 
 def _photos() -> dict[str, np.ndarray]:
@@ -60,7 +64,7 @@ def test_shapes_dtypes_determinism(model: FingerprintModel) -> None:
     np.testing.assert_allclose(np.linalg.norm(e1, axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(e1, e2[::-1], atol=1e-5)
     assert np.array_equal(c1, c2[::-1])
-    assert load_model().model_id == model.model_id
+    assert load_model(checkpoint=LITE0).model_id == model.model_id
 
 
 def test_codes_are_sign_of_head_output(model: FingerprintModel) -> None:

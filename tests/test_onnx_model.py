@@ -103,3 +103,25 @@ def test_video_fingerprint_with_onnx_backbone(tmp_path, onnx_model: OnnxFingerpr
     d = fingerprint_video(path, onnx_model, Sampling(fps=1.0))
     assert d.num_frames == 4 and d.dim == onnx_model.config.embed_dim
     assert d.model_id == onnx_model.model_id
+
+
+def test_default_model_is_the_student_with_trained_codes() -> None:
+    """The shipped default: the SSCD student, identity texture head (the descriptor itself),
+    a TRAINED quantization head (codes differ from the untrained SimHash) and thresholds tuned
+    on the hard tuning split; edited copies stay nearer than unrelated photos in both spaces."""
+    model = load_model()
+    assert isinstance(model, OnnxFingerprintModel) and model.config.backbone == "sscd_distilled" and model.config.trained
+    assert model.thresholds["repetition_rule"] == 0 and 0 < model.thresholds["copy_threshold"] < 1
+    untrained = load_model(backbone="sscd_distilled")
+    photos = _photos()
+    frames = np.stack([photos["chelsea"][:256, :256]])
+    e_default, c_default = model.embed_frames(frames)
+    e_untrained, c_untrained = untrained.embed_frames(frames)
+    np.testing.assert_allclose(e_default, e_untrained, atol=1e-4)  # texture head left at the identity
+    assert _hamming(c_default[0], c_untrained[0]) > 8  # the code head was trained
+    for name in ("chelsea", "coffee", "rocket"):
+        e_o, c_o = model.embed_frames(photos[name][None])
+        e_e, c_e = model.embed_frames(_edit(photos[name])[None])
+        others = [model.embed_frames(photos[o][None]) for o in photos if o != name]
+        assert _hamming(c_o[0], c_e[0]) < min(_hamming(c_o[0], c[0]) for _, c in others)
+        assert np.linalg.norm(e_o - e_e) < min(np.linalg.norm(e_o - e) for e, _ in others)

@@ -287,7 +287,7 @@ def test_interrupted_video_invisible_then_cleaned(tmp_path: Path, media: dict[st
     db = tmp_path / "crash.db"
     path = media["refs"] / "a.mp4"
     with Store.connect(str(db)) as store:
-        store.ensure_collections(StoreMeta(model.model_id, 256, 128, 1.0, False))
+        store.ensure_collections(StoreMeta(model.model_id, model.config.embed_dim, model.config.code_bits, 1.0, False))
         sha = sha256_file(path)
         desc = fingerprint_video(path, model, Sampling(), video_id=store.free_video_id(sha))
         store.add_video(desc, sha)
@@ -351,7 +351,7 @@ def test_discover_finds_files_in_stable_order(media: dict[str, Path]) -> None:
     assert problems == []
 
 
-def test_fingerprint_cli_writes_descriptor(media: dict[str, Path], tmp_path: Path) -> None:
+def test_fingerprint_cli_writes_descriptor(media: dict[str, Path], tmp_path: Path, model) -> None:  # noqa: ANN001
     from vidret_milvus.descriptor import VideoDescriptor
 
     out = tmp_path / "a.npz"
@@ -359,7 +359,7 @@ def test_fingerprint_cli_writes_descriptor(media: dict[str, Path], tmp_path: Pat
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
     d = VideoDescriptor.load(out)
-    assert summary["frames"] == d.num_frames == 30 and summary["code_bits"] == 128 and summary["embedding_dim"] == 256
+    assert summary["frames"] == d.num_frames == 30 and summary["code_bits"] == 128 and summary["embedding_dim"] == d.dim == model.config.embed_dim
     assert d.codes.shape == (30, 16) and np.allclose(d.timestamps, np.arange(30), atol=0.02)
     res = runner.invoke(app, ["fingerprint", str(media["refs"] / "broken.mp4")])
     assert res.exit_code == 1 and "broken.mp4" in res.output and "not a media file" in res.output

@@ -156,7 +156,7 @@ def test_server_interrupted_video_invisible_then_cleaned_then_deleted(server_uri
     t = Target(server_uri, server_prefix)
     path = media["refs"] / "a.mp4"
     with t.connect() as store:
-        store.ensure_collections(StoreMeta(model.model_id, 256, 128, 1.0, False))
+        store.ensure_collections(StoreMeta(model.model_id, model.config.embed_dim, model.config.code_bits, 1.0, False))
         sha = sha256_file(path)
         desc = fingerprint_video(path, model, Sampling(), video_id=store.free_video_id(sha))
         store.add_video(desc, sha)

@@ -38,6 +38,7 @@ from vidret_milvus.fingerprint import Sampling
 from vidret_milvus.ingest import ingest_paths
 from vidret_milvus.model import load_model
 from vidret_milvus.report import write_plot, write_report, write_report_dir
+from vidret_milvus.search import SearchParams
 from vidret_milvus.store import Store
 from vidret_milvus.verdicts import VerdictStore, to_csv
 from vidret_milvus.video import probe, read_all
@@ -65,7 +66,9 @@ def server(media: dict[str, Path]) -> Iterator[dict[str, Any]]:
     store = Store.connect(str(media["root"] / "web.db"))
     rep = ingest_paths(store, model, sorted(str(p) for p in media["refs"].iterdir()), Sampling())
     assert len(rep.ingested) == 2, rep
-    review = ReviewApp(store, model, max_upload=MAX_UPLOAD)
+    # A wide code radius, so that the unrelated b.mp4 still reaches the results as a non-copy
+    # (the default model's codes keep it outside smaller radii): the page's tests need both.
+    review = ReviewApp(store, model, params=SearchParams(radius=64), max_upload=MAX_UPLOAD)
     httpd = make_server(review, "127.0.0.1", 0)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

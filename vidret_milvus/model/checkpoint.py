@@ -30,8 +30,9 @@ BACKGROUND_FILE = "background.npy"  # optional: the model's normalisation backgr
 # Which runtime load_model uses: "auto" (onnxruntime when the checkpoint has an up-to-date
 # model.onnx, else torch), "onnx" (error when it cannot), "torch". Env: VIDRET_RUNTIME.
 RUNTIMES = ("auto", "onnx", "torch")
-# The trained default model ships inside the package (issue C); until then this folder is absent.
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "models" / "default"
+# The shipped default: the SSCD student with a trained quantization head (issue 12: best on the
+# hard benchmark). The Lite0 model it replaced stays selectable as models/lite0.
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "models" / "sscd_distilled"
 # Thresholds a checkpoint may carry (benchmarks/tune_thresholds.py writes them), with their
 # types and valid ranges; search.SearchParams.for_model applies them.
 THRESHOLD_KEYS: dict[str, tuple[type, float, float]] = {
