@@ -22,7 +22,8 @@ from vidret_milvus.fingerprint import Sampling
 from vidret_milvus.ingest import discover, ingest_paths
 from vidret_milvus.model import load_model
 from vidret_milvus.search import SearchParams, search_video
-from vidret_milvus.store import READY, Store, in_filter
+from vidret_milvus.errors import StoreError
+from vidret_milvus.store import INGESTING, READY, Store, in_filter
 
 runner = CliRunner()
 
@@ -120,7 +121,7 @@ def test_filter_injection_file_name_is_harmless(corpus: tuple[Path, dict[str, st
     assert res.exit_code == 1 and "no such stored video" in res.output
     with Store.connect(str(db)) as store:
         assert len(store.list_videos()) == 2
-    with pytest.raises(Exception, match="integers"):
+    with pytest.raises(StoreError, match="integers"):
         in_filter("video_id", ["1 or 1==1"])  # type: ignore[list-item]
 
 
@@ -160,6 +161,55 @@ def test_kill_9_during_ingest_never_shows_half_a_video(tmp_path_factory: pytest.
         for r in rows:
             assert store.count(store.codes, in_filter("video_id", [r.video_id])) == r.frames
         assert store.count(store.codes) == sum(r.frames for r in rows)
+
+
+# The real CLI ingest, with one fault injected: after the SECOND video's codes are written (its
+# row is 'ingesting', its embeddings not yet written) the process says so and waits to be killed.
+_INGEST_PAUSED = """
+import sys, time
+from vidret_milvus.cli import main
+from vidret_milvus.store import Store
+real_call = Store._call
+writes = []
+def _call(self, what, fn, *args, **kw):
+    out = real_call(self, what, fn, *args, **kw)
+    if what == "upsert" and args and args[0] == self.codes:
+        writes.append(1)
+        if len(writes) == 2:
+            print("MIDWRITE", flush=True)
+            time.sleep(600)
+    return out
+Store._call = _call
+sys.argv = ["vidret-milvus", "ingest", sys.argv[1], "--uri", sys.argv[2]]
+main()
+"""
+
+
+def test_kill_9_mid_write_leaves_an_interrupted_row_that_is_hidden_then_cleaned(tmp_path: Path, model) -> None:  # noqa: ANN001
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    for i, photos in enumerate([["chelsea", "coffee", "rocket"], ["astronaut", "camera", "coins"]]):
+        make_video(refs / f"v{i}.mp4", [Scene(p) for p in photos], duration=12, fps=10, size=(160, 120), seed=40 + i)
+    db = tmp_path / "k.db"
+    proc = subprocess.Popen([sys.executable, "-c", _INGEST_PAUSED, str(refs), str(db)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "MIDWRITE"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    time.sleep(1.0)  # the embedded Milvus Lite server notices its parent is gone
+    with Store.connect(str(db)) as store:
+        rows = store.list_videos()
+        interrupted = [r for r in rows if r.status == INGESTING]
+        assert [Path(r.path).name for r in interrupted] == ["v1.mp4"] and [r.status for r in rows if r not in interrupted] == [READY]
+        resp = search_video(store, model, refs / "v1.mp4", SearchParams(radius=128))
+        assert interrupted[0].video_id not in {r.video_id for r in resp.results}  # never shown half-written
+        rep = ingest_paths(store, model, sorted(str(p) for p in refs.iterdir()), Sampling())
+        assert rep.removed_incomplete == [interrupted[0].path] and not rep.failed
+        rows = store.list_videos()
+        assert len(rows) == 2 and all(r.status == READY for r in rows)
+        assert store.count(store.codes) == store.count(store.embeddings) == sum(r.frames for r in rows)
 
 
 def test_concurrent_searches(tmp_path: Path, model) -> None:  # noqa: ANN001
