@@ -9,20 +9,39 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
 from . import __version__
 from .decision import Mode
 from .errors import VidretError
+from .model.config import Precision
 
-app = typer.Typer(no_args_is_help=True, help="Near-duplicate / copied-video retrieval on Milvus.")
 out = Console()
 err = Console(stderr=True)
+
+
+class _ErrorBoundary(TyperGroup):
+    """The one place where the package's errors become exit codes: a domain error (VidretError),
+    a value the library refused (ValueError) or a file it could not read or write (OSError)
+    prints "error: ..." on stderr and exits 1. Usage errors stay click's (exit 2)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (VidretError, ValueError, OSError) as exc:
+            raise _fail(exc) from None
+
+
+app = typer.Typer(cls=_ErrorBoundary, no_args_is_help=True, help="Near-duplicate / copied-video retrieval on Milvus.")
+# Settings of every Milvus connection, given once before the command (or by their env vars).
+_STORE_SETTINGS: dict[str, Any] = {"timeout": 30.0, "nlist": None}
 
 
 def _version(value: bool) -> None:
@@ -34,8 +53,13 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", callback=_version, is_eager=True)] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds each Milvus call may take (transient failures are retried 3 times with backoff).",
+                                           envvar="VIDRET_TIMEOUT", min=0.1)] = 30.0,
+    ivf_nlist: Annotated[Optional[int], typer.Option("--ivf-nlist", help="Lists of a BIN_IVF_FLAT code index when collections are created (default 1024).",
+                                                     envvar="VIDRET_IVF_NLIST", min=1, max=65536, show_default=False)] = None,
 ) -> None:
     """Near-duplicate / copied-video retrieval on Milvus."""
+    _STORE_SETTINGS.update(timeout=timeout, nlist=ivf_nlist)
 
 
 def _finite(value: Optional[float]) -> Optional[float]:
@@ -51,9 +75,9 @@ PrefixOpt = Annotated[str, typer.Option("--prefix", help="Collection name prefix
 CheckpointOpt = Annotated[Optional[Path], typer.Option("--checkpoint", help="Trained model folder (config.json + model.safetensors).", envvar="VIDRET_CHECKPOINT")]
 BackboneOpt = Annotated[Optional[str], typer.Option("--backbone", help="Backbone with untrained heads: sscd or sscd_distilled (copy-detection descriptors, ONNX), or a timm name (tf_efficientnet_lite0, resnet101, ...).", envvar="VIDRET_BACKBONE")]
 WeightsOpt = Annotated[Optional[str], typer.Option("--weights", help="Backbone ImageNet weights: a local .pth/.safetensors file, or 'hub' to download through timm.", envvar="VIDRET_WEIGHTS")]
-PrecisionOpt = Annotated[str, typer.Option("--precision", help="Inference arithmetic: fp32 or bf16 (faster, codes may differ in a few bits).", envvar="VIDRET_PRECISION")]
+PrecisionOpt = Annotated[Precision, typer.Option("--precision", help="Inference arithmetic: bf16 is faster with torch, codes may differ in a few bits.", envvar="VIDRET_PRECISION")]
 ThreadsOpt = Annotated[int, typer.Option("--threads", help="CPU threads for decoding and for the model.", envvar="VIDRET_THREADS", min=1)]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.", envvar="VIDRET_JSON")]
 BinaryIndexOpt = Annotated[Optional[str], typer.Option(
     "--binary-index", envvar="VIDRET_BINARY_INDEX", show_default=False,
     help="Index of the codes when the collections are created: BIN_FLAT (default, exact) or BIN_IVF_FLAT (server only; "
@@ -66,32 +90,20 @@ def _fail(exc: Exception) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _load_model(checkpoint: Optional[Path], backbone: Optional[str], weights: Optional[str], precision: str, threads: int):  # noqa: ANN202
+def _load_model(checkpoint: Optional[Path], backbone: Optional[str], weights: Optional[str], precision: Precision, threads: int):  # noqa: ANN202
     # No torch here: load_model runs an exported model.onnx (or an ONNX backbone) with
     # onnxruntime, and sets torch's thread count itself when it falls back to torch.
-    from .model import Precision, load_model
+    from .model import load_model
 
-    try:
-        prec = Precision(precision)
-    except ValueError:
-        raise VidretError(f"--precision must be one of {[p.value for p in Precision]}, got {precision!r}") from None
-    return load_model(checkpoint=checkpoint, backbone=backbone, weights=weights, precision=prec, threads=threads)
+    return load_model(checkpoint=checkpoint, backbone=backbone, weights=weights, precision=precision, threads=threads)
 
 
 def _connect(uri: str, token: str, prefix: str, binary_index: Optional[str] = None, create: bool = True):  # noqa: ANN202
     """``create=False`` for commands that only read: a missing Lite file is an error, not a new store."""
     from .store import Store
 
-    nlist = os.environ.get("VIDRET_IVF_NLIST", "").strip()
-    if nlist and not nlist.isdigit():
-        raise VidretError(f"VIDRET_IVF_NLIST must be an integer, got {nlist!r}")
-    timeout = os.environ.get("VIDRET_TIMEOUT", "30").strip()
-    try:
-        timeout_s = float(timeout)
-    except ValueError:
-        raise VidretError(f"VIDRET_TIMEOUT must be seconds, got {timeout!r}") from None
-    return Store.connect(uri=uri, token=token, prefix=prefix, binary_index=binary_index, nlist=int(nlist) if nlist else None, timeout=timeout_s,
-                         create=create)
+    return Store.connect(uri=uri, token=token, prefix=prefix, binary_index=binary_index, nlist=_STORE_SETTINGS["nlist"],
+                         timeout=_STORE_SETTINGS["timeout"], create=create)
 
 
 @app.command()
@@ -103,22 +115,19 @@ def fingerprint(
     checkpoint: CheckpointOpt = None,
     backbone: BackboneOpt = None,
     weights: WeightsOpt = None,
-    precision: PrecisionOpt = "fp32",
+    precision: PrecisionOpt = Precision.fp32,
     threads: ThreadsOpt = 2,
     as_json: JsonOpt = False,
 ) -> None:
     """Fingerprint one video: per-frame texture embeddings and 128-bit codes with timestamps."""
     from .fingerprint import Sampling, fingerprint_video
 
-    try:
-        model = _load_model(checkpoint, backbone, weights, precision, threads)
-        t0 = time.perf_counter()
-        desc = fingerprint_video(video, model, Sampling(fps=fps, keyframes=keyframes, threads=threads))
-        took = time.perf_counter() - t0
-        if out_file is not None:
-            desc.save(out_file)
-    except (VidretError, ValueError) as exc:
-        raise _fail(exc) from None
+    model = _load_model(checkpoint, backbone, weights, precision, threads)
+    t0 = time.perf_counter()
+    desc = fingerprint_video(video, model, Sampling(fps=fps, keyframes=keyframes, threads=threads))
+    took = time.perf_counter() - t0
+    if out_file is not None:
+        desc.save(out_file)
     summary = {
         "path": desc.path, "frames": desc.num_frames, "duration": round(desc.duration, 3), "embedding_dim": desc.dim,
         "code_bits": desc.codes.shape[1] * 8, "model_id": desc.model_id, "seconds": round(took, 3),
@@ -153,7 +162,7 @@ def ingest(
     checkpoint: CheckpointOpt = None,
     backbone: BackboneOpt = None,
     weights: WeightsOpt = None,
-    precision: PrecisionOpt = "fp32",
+    precision: PrecisionOpt = Precision.fp32,
     threads: ThreadsOpt = 2,
     as_json: JsonOpt = False,
 ) -> None:
@@ -161,36 +170,30 @@ def ingest(
     from .fingerprint import Sampling
     from .ingest import discover, ingest_paths, parse_shard, select_shard
 
-    try:
-        shard_in = parse_shard(shard) if shard else None
-        files, problems = discover(directory, recursive)
-        if shard_in is not None:
-            files = select_shard(files, *shard_in)
-        sampling = Sampling(fps=fps, keyframes=keyframes, threads=threads, batch_size=batch)
-        model = _load_model(checkpoint, backbone, weights, precision, threads)
-        store = _connect(uri, token, prefix, binary_index)
-    except (VidretError, ValueError) as exc:
-        raise _fail(exc) from None
+    shard_in = parse_shard(shard) if shard else None
+    files, problems = discover(directory, recursive)
+    if shard_in is not None:
+        files = select_shard(files, *shard_in)
+    sampling = Sampling(fps=fps, keyframes=keyframes, threads=threads, batch_size=batch)
+    model = _load_model(checkpoint, backbone, weights, precision, threads)
+    store = _connect(uri, token, prefix, binary_index)
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[extra]}"),
         TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=as_json or not err.is_terminal, transient=False,
     )
-    try:
-        with store, progress:
-            vids = progress.add_task("videos", total=len(files), extra="")
-            frames = progress.add_task("frames", total=None, extra="")
+    with store, progress:
+        vids = progress.add_task("videos", total=len(files), extra="")
+        frames = progress.add_task("frames", total=None, extra="")
 
-            def start(p: str) -> None:
-                progress.update(vids, extra=os.path.basename(p)[:40])
+        def start(p: str) -> None:
+            progress.update(vids, extra=os.path.basename(p)[:40])
 
-            def done(p: str, status: str) -> None:
-                progress.advance(vids)
+        def done(p: str, status: str) -> None:
+            progress.advance(vids)
 
-            report = ingest_paths(
-                store, model, files, sampling, on_video_start=start, on_video_done=done, on_frames=lambda n: progress.advance(frames, n), shard=shard_in,
-            )
-    except VidretError as exc:
-        raise _fail(exc) from None
+        report = ingest_paths(
+            store, model, files, sampling, on_video_start=start, on_video_done=done, on_frames=lambda n: progress.advance(frames, n), shard=shard_in,
+        )
     for p in problems:
         report.failed.append((p, "cannot read folder"))
     if as_json:
@@ -230,15 +233,15 @@ def search(
     checkpoint: CheckpointOpt = None,
     backbone: BackboneOpt = None,
     weights: WeightsOpt = None,
-    precision: PrecisionOpt = "fp32",
+    precision: PrecisionOpt = Precision.fp32,
     threads: ThreadsOpt = 2,
     as_json: JsonOpt = False,
     report: Annotated[Optional[Path], typer.Option("--report", help="Also write the review page as one static HTML file (videos linked by relative path; one clip only).")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also write a timeline plot (PNG) of the matched segments (one clip only).")] = None,
     report_dir: Annotated[Optional[Path], typer.Option("--report-dir", help="Also write the review page as DIR/index.html with copies of the videos it shows in DIR/media/ (movable, zippable; one clip only).")] = None,
     report_excerpts: Annotated[bool, typer.Option("--report-excerpts", help="With --report-dir: short excerpts around each result's matched segments instead of whole copies.")] = False,
-    wide: Annotated[bool, typer.Option("--wide", help="Show full paths in the table (--json always has them).")] = False,
     regions: Annotated[bool, typer.Option("--regions/--no-regions", help="Also search detected insets and a centre crop of the clip (picture-in-picture, camcorder); about 3x the fingerprinting time.", envvar="VIDRET_REGIONS")] = False,
+    wide: Annotated[bool, typer.Option("--wide", help="Show full paths in the table (--json always has them).")] = False,
 ) -> None:
     """Find the stored videos that copy each CLIP, and the seconds that match.
 
@@ -247,32 +250,20 @@ def search(
     ({"query": ..., "error": ...} for a clip that failed; the batch goes on, exit 1 at the end)."""
     from .ingest import discover
     from .search import SearchParams, check_store, search_video
-    m = mode
 
-    try:
-        queries, problems = _query_paths(clips or [], recursive, from_file, discover)
-        if not queries and not problems:
-            raise VidretError("no query clips: give CLIP paths, a folder or --from-file")
-        if len(queries) + len(problems) > 1 and (report, plot, report_dir) != (None, None, None):
-            raise VidretError("--report, --report-dir and --plot take one clip")
-        store = _connect(uri, token, prefix, binary_index, create=False)  # first: a mistyped --uri fails fast
-        try:
-            with _status("loading the model"):
-                model = _load_model(checkpoint, backbone, weights, precision, threads)
-            field = {Mode.embedding: "embedding_threshold", Mode.duration: "copy_threshold", Mode.codes: "codes_threshold"}[m]
-            params = SearchParams.for_model(model, top_n=top_n, radius=radius, mode=m, **{field: threshold})
-        except BaseException:
-            store.close()
-            raise
-    except (VidretError, ValueError) as exc:
-        raise _fail(exc) from None
+    queries, problems = _query_paths(clips or [], recursive, from_file, discover)
+    if not queries and not problems:
+        raise VidretError("no query clips: give CLIP paths, a folder or --from-file")
+    if len(queries) + len(problems) > 1 and (report, plot, report_dir) != (None, None, None):
+        raise VidretError("--report, --report-dir and --plot take one clip")
     single = len(queries) == 1 and not problems
     failed = 0
-    with store:
-        try:
-            check_store(store, model)
-        except VidretError as exc:
-            raise _fail(exc) from None
+    with _connect(uri, token, prefix, binary_index, create=False) as store:  # first: a mistyped --uri fails fast
+        with _status("loading the model"):
+            model = _load_model(checkpoint, backbone, weights, precision, threads)
+        field = {Mode.embedding: "embedding_threshold", Mode.duration: "copy_threshold", Mode.codes: "codes_threshold"}[mode]
+        params = SearchParams.for_model(model, top_n=top_n, radius=radius, mode=mode, **{field: threshold})
+        check_store(store, model)
         for problem in problems:  # folders that could not be read: reported first, like ingest
             failed += 1
             _print_failure(problem[0], problem[1], as_json)
@@ -287,9 +278,9 @@ def search(
                         resp = search_video(store, model, clip, params, regions=regions)
                     if (report, plot, report_dir) != (None, None, None):
                         _write_extras(resp, report, plot, report_dir, report_excerpts)
-                except (VidretError, ValueError) as exc:
+                except (VidretError, ValueError, OSError) as exc:
                     if single:
-                        raise _fail(exc) from None
+                        raise  # the error boundary reports it (exit 1)
                     failed += 1
                     _print_failure(clip, str(exc), as_json)
                 else:
@@ -305,10 +296,10 @@ def search(
             err.print(f"{failed} of {len(queries) + len(problems)} queries failed", highlight=False)
         raise typer.Exit(1)
 
+
 def _status(what: str, show: bool = True):  # noqa: ANN202
     """A spinner on stderr saying what a long step is doing (terminals only: logs stay clean)."""
     return err.status(what + "...") if show and err.is_terminal else contextlib.nullcontext()
-
 
 
 def _query_paths(clips: list[Path], recursive: bool, from_file: Optional[str], discover) -> tuple[list[str], list[tuple[str, str]]]:  # noqa: ANN001
@@ -386,6 +377,7 @@ def _print_response(resp, wide: bool = False) -> None:  # noqa: ANN001
         highlight=False, soft_wrap=True,
     )
 
+
 @app.command("list")
 def list_videos(
     uri: UriOpt = "./vidret.db",
@@ -395,11 +387,8 @@ def list_videos(
     as_json: JsonOpt = False,
 ) -> None:
     """The stored videos: id, name, duration and frames."""
-    try:
-        with _connect(uri, token, prefix, create=False) as store:
-            rows = [] if store.meta() is None else sorted(store.list_videos(), key=lambda r: r.video_id)
-    except VidretError as exc:
-        raise _fail(exc) from None
+    with _connect(uri, token, prefix, create=False) as store:
+        rows = [] if store.meta() is None else sorted(store.list_videos(), key=lambda r: r.video_id)
     if as_json:
         out.print_json(json.dumps([{"video_id": r.video_id, "path": r.path, "duration": round(r.duration, 3), "frames": r.frames, "status": r.status} for r in rows]))
         return
@@ -413,15 +402,11 @@ def list_videos(
     out.print(table)
 
 
-
 @app.command()
 def stats(uri: UriOpt = "./vidret.db", token: TokenOpt = "", prefix: PrefixOpt = "vidret", as_json: JsonOpt = False) -> None:
     """Counts of videos and frames, and the model the collections were made with."""
-    try:
-        with _connect(uri, token, prefix, create=False) as store:
-            s = store.stats()
-    except VidretError as exc:
-        raise _fail(exc) from None
+    with _connect(uri, token, prefix, create=False) as store:
+        s = store.stats()
     if as_json:
         out.print_json(json.dumps(s))
     else:
@@ -437,21 +422,18 @@ def delete(
     prefix: PrefixOpt = "vidret",
 ) -> None:
     """Remove a video (its row first, then its frames)."""
-    try:
-        with _connect(uri, token, prefix, create=False) as store:
-            if store.meta() is None:
-                raise VidretError("nothing ingested yet")
-            if target.isdigit():
-                rows = list(store.get_videos([int(target)], ready_only=False).values())
-            else:
-                rows = store.find_by_path(os.path.abspath(target))
-            if not rows:
-                raise VidretError(f"{target}: no such stored video")
-            for r in rows:
-                store.delete_video(r.video_id)
-                out.print(f"deleted {r.path} (id {r.video_id})", highlight=False, soft_wrap=True)
-    except VidretError as exc:
-        raise _fail(exc) from None
+    with _connect(uri, token, prefix, create=False) as store:
+        if store.meta() is None:
+            raise VidretError("nothing ingested yet")
+        if target.isdigit():
+            rows = list(store.get_videos([int(target)], ready_only=False).values())
+        else:
+            rows = store.find_by_path(os.path.abspath(target))
+        if not rows:
+            raise VidretError(f"{target}: no such stored video")
+        for r in rows:
+            store.delete_video(r.video_id)
+            out.print(f"deleted {r.path} (id {r.video_id})", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -466,7 +448,7 @@ def serve(
     checkpoint: CheckpointOpt = None,
     backbone: BackboneOpt = None,
     weights: WeightsOpt = None,
-    precision: PrecisionOpt = "fp32",
+    precision: PrecisionOpt = Precision.fp32,
     threads: ThreadsOpt = 2,
     workers: Annotated[int, typer.Option("--workers", help="Concurrent searches on a Milvus server (Milvus Lite: always 1).",
                                          envvar="VIDRET_WORKERS", min=1, max=64)] = 4,
@@ -478,11 +460,8 @@ def serve(
     from .search import SearchParams
     from .web import ReviewApp, make_server
 
-    try:
-        model = _load_model(checkpoint, backbone, weights, precision, threads)
-        store = _connect(uri, token, prefix)
-    except (VidretError, ValueError) as exc:
-        raise _fail(exc) from None
+    model = _load_model(checkpoint, backbone, weights, precision, threads)
+    store = _connect(uri, token, prefix)
     review = ReviewApp(store, model, SearchParams.for_model(model, top_n=top_n), max_upload=max_upload_mb * 1024 * 1024, workers=workers,
                        verdicts=verdicts)
     try:
