@@ -208,6 +208,30 @@ def test_search_a_saved_descriptor(db: Path, media: dict[str, Path], tmp_path: P
     assert res.exit_code == 1 and "q2.npz" in res.output and "2 fps" in res.output
 
 
+def test_python_api_docstring_example_runs(media: dict[str, Path], tmp_path: Path) -> None:
+    """The package docstring's example, run as written (only the file names swapped for the
+    generated ones): it stores the references and finds the copy first, with its segment."""
+    import contextlib
+    import io
+
+    import vidret_milvus
+
+    block = vidret_milvus.__doc__.split("::\n\n", 1)[1].split("\n\n``", 1)[0]  # the indented example
+    code = textwrap.dedent(block)
+    for old, new in (('"refs.db"', repr(str(tmp_path / "api.db"))), ('"a.mp4"', repr(str(media["refs"] / "a.mp4"))),
+                     ('"b.mp4"', repr(str(media["refs"] / "b.mp4"))), ('"upload.mp4"', repr(str(media["copy"])))):
+        assert old in code
+        code = code.replace(old, new)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, "vidret_milvus.__doc__", "exec"), {})  # noqa: S102 - our own docstring
+    first = printed.getvalue().splitlines()[0].split(" ", 2)
+    assert Path(first[0]).name == "a.mp4" and first[1] == "True"
+    # importing the package alone loads no Milvus client and no model runtime
+    probe = "import sys, vidret_milvus; print(sorted(m for m in ('pymilvus', 'onnxruntime', 'torch', 'av') if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
 def test_search_needs_a_query_and_one_clip_for_a_report(db: Path, media: dict[str, Path], tmp_path: Path) -> None:
     res = runner.invoke(app, ["search", "--uri", str(db)])
     assert res.exit_code == 1 and "no query clips" in res.output
