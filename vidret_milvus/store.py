@@ -276,6 +276,8 @@ class Store:
                 raise StoreError(f"{uri}: a Milvus Lite file must end in .db (or give an http:// server URI)")
             if p.parent and not p.parent.exists():
                 raise StoreError(f"{uri}: folder {p.parent} does not exist")
+            if not create and not p.is_file():
+                raise StoreError(f"{uri}: no such store (no Milvus Lite file there); check --uri, or ingest first")
             if binary_index not in (None, "BIN_FLAT"):
                 raise StoreError("Milvus Lite only supports BIN_FLAT for binary vectors (BIN_IVF_FLAT needs a Milvus server)")
         try:
@@ -294,8 +296,6 @@ class Store:
     def close(self) -> None:
         try:
             self.client.close()
-            if not create and not p.is_file():
-                raise StoreError(f"{uri}: no such store (no Milvus Lite file there); check --uri, or ingest first")
         except Exception:  # closing is best effort
             pass
 
