@@ -40,7 +40,6 @@ Two refinements of the frame similarities that the alignment (segments, mode 2) 
 from __future__ import annotations
 
 import dataclasses
-import enum
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .align import AlignParams, Segment, align
-from .decision import FEATURES, Calibration, decide, segment_evidence
+from .decision import FEATURES, Calibration, Mode, decide, segment_evidence
 from .descriptor import VideoDescriptor
 from .errors import VidretError
 from .fingerprint import Sampling, fingerprint_video
@@ -56,12 +55,6 @@ from .store import FRAME_BITS, ID_CHUNK, MAX_LIMIT, READY, FrameHits, Store, Sto
 
 if TYPE_CHECKING:  # the torch model's type only: importing it would import torch and timm
     from .model import FingerprintModel
-
-
-class Mode(str, enum.Enum):
-    embedding = "embedding"  # patent mode 1
-    duration = "duration"  # patent mode 2
-    codes = "codes"  # patent mode 3
 
 
 RERANK_SCOPES = ("window", "video")
