@@ -230,3 +230,20 @@ def test_rerank_scope_is_checked() -> None:
         SearchParams(rerank_scope="everything")
     with pytest.raises(ValueError):
         SearchParams(rerank_window_s=-1.0)
+
+
+def test_read_consistency() -> None:
+    """On a server, reads are Session (no ~200 ms wait for Milvus' time tick per request), and
+    Strong for a few seconds after this store deleted something (deletes carry no timestamp a
+    Session read could wait for on Milvus 2.3); Lite reads pass no level."""
+    from vidret_milvus.errors import StoreError
+
+    with pytest.raises(StoreError):
+        Store.connect("http://127.0.0.1:1", read_consistency="Sometimes")
+    srv = Store(client=None, uri="http://127.0.0.1:19530", prefix="p")
+    assert srv.read_kw() == {"consistency_level": "Session"}
+    srv._call("delete", lambda **kw: None)
+    assert srv.read_kw() == {"consistency_level": "Strong"}
+    srv._strong_reads_until = 0.0
+    assert Store(client=None, uri="http://h:1", prefix="p", read_consistency="Bounded").read_kw() == {"consistency_level": "Bounded"}
+    assert Store(client=None, uri="/tmp/x.db", prefix="p").read_kw() == {}

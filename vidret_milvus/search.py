@@ -365,7 +365,7 @@ def sample_background(store: Store, size: int = 5000, seed: int = 0) -> Backgrou
     for s in range(0, len(ids), ID_CHUNK):
         chunk = ids[s : s + ID_CHUNK].tolist()
         res = store._call("query", store.client.query, store.embeddings, filter=in_filter("id", chunk),
-                          output_fields=["embedding", "video_id"], limit=len(chunk))
+                          output_fields=["embedding", "video_id"], limit=len(chunk), **store.read_kw())
         for r in res:
             embs.append(np.asarray(r["embedding"], np.float32))
             got_vids.append(int(r["video_id"]))

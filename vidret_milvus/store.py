@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -35,6 +36,11 @@ READY, INGESTING = "ready", "ingesting"
 BINARY_INDEXES = ("BIN_FLAT", "BIN_IVF_FLAT")
 DEFAULT_NLIST = 1024  # BIN_IVF_FLAT lists when none is given (ivf_nlist_for sizes it to known data)
 IVF_GUARDS = ("auto", "knn", "range", "off")
+# Consistency of the reads on a Milvus server (searches, queries, counts). "Session" sees every
+# write this process made at once, and other processes' writes within about a second (Milvus'
+# time tick); "Strong" waits for the time tick on every request (~200 ms each on Milvus 2.3).
+READ_CONSISTENCY = ("Session", "Strong", "Bounded", "Eventually")
+STRONG_AFTER_DELETE_S = 5.0
 KNN_FIRST_K = 1024  # kNN recall guard: first pass size; frames that fill it are redone with the limit
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _PREFIX_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
@@ -230,9 +236,13 @@ class Store:
 
     def __init__(
         self, client: Any, uri: str, prefix: str = "vidret", timeout: float = 30.0, binary_index: str | None = None,
-        nlist: int | None = None, ivf_guard: str = "auto",
+        nlist: int | None = None, ivf_guard: str = "auto", read_consistency: str = "Session",
     ) -> None:
         self.client = client
+        self.read_consistency = read_consistency
+        # Deletes are not covered by a Session read on Milvus 2.3 (their timestamp is not
+        # returned): reads are Strong for a few seconds after this store deleted something.
+        self._strong_reads_until = 0.0
         self.uri = uri
         self.prefix = prefix
         self.timeout = timeout
@@ -252,7 +262,7 @@ class Store:
     @classmethod
     def connect(
         cls, uri: str = "./vidret.db", token: str = "", prefix: str = "vidret", timeout: float = 30.0, binary_index: str | None = None,
-        nlist: int | None = None, ivf_guard: str = "auto", create: bool = True,
+        nlist: int | None = None, ivf_guard: str = "auto", create: bool = True, read_consistency: str | None = None,
     ) -> "Store":
         """``binary_index``: BIN_FLAT (default) or BIN_IVF_FLAT (servers only), used when the
         collections are created; given explicitly, it must match existing collections at ingest.
@@ -269,6 +279,9 @@ class Store:
             raise StoreError(f"nlist must be an integer in [1, 65536], got {nlist!r}")
         if ivf_guard not in IVF_GUARDS:
             raise StoreError(f"ivf_guard must be one of {IVF_GUARDS}, got {ivf_guard!r}")
+        read_consistency = read_consistency or os.environ.get("VIDRET_READ_CONSISTENCY", "").strip() or "Session"
+        if read_consistency not in READ_CONSISTENCY:
+            raise StoreError(f"read consistency must be one of {READ_CONSISTENCY}, got {read_consistency!r}")
         is_lite = not uri.startswith(("http://", "https://", "tcp://", "unix:"))
         if is_lite:
             p = Path(uri)
@@ -291,7 +304,7 @@ class Store:
                 ) from exc
             # The token must never be printed: the exception text could carry the URI only.
             raise StoreError(f"cannot connect to Milvus at {uri}: {text.replace(token, '***') if token else text}") from exc
-        return cls(client, uri, prefix, timeout, binary_index, None if nlist is None else int(nlist), ivf_guard)
+        return cls(client, uri, prefix, timeout, binary_index, None if nlist is None else int(nlist), ivf_guard, read_consistency)
 
     def close(self) -> None:
         try:
@@ -311,6 +324,8 @@ class Store:
     backoff_s: float = 0.5
 
     def _call(self, what: str, fn: Any, *args: Any, **kw: Any) -> Any:
+        if what == "delete":
+            self._strong_reads_until = time.monotonic() + STRONG_AFTER_DELETE_S
         for attempt in range(self.retries + 1):
             try:
                 return fn(*args, timeout=self.timeout, **kw)
@@ -409,6 +424,12 @@ class Store:
             )
 
     # ------------------------------------------------------------------ binary index (BIN_FLAT / BIN_IVF_FLAT)
+    def read_kw(self) -> dict[str, str]:
+        """The consistency level of reads on a server (READ_CONSISTENCY); Lite has one process."""
+        if self.is_lite:
+            return {}
+        return {"consistency_level": "Strong" if time.monotonic() < self._strong_reads_until else self.read_consistency}
+
     @property
     def is_lite(self) -> bool:
         return not self.uri.startswith(("http://", "https://", "tcp://", "unix:"))
@@ -532,7 +553,7 @@ class Store:
         out: dict[int, VideoRow] = {}
         for chunk in _chunks(ids, ID_CHUNK):
             expr = in_filter("video_id", chunk) + (f' and status == "{READY}"' if ready_only else "")
-            rows = self._call("query", self.client.query, self.videos, filter=expr, output_fields=self._VIDEO_FIELDS, limit=len(chunk))
+            rows = self._call("query", self.client.query, self.videos, filter=expr, output_fields=self._VIDEO_FIELDS, limit=len(chunk), **self.read_kw())
             out.update({v.video_id: v for v in self._rows_to_videos(rows)})
         return out
 
@@ -557,7 +578,7 @@ class Store:
 
     def find_by_path(self, path: str) -> list[VideoRow]:
         key = path_key(path)
-        rows = self._call("query", self.client.query, self.videos, filter=f"path_key == {int(key)}", output_fields=self._VIDEO_FIELDS, limit=100)
+        rows = self._call("query", self.client.query, self.videos, filter=f"path_key == {int(key)}", output_fields=self._VIDEO_FIELDS, limit=100, **self.read_kw())
         return [v for v in self._rows_to_videos(rows) if v.path == path]
 
     def list_videos(self, status: str | None = None, limit: int | None = None) -> list[VideoRow]:
@@ -599,7 +620,7 @@ class Store:
         while todo:
             lo, hi = todo.pop()
             expr = base + f"video_id >= {int(lo)} and video_id < {int(hi)}"
-            rows = self._call("query", self.client.query, self.videos, filter=expr, output_fields=fields, limit=int(page))
+            rows = self._call("query", self.client.query, self.videos, filter=expr, output_fields=fields, limit=int(page), **self.read_kw())
             if len(rows) >= int(page) and hi - lo > 1:
                 mid = (lo + hi) // 2  # maybe more than a page here: read both halves instead
                 todo += [(mid, hi), (lo, mid)]
@@ -779,7 +800,7 @@ class Store:
         for s in range(0, nq, step):
             res = self._call(
                 "search", self.client.search, coll, data=data[s : s + step], anns_field=field, search_params=params,
-                limit=limit, filter=filt, output_fields=["video_id", "t"],
+                limit=limit, filter=filt, output_fields=["video_id", "t"], **self.read_kw(),
             )
             for j, hits in enumerate(res):
                 capped[s + j] = len(hits) >= limit
@@ -802,8 +823,10 @@ class Store:
         )
 
     # ------------------------------------------------------------------ stats
-    def count(self, coll: str, expr: str = "") -> int:
-        res = self._call("query", self.client.query, coll, filter=expr, output_fields=["count(*)"])
+    def count(self, coll: str, expr: str = "", strong: bool = False) -> int:
+        """Rows of ``coll`` (matching ``expr``); ``strong``: every write of every process so far counts."""
+        kw = {"consistency_level": "Strong"} if strong and not self.is_lite else self.read_kw()
+        res = self._call("query", self.client.query, coll, filter=expr, output_fields=["count(*)"], **kw)
         return int(res[0]["count(*)"]) if res else 0
 
     def stats(self) -> dict[str, Any]:
@@ -811,14 +834,15 @@ class Store:
         if meta is None:
             return {"videos": 0, "frames": 0, "model_id": None, "collections": {}, "uri": self.uri}
         return {
-            "videos": self.count(self.videos, f'status == "{READY}"'),
-            "incomplete": self.count(self.videos, f'status == "{INGESTING}"'),
-            "frames": self.count(self.codes),
+            # Strong: `stats` right after other processes' ingest counts their videos too.
+            "videos": self.count(self.videos, f'status == "{READY}"', strong=True),
+            "incomplete": self.count(self.videos, f'status == "{INGESTING}"', strong=True),
+            "frames": self.count(self.codes, strong=True),
             "model_id": meta.model_id,
             "embed_dim": meta.embed_dim,
             "code_bits": meta.code_bits,
             "fps": meta.fps,
             "keyframes": meta.keyframes,
-            "collections": {self.codes: self.count(self.codes), self.embeddings: self.count(self.embeddings), self.videos: self.count(self.videos)},
+            "collections": {c: self.count(c, strong=True) for c in (self.codes, self.embeddings, self.videos)},
             "uri": self.uri,
         }
