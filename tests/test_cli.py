@@ -45,3 +45,11 @@ def test_read_only_commands_do_not_create_a_store(command: list[str], tmp_path: 
     assert res.exit_code == 1, res.output
     assert "no such store" in res.output and str(db) in res.output
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["clip [red].mp4", "x [/bold] y.mp4"])
+def test_file_names_print_as_they_are(name: str, tmp_path: Path) -> None:
+    """Names with brackets are not console markup: errors show them verbatim (no traceback)."""
+    res = runner.invoke(app, ["fingerprint", str(tmp_path / name)])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.exception  # not a MarkupError traceback
+    assert name in res.output.replace("\n", "")

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Optional
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from typer.core import TyperGroup
@@ -23,8 +24,10 @@ from .decision import Mode
 from .errors import VidretError
 from .model.config import Precision
 
-out = Console()
-err = Console(stderr=True)
+# No markup by default: file names such as "clip [copy].mp4" must print as they are. The few
+# styled lines opt in with markup=True and escape() the user's text inside them.
+out = Console(markup=False)
+err = Console(stderr=True, markup=False)
 
 
 class _ErrorBoundary(TyperGroup):
@@ -86,7 +89,7 @@ BinaryIndexOpt = Annotated[Optional[str], typer.Option(
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(1)
 
 
@@ -200,14 +203,14 @@ def ingest(
         out.print_json(json.dumps(report.to_json()))
     else:
         for p, v, n in report.ingested:
-            out.print(f"[green]ingested[/] {p} (id {v}, {n} frames)", highlight=False, soft_wrap=True)
+            out.print(f"[green]ingested[/] {escape(p)} (id {v}, {n} frames)", highlight=False, markup=True, soft_wrap=True)
         for p, v, s in report.present:
             same = "" if s == p else f" (same content as {s})"
-            out.print(f"[yellow]already present[/] {p}{same}", highlight=False, soft_wrap=True)
+            out.print(f"[yellow]already present[/] {escape(p)}{escape(same)}", highlight=False, markup=True, soft_wrap=True)
         for p, r in report.failed:
-            out.print(f"[red]failed[/] {p}: {r}", highlight=False, soft_wrap=True)
+            out.print(f"[red]failed[/] {escape(p)}: {escape(r)}", highlight=False, markup=True, soft_wrap=True)
         for p, r in report.skipped:
-            out.print(f"[dim]skipped (not a video)[/] {p}: {r}", highlight=False, soft_wrap=True)
+            out.print(f"[dim]skipped (not a video)[/] {escape(p)}: {escape(r)}", highlight=False, markup=True, soft_wrap=True)
         out.print(
             f"{len(report.ingested)} ingested, {len(report.present)} already present, {len(report.failed)} failed, "
             f"{len(report.skipped)} not videos" + (f", {len(report.removed_incomplete)} interrupted ingests cleaned up" if report.removed_incomplete else ""),
@@ -276,20 +279,23 @@ def search(
                 try:
                     with _status(f"fingerprinting and searching {os.path.basename(clip)}", single):
                         resp = search_video(store, model, clip, params, regions=regions)
-                    if (report, plot, report_dir) != (None, None, None):
-                        _write_extras(resp, report, plot, report_dir, report_excerpts)
+                    doc = resp.to_json()
+                    text = json.dumps(doc, allow_nan=False) if as_json else ""  # strict JSON: NaN is an error of this clip
                 except (VidretError, ValueError, OSError) as exc:
                     if single:
                         raise  # the error boundary reports it (exit 1)
                     failed += 1
                     _print_failure(clip, str(exc), as_json)
                 else:
+                    # the result first: a report that cannot be written must not hide it
                     if as_json and single:
-                        out.print_json(json.dumps(resp.to_json()))
+                        out.print_json(text)
                     elif as_json:
-                        _json_line(resp.to_json())
+                        _json_line(doc)
                     else:
                         _print_response(resp, wide)
+                    if (report, plot, report_dir) != (None, None, None):
+                        _write_extras(resp, report, plot, report_dir, report_excerpts)
                 progress.advance(task)
     if failed:
         if not as_json:
@@ -350,7 +356,7 @@ def _print_failure(query: str, reason: str, as_json: bool) -> None:
     if as_json:
         _json_line({"query": query, "error": reason})
     else:
-        err.print(f"[bold red]error:[/] {query}: {reason}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(query)}: {escape(reason)}", highlight=False, markup=True, soft_wrap=True)
 
 
 def _print_response(resp, wide: bool = False) -> None:  # noqa: ANN001
@@ -371,7 +377,7 @@ def _print_response(resp, wide: bool = False) -> None:  # noqa: ANN001
     out.print(table)
     c = resp.candidates
     out.print(
-        f"{c['frames']} frames/{c['videos']} videos recalled" + (" [yellow](cap hit: lower --radius)[/]" if c["capped"] else "")
+        f"{c['frames']} frames/{c['videos']} videos recalled" + (" (cap hit: lower --radius)" if c["capped"] else "")
         # the fingerprinting and the total only, so the line fits 80 columns (--json has every step)
         + f" | fingerprint {resp.timing_ms.get('fingerprint', 0):.0f} ms, total {resp.timing_ms.get('total', 0):.0f} ms",
         highlight=False, soft_wrap=True,
@@ -461,7 +467,7 @@ def serve(
     from .web import ReviewApp, make_server
 
     model = _load_model(checkpoint, backbone, weights, precision, threads)
-    store = _connect(uri, token, prefix)
+    store = _connect(uri, token, prefix, create=False)  # serving a mistyped --uri would answer "nothing ingested" to every search
     review = ReviewApp(store, model, SearchParams.for_model(model, top_n=top_n), max_upload=max_upload_mb * 1024 * 1024, workers=workers,
                        verdicts=verdicts)
     try:
@@ -504,13 +510,17 @@ def train(
     evaluate: Annotated[Optional[bool], typer.Option("--eval/--no-eval", help="Evaluate on the validation split at the end.")] = None,
     overrides: Annotated[Optional[list[str]], typer.Option("--set", help="Any config value: SECTION.KEY=VALUE (repeatable).")] = None,
     prepare_only: Annotated[bool, typer.Option("--prepare-only", help="Only build the training cache.")] = False,
-    threads: ThreadsOpt = 2,
+    plot_only: Annotated[bool, typer.Option("--plot-only", help="Only draw loss.png of the run folder (--out, else the config's run.out) from its loss CSVs (needs matplotlib).")] = False,
+    print_every: Annotated[Optional[int], typer.Option("--print-every", help="A plain line every N steps (and the log) on stderr instead of the progress bars, for logs of unattended runs.",
+                                                       min=1, show_default=False)] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for decoding and for the model (default: the config's run.threads, 2).",
+                                                   envvar="VIDRET_THREADS", min=1, show_default=False)] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train the texture and quantization heads (and the last backbone blocks) in two stages."""
     from .train.config import load_config, set_value
     from .train.data import prepare_cache
-    from .train.trainer import Hooks
+    from .train.trainer import Hooks, plot_losses
     from .train.trainer import train as run_training
 
     opts = {"run.out": out_dir, "data.cache_dir": cache, "data.resources": resources, "run.device": device, "run.seed": seed,
@@ -530,11 +540,17 @@ def train(
             else:
                 out.print(json.dumps(summary["splits"]), highlight=False)
             return
+        if plot_only:
+            path = plot_losses(cfg.run.out)
+            if path is None:
+                raise VidretError(f"{cfg.run.out}: no loss CSV, or matplotlib is not installed: no plot")
+            out.print(f"wrote {path}", highlight=False, soft_wrap=True)
+            return
     except (VidretError, ValueError, OSError) as exc:
         raise _fail(exc) from None
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[extra]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=as_json, transient=False,
+        TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=as_json or print_every is not None, transient=False,
     )
     tasks: dict[int, int] = {}
 
@@ -544,6 +560,8 @@ def train(
     def on_step(stage: int, step: int, total: int, row: dict) -> None:
         keys = ("l_em_ema",) if stage == 1 else ("l_em_ema", "l_q_ema", "l_coding", "margin")
         progress.update(tasks[stage], completed=step, extra=" ".join(f"{k} {row[k]:.4g}" for k in keys if k in row))
+        if print_every is not None and (step % print_every == 0 or step == total):
+            err.print(f"stage {stage} step {step}/{total} " + " ".join(f"{k}={v}" for k, v in row.items()), highlight=False, soft_wrap=True)
 
     try:
         with progress:
@@ -644,10 +662,17 @@ def train_eval(
     max_samples: Annotated[int, typer.Option("--max-samples", help="Validation originals used.", min=2)] = 160,
     copies: Annotated[int, typer.Option("--copies", help="Edited copies per original.", min=1)] = 3,
     threads: ThreadsOpt = 2,
+    combine: Annotated[bool, typer.Option("--combine", help="Evaluate nothing: merge the EVAL_JSON files of earlier runs (with each run's summary.json) into one table keyed run/variant.")] = False,
+    evals: Annotated[Optional[list[Path]], typer.Argument(help="eval.json files of run folders (with --combine).", metavar="EVAL_JSON...", show_default=False)] = None,
 ) -> None:
     """Evidence on the validation split as JSON: triplet accuracy, mAP, top-1 for embeddings and codes; Spearman."""
-    from .train.trainer import evaluate_checkpoints
+    from .train.trainer import combine_evals, evaluate_checkpoints
 
+    if combine != bool(evals):
+        raise typer.BadParameter("--combine goes with EVAL_JSON files (and they with it)")
+    if combine:
+        out.print_json(json.dumps(combine_evals([str(e) for e in evals or []])))
+        return
     cks: list = ([None] if untrained or not checkpoints else []) + [str(c) for c in checkpoints or []]
     try:
         res = evaluate_checkpoints(cks, cache, max_samples=max_samples, copies=copies, device=device, threads=threads)

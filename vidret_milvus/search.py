@@ -496,6 +496,12 @@ def search_descriptor(
     )
 
 
+# Shipped models a store may have been made with: a store from before a default change names
+# the checkpoint to pass instead of only refusing.
+_KNOWN_MODELS = {"vm-ce433d093d6185e6": "lite0 (the default before 2026-12-03)", "vm-049a04652c81059f": "patent_v1",
+                 "vm-c50cb323564f0e4f": "sscd_distilled (the default)"}
+
+
 def check_store(store: Store, model: FingerprintModel) -> StoreMeta:
     """The store's metadata, once it is known to hold codes of ``model``: a batch of queries
     checks this once, so a wrong store or model fails the batch instead of every clip."""
@@ -505,7 +511,10 @@ def check_store(store: Store, model: FingerprintModel) -> StoreMeta:
     if meta.model_id != getattr(model, "model_id", None):
         from .errors import ModelMismatchError
 
-        raise ModelMismatchError(f"store holds codes of model {meta.model_id}; the model in use is {getattr(model, 'model_id', '?')}")
+        raise ModelMismatchError(
+            f"store holds codes of model {meta.model_id}; the model in use is {getattr(model, 'model_id', '?')}"
+            + (f" (the store was made with {_KNOWN_MODELS[meta.model_id]}: pass --checkpoint vidret_milvus/models/{_KNOWN_MODELS[meta.model_id].split()[0]})"
+               if meta.model_id in _KNOWN_MODELS else " (search with the model the store was ingested with, or ingest into another --prefix)"))
     return meta
 
 

@@ -402,7 +402,9 @@ class ReviewApp:
         return {"query": req.query, "video_id": req.video_id, "verdict": kept["verdict"], "decided_at": kept["decided_at"]}
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        # Queued searches are cancelled; running ones finish before the uploads (and, in the
+        # caller, the store) they use go away.
+        self._pool.shutdown(wait=True, cancel_futures=True)
         with self._uploads_lock:
             self.uploads.clear()
         if self._own_dir:
