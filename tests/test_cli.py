@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -53,3 +54,12 @@ def test_file_names_print_as_they_are(name: str, tmp_path: Path) -> None:
     res = runner.invoke(app, ["fingerprint", str(tmp_path / name)])
     assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.exception  # not a MarkupError traceback
     assert name in res.output.replace("\n", "")
+
+
+def test_a_corrupt_store_file_is_named_as_such(tmp_path: Path) -> None:
+    db = tmp_path / "broken.db"
+    data = np.random.default_rng(0).integers(0, 256, 50_000, dtype=np.uint8).tobytes()
+    db.write_bytes(data)
+    res = runner.invoke(app, ["stats", "--uri", str(db)])
+    assert res.exit_code == 1 and "not a Milvus Lite database" in res.output and "in use" not in res.output
+    assert db.read_bytes() == data  # never touched

@@ -42,6 +42,7 @@ IVF_GUARDS = ("auto", "knn", "range", "off")
 READ_CONSISTENCY = ("Session", "Strong", "Bounded", "Eventually")
 STRONG_AFTER_DELETE_S = 5.0
 KNN_FIRST_K = 1024  # kNN recall guard: first pass size; frames that fill it are redone with the limit
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _PREFIX_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
 
@@ -97,6 +98,14 @@ class FrameHits:
     def empty(cls, nq: int) -> "FrameHits":
         z = np.zeros(0, np.int64)
         return cls(z, z, z, np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(nq, bool))
+
+
+def _file_head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(_SQLITE_MAGIC))
+    except OSError:
+        return b""
 
 
 def _take_hits(h: FrameHits, keep: np.ndarray) -> FrameHits:
@@ -291,6 +300,10 @@ class Store:
                 raise StoreError(f"{uri}: folder {p.parent} does not exist")
             if not create and not p.is_file():
                 raise StoreError(f"{uri}: no such store (no Milvus Lite file there); check --uri, or ingest first")
+            if p.is_file() and p.stat().st_size > 0 and _file_head(p) != _SQLITE_MAGIC:
+                # Milvus Lite keeps its data in SQLite; on any other file it fails in a way that
+                # looks like a lock ("Open local milvus failed"): name the real cause instead.
+                raise StoreError(f"{uri}: not a Milvus Lite database (the file is not SQLite: corrupt, or another kind of file)")
             if binary_index not in (None, "BIN_FLAT"):
                 raise StoreError("Milvus Lite only supports BIN_FLAT for binary vectors (BIN_IVF_FLAT needs a Milvus server)")
         try:
