@@ -28,13 +28,13 @@ test -f train_cache/train.npz -a -f train_cache/val.npz || { echo "train_cache/ 
 run() {  # run NAME extra --set arguments...
   local name=$1; shift
   echo "=== $name ($(( $(date +%s) - t0 )) s)"
-  "$PY" -m vidret_milvus.train.trainer train --config configs/gpu.json --print-every 100 \
+  "$PY" -m vidret_milvus.cli train --config configs/gpu.json --print-every 100 \
     --set run.out=runs/gpu/"$name" --set run.resume=false \
     --set stage1.time_s="$STAGE_S" --set stage2.time_s="$STAGE_S" $EXTRA "$@"
 }
 
 collect() {  # what comes back, refreshed after every run (a timeout still leaves the main model)
-  "$PY" -m vidret_milvus.train.trainer combine runs/gpu/*/eval.json > "$OUT/eval.json" || true
+  "$PY" -m vidret_milvus.cli train-eval --combine runs/gpu/*/eval.json > "$OUT/eval.json" || true
 }
 
 run v1

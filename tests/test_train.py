@@ -348,3 +348,42 @@ def test_cli_train_and_train_eval(tmp_path: Path) -> None:
     from vidret_milvus.search import SearchParams
 
     assert model.background_path == str(final / "background.npy") and SearchParams.for_model(model).background_path == model.background_path
+
+
+@pytest.mark.slow
+def test_cli_train_print_every_plot_only_and_combine(tmp_path: Path) -> None:
+    """What the trainer's own argparse CLI offered, now in the Typer commands (scripts/train_gpu.sh):
+    plain step lines, the config's run.threads unless --threads is given, loss.png again, eval.json
+    files merged."""
+    from typer.testing import CliRunner
+
+    from vidret_milvus.cli import app
+
+    cfg = _tiny_cfg(tmp_path / "run", stage1__steps=4, stage2__steps=2, run__threads=1)
+    (tmp_path / "c.json").write_text(cfg.to_json())
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "--config", str(tmp_path / "c.json"), "--no-resume", "--print-every", "2"])
+    assert res.exit_code == 0, res.output
+    steps = [line.split()[:4] for line in res.stderr.splitlines() if line.split()[2:3] == ["step"]]
+    assert steps == [["stage", "1", "step", "2/4"], ["stage", "1", "step", "4/4"], ["stage", "2", "step", "2/2"]]
+    assert "l_em=" in res.stderr and "trained model:" in res.stdout
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["run"]["threads"] == 1
+
+    (tmp_path / "run" / "loss.png").unlink(missing_ok=True)
+    res = runner.invoke(app, ["train", "--config", str(tmp_path / "c.json"), "--plot-only"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "run" / "loss.png").is_file() and "loss.png" in res.stdout
+    res = runner.invoke(app, ["train", "--out", str(tmp_path / "empty"), "--plot-only"])
+    assert res.exit_code == 1 and "no loss CSV" in res.output
+
+    for run, variants in (("r1", ["final"]), ("r2", ["final", "stage1"])):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "eval.json").write_text(json.dumps({v: {"codes": {"map": 0.5}} for v in variants}))
+    (tmp_path / "r1" / "summary.json").write_text(json.dumps({"steps": 7, "variant": "v1", "other": 1}))
+    res = runner.invoke(app, ["train-eval", "--combine", str(tmp_path / "r1" / "eval.json"), str(tmp_path / "r2" / "eval.json")])
+    assert res.exit_code == 0, res.output
+    merged = json.loads(res.stdout)
+    assert set(merged) == {"r1/final", "r1/_training", "r2/final", "r2/stage1"}
+    assert merged["r1/_training"]["steps"] == 7 and "other" not in merged["r1/_training"]
+    assert runner.invoke(app, ["train-eval", "--combine"]).exit_code == 2
+    assert runner.invoke(app, ["train-eval", str(tmp_path / "r1" / "eval.json")]).exit_code == 2

@@ -9,9 +9,10 @@
 - ``trainer``: the two stages, checkpoints, resume, loss CSVs and plot.
 - ``evaluate``: triplet accuracy, mAP, top-1 and Spearman on the validation split.
 
-Entry points: ``vidret-milvus train`` / ``vidret-milvus train-eval`` (CLI), or
-``python -m vidret_milvus.train.trainer {train,prepare,eval,combine,plot}`` (no typer/rich needed,
-as on the GPU machine: ``scripts/train_gpu.sh``).
+Entry points (CLI): ``vidret-milvus train`` (``--prepare-only``: the cache; ``--plot-only``: a
+run's loss.png; ``--print-every N``: plain log lines), ``vidret-milvus train-eval`` (``--combine``:
+merge runs' eval.json). Without installing the package, ``python3 -m vidret_milvus.cli ...``, as
+on the GPU machine: ``scripts/train_gpu.sh``.
 
 Choices the patent leaves open (all in ``config.py``):
 

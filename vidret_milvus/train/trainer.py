@@ -14,20 +14,17 @@ Outputs in ``run.out``: ``stage1/`` and ``final/`` checkpoints (load_model(check
 ``loss.png`` (when matplotlib is installed), ``train_config.json``, ``summary.json`` and
 ``eval.json``.
 
-Run without the CLI (the GPU machine has no typer/rich):
-``python3 -m vidret_milvus.train.trainer train --config configs/gpu.json --set run.out=runs/gpu``.
+Run with ``vidret-milvus train --config configs/gpu.json --out runs/gpu`` (without installing the
+package: ``python3 -m vidret_milvus.cli train ...``, as ``scripts/train_gpu.sh`` does).
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import csv
 import dataclasses
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -37,7 +34,7 @@ import torch
 
 from ..model import FingerprintModel, load_model, save_checkpoint
 from ..model.tuning import feature_stats, freeze_batchnorm, set_feature_norm, set_trainable_backbone
-from .config import TrainConfig, load_config
+from .config import TrainConfig
 from .data import PairDataset, SampleSet, StepSampler, cache_ready, prepare_cache, synthetic_images
 from .losses import m_em_from_data, stage2_quant_loss, triplet_em
 from .mining import batch_triplets
@@ -570,50 +567,3 @@ def combine_evals(paths: list[str]) -> dict:
             s = json.loads(summary_path.read_text())
             out[f"{run}/_training"] = {k: s.get(k) for k in ("steps", "seconds", "stop_reason", "m_em", "ema", "probe_val", "variant", "wall_s")}
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m vidret_milvus.train.trainer", description=__doc__.split("\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train")
-    t.add_argument("--config")
-    t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    t.add_argument("--print-every", type=int, default=20)
-    p = sub.add_parser("prepare")
-    p.add_argument("--resources", default="resources")
-    p.add_argument("--cache", default="train_cache")
-    e = sub.add_parser("eval")
-    e.add_argument("checkpoints", nargs="*", help="checkpoint folders; 'untrained' for the untrained heads")
-    e.add_argument("--cache", default="train_cache")
-    e.add_argument("--device", default="cpu")
-    c = sub.add_parser("combine")
-    c.add_argument("evals", nargs="+")
-    pl = sub.add_parser("plot", help="loss.png of a run folder from its loss CSVs (needs matplotlib)")
-    pl.add_argument("run")
-    args = ap.parse_args(argv)
-    if args.cmd == "train":
-        cfg = load_config(args.config, args.set)
-        every = max(1, args.print_every)
-
-        def on_step(stage: int, step: int, total: int, row: dict) -> None:
-            if step % every == 0 or step == total:
-                print(f"stage {stage} step {step}/{total} " + " ".join(f"{k}={v}" for k, v in row.items()), flush=True)
-
-        summary = train(cfg, Hooks(on_step=on_step, log=lambda s: print(s, flush=True)))
-        print(json.dumps({k: v for k, v in summary.items() if k != "eval"}, indent=1))
-    elif args.cmd == "prepare":
-        print(json.dumps(prepare_cache(args.resources, args.cache), indent=1))
-    elif args.cmd == "eval":
-        cks = [None if c == "untrained" else c for c in (args.checkpoints or ["untrained"])]
-        print(json.dumps(evaluate_checkpoints(cks, args.cache, device=args.device), indent=1))
-    elif args.cmd == "combine":
-        print(json.dumps(combine_evals(args.evals), indent=1))
-    elif args.cmd == "plot":
-        path = plot_losses(args.run)
-        print(path if path else "matplotlib is not installed (or no loss CSV): no plot")
-    return 0
-
-
-if __name__ == "__main__":
-    with contextlib.suppress(BrokenPipeError):
-        sys.exit(main())
