@@ -194,6 +194,11 @@ def align(
     lo_all = np.searchsorted(q, q - gap - _EPS, side="left")
     hi_all = np.searchsorted(q, q - _EPS, side="left")
     while alive.any() and len(segments) < params.max_segments and rejected < params.max_rejected:
+        # No acceptable segment can come from what is left: a path visits each query time at
+        # most once, so it needs min_frames distinct query times, and its mean similarity is
+        # at most the best one (saves the work on the many unrelated candidates of a large store).
+        if len(np.unique(q[alive])) < params.min_frames or s[alive].max() < params.min_score - _EPS:
+            break
         speed = dominant_speed(q[alive], r[alive], np.clip(node[alive], 0.0, None), params)
         best = np.where(alive, node, -np.inf)
         prev = np.full(len(q), -1)

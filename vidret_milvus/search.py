@@ -372,6 +372,14 @@ def sample_background(store: Store, size: int = 5000, seed: int = 0) -> Backgrou
     return _cache_background(key, Background(np.stack(embs) if embs else np.zeros((0, dim), np.float32), np.asarray(got_vids, np.int64)))
 
 
+def _rows_by_video(video_ids: np.ndarray) -> dict[int, np.ndarray]:
+    """{video id: indices of its hits, in hit order}: one sort instead of a mask per candidate."""
+    order = np.argsort(video_ids, kind="stable")
+    uniq, starts = np.unique(video_ids[order], return_index=True)
+    bounds = np.r_[starts, len(order)]
+    return {int(v): order[bounds[i] : bounds[i + 1]] for i, v in enumerate(uniq.tolist())}
+
+
 def rerank_frame_ids(recall: FrameHits, cand: list[int], videos: dict[int, VideoRow], window: int) -> np.ndarray:
     """Frame ids the window re-rank searches: per candidate video, every stored frame within
     ``window`` frames of a frame the code stage recalled (sorted, unique). Built only from the
@@ -444,9 +452,11 @@ def search_descriptor(
         if background is None:
             background = Background.load(params.background_path) if params.background_path else sample_background(store, params.background_size, params.background_seed)
         bgsim = background.similarity(query.embeddings, params.background_k)
+    rer_of, recall_of = _rows_by_video(rer.video_ids), _rows_by_video(recall.video_ids)
+    none = np.zeros(0, np.int64)
     for vid in cand:
         row: VideoRow = videos[vid]
-        m = rer.video_ids == vid
+        m = rer_of.get(vid, none)
         qi, rt, d2 = rer.query_index[m], rer.t[m], rer.distance[m]
         if len(qi):
             # keep the nearest few per query frame
@@ -467,7 +477,7 @@ def search_descriptor(
         confidence, dur_copy = decide(ev, params.calibration, params.copy_threshold, params.min_copy_seconds,
                                       params.duration_threshold if params.repetition_rule else None)
         shorter = min(query.duration, row.duration)
-        rm = recall.video_ids == vid
+        rm = recall_of.get(vid, none)
         eq_frames = np.unique(recall.query_index[rm][recall.distance[rm] <= params.code_equal_bits])
         code_ratio = float(min(1.0, len(eq_frames) * interval / shorter)) if shorter > 0 else 0.0
         if params.mode is Mode.embedding:
