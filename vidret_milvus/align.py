@@ -154,20 +154,21 @@ def dominant_speed(q: np.ndarray, r: np.ndarray, vote: np.ndarray, params: Align
     q0 = q - q.min()
 
     qf = np.round(q0 / params.frame_interval).astype(np.int64)
-
-    def support(v: float) -> float:
-        # Each query frame counts once per offset bin (its best match within +-1 bin), so
-        # a static block, which any speed fits, favours no speed.
-        b = np.round((r - v * q0) / params.frame_interval).astype(np.int64)
-        b = np.concatenate([b - 1, b, b + 1])
-        b -= b.min()
-        f, w = np.tile(qf, 3), np.tile(vote, 3)
-        order = np.lexsort((-w, f, b))
-        b, f, w = b[order], f[order], w[order]
-        first = np.r_[True, (b[1:] != b[:-1]) | (f[1:] != f[:-1])]
-        return float(np.bincount(b[first], weights=w[first]).max())
-
-    scores = {float(v): support(float(v)) for v in grid}
+    # Per speed, each query frame counts once per offset bin (its best match within +-1 bin),
+    # so a static block, which any speed fits, favours no speed. All speeds in one pass: rows
+    # are speeds, and bins are numbered per speed from that speed's lowest one.
+    m = len(grid)
+    b = np.round((r[None, :] - grid[:, None] * q0[None, :]) / params.frame_interval).astype(np.int64)
+    b = np.concatenate([b - 1, b, b + 1], axis=1)
+    b -= b.min(axis=1, keepdims=True)
+    sp = np.repeat(np.arange(m), b.shape[1])
+    b, f, w = b.ravel(), np.tile(qf, 3 * m), np.tile(vote, 3 * m)
+    order = np.lexsort((-w, f, b, sp))
+    sp, b, f, w = sp[order], b[order], f[order], w[order]
+    first = np.r_[True, (sp[1:] != sp[:-1]) | (b[1:] != b[:-1]) | (f[1:] != f[:-1])]
+    width = int(b.max()) + 1
+    tally = np.bincount(sp[first] * width + b[first], weights=w[first], minlength=m * width).reshape(m, width)
+    scores = {float(v): float(tally[i].max()) for i, v in enumerate(grid)}
     best = max(scores, key=lambda v: (scores[v], -abs(np.log(v))))
     return best if scores[best] > 1.1 * scores[1.0] else 1.0
 
