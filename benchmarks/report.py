@@ -127,14 +127,18 @@ def main() -> None:
         parts += [f"## Threshold tuning (`benchmarks/tune_thresholds.py --name {f.stem.split('-', 1)[1]}`)", "",
                   f"Model `{d['model_id']}` on the tuning sets {', '.join(d['data']) if isinstance(d['data'], list) else d['data']} "
                   f"({d['negatives']} negative queries), never the test set. Rule: {d['rule']}. Chosen: radius {c['radius']}, "
-                  f"segment min similarity {c['align_min_score']}, frame match L2 <= {c['frame_match_l2']}, repetition threshold "
-                  f"{c['duration_threshold']}, background beta {c.get('background_beta', 0.0)} (background: {d.get('background', 'store sample')}): "
+                  f"segment min similarity {c['align_min_score']}, frame match L2 <= {c['frame_match_l2']}, "
+                  # calibrated mode 2 (decision.py) since issue 12; older files hold a repetition threshold
+                  + (f"copy at p >= {c['copy_threshold']} with a segment >= {c.get('min_copy_seconds', 3)} s" if "copy_threshold" in c
+                     else f"repetition threshold {c['duration_threshold']}")
+                  + f", background beta {c.get('background_beta', 0.0)} (background: {d.get('background', 'store sample')}): "
                   + ", ".join(f"{k} {v}" for k, v in c["metrics"].items()) + f". Measured {d['when']}.", ""]
         if d.get("radius_tradeoff"):
             parts += ["Hamming radius trade-off (exhaustive, from the descriptors): share of copied query frames whose L2-nearest "
                       "reference frame is within the radius, and share of reference frames within the radius of negative queries' frames:", "",
-                      table([[r["radius"], r["copied_frames_l2nn_within"], r["negative_ref_frames_within"]] for r in d["radius_tradeoff"]],
-                            ["radius", "copies' L2-NN within", "non-copy frames within"]), ""]
+                      table([[r["radius"], r["copied_frames_l2nn_within"], r["negative_ref_frames_within"], r.get("negative_ref_frames_reached", "-")]
+                             for r in d["radius_tradeoff"]],
+                            ["radius", "copies' L2-NN within", "non-copy frame pairs within", "reference frames a negative reaches"]), ""]
     s = RESULTS / "search.json"
     if s.is_file():
         parts += search_section(json.loads(s.read_text()))
