@@ -220,6 +220,14 @@ def ingest(
         raise typer.Exit(1)
 
 
+MaxCandidatesOpt = Annotated[Optional[int], typer.Option(
+    "--max-candidates", help="Most-recalled videos sent to the re-rank (default 2000; 50 keeps a search of 1,000 h of references near 300 ms, see benchmarks/RESULTS.md).",
+    envvar="VIDRET_MAX_CANDIDATES", min=1, max=16384, show_default=False)]
+RecallLimitOpt = Annotated[Optional[int], typer.Option(
+    "--recall-limit", help="Nearest codes kept per query frame in the code recall (default 16384, Milvus' cap; 128 for a large library).",
+    envvar="VIDRET_RECALL_LIMIT", min=1, max=16384, show_default=False)]
+
+
 @app.command()
 def search(
     clips: Annotated[Optional[list[Path]], typer.Argument(help="Query clips, or folders of clips (their sub-folders too with --recursive).", show_default=False)] = None,
@@ -227,6 +235,8 @@ def search(
     from_file: Annotated[Optional[str], typer.Option("--from-file", help="Read more query paths from this file, one per line ('-': standard input; blank lines and lines starting with # are skipped).", show_default=False)] = None,
     top_n: Annotated[int, typer.Option("--top-n", help="Number of results.", min=1)] = 20,
     radius: Annotated[Optional[int], typer.Option("--radius", help="Hamming radius of the code recall (bits, inclusive; default: the model's tuned value, 32 untrained).", min=0, max=128)] = None,
+    max_candidates: MaxCandidatesOpt = None,
+    recall_limit: RecallLimitOpt = None,
     mode: Annotated[Mode, typer.Option("--mode", help="Copy decision: embedding (mode 1), duration (mode 2), codes (mode 3).", envvar="VIDRET_MODE")] = Mode.duration,
     threshold: Annotated[Optional[float], typer.Option("--threshold", help="Decision threshold of the mode (default: the model's tuned value for the mode, see README).", callback=_finite)] = None,
     binary_index: BinaryIndexOpt = None,
@@ -265,7 +275,7 @@ def search(
         with _status("loading the model"):
             model = _load_model(checkpoint, backbone, weights, precision, threads)
         field = {Mode.embedding: "embedding_threshold", Mode.duration: "copy_threshold", Mode.codes: "codes_threshold"}[mode]
-        params = SearchParams.for_model(model, top_n=top_n, radius=radius, mode=mode, **{field: threshold})
+        params = SearchParams.for_model(model, top_n=top_n, radius=radius, mode=mode, max_candidates=max_candidates, recall_limit=recall_limit, **{field: threshold})
         check_store(store, model)
         for problem in problems:  # folders that could not be read: reported first, like ingest
             failed += 1
@@ -459,6 +469,8 @@ def serve(
     workers: Annotated[int, typer.Option("--workers", help="Concurrent searches on a Milvus server (Milvus Lite: always 1).",
                                          envvar="VIDRET_WORKERS", min=1, max=64)] = 4,
     verbose: Annotated[bool, typer.Option("--verbose", help="Log every request.")] = False,
+    max_candidates: MaxCandidatesOpt = None,
+    recall_limit: RecallLimitOpt = None,
     verdicts: Annotated[Optional[Path], typer.Option("--verdicts", help="The reviewer's verdicts file (SQLite; default: beside a Lite .db, else ./vidret-verdicts.sqlite).",
                                                      envvar="VIDRET_VERDICTS", show_default=False)] = None,
 ) -> None:
@@ -468,7 +480,7 @@ def serve(
 
     model = _load_model(checkpoint, backbone, weights, precision, threads)
     store = _connect(uri, token, prefix, create=False)  # serving a mistyped --uri would answer "nothing ingested" to every search
-    review = ReviewApp(store, model, SearchParams.for_model(model, top_n=top_n), max_upload=max_upload_mb * 1024 * 1024, workers=workers,
+    review = ReviewApp(store, model, SearchParams.for_model(model, top_n=top_n, max_candidates=max_candidates, recall_limit=recall_limit), max_upload=max_upload_mb * 1024 * 1024, workers=workers,
                        verdicts=verdicts)
     try:
         httpd = make_server(review, host, port, quiet=not verbose)
