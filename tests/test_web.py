@@ -764,10 +764,11 @@ def check_one_bar_and_controls(drv: Any, card: Any) -> None:
     drv.execute_script("arguments[0].muted = true; arguments[0].currentTime = 1", video)
     play.click()
     wait_for(lambda: drv.execute_script("return !arguments[0].paused && arguments[0].currentTime > 1.2", video), 30, "playing")
-    assert play.get_attribute("aria-label").endswith("pause")
+    # the label follows the media events, which the page handles a moment later: wait for it
+    wait_for(lambda: play.get_attribute("aria-label").endswith("pause"), 10, "pause label")
     play.click()
     wait_for(lambda: drv.execute_script("return arguments[0].paused", video), 10, "paused")
-    assert play.get_attribute("aria-label").endswith("play")
+    wait_for(lambda: play.get_attribute("aria-label").endswith("play"), 10, "play label")
     t = drv.execute_script("return arguments[0].currentTime", video)
     assert re.match(r"\d+:\d\d\.\d / \d+:\d\d\.\d$", card.find_element(By.CSS_SELECTOR, ".time").text)
     mute = card.find_element(By.CSS_SELECTOR, ".ctl.mute")
