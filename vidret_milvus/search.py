@@ -344,6 +344,7 @@ def sample_background(store: Store, size: int = 5000, seed: int = 0) -> Backgrou
     Frame ids are built from the stored video ids and frame counts (never from user text);
     the sample is cached until the set of stored videos changes.
     """
+    # Two integer fields of every ready video, read by id ranges (any number of videos).
     rows = sorted(store.video_frame_counts(READY).items())
     key = (store.uri, store.prefix, size, seed, tuple(rows))
     hit = _BACKGROUND_CACHE.get(key)
@@ -528,6 +529,19 @@ def check_store(store: Store, model: FingerprintModel) -> StoreMeta:
     return meta
 
 
+def saved_query(path: str | Path, meta: StoreMeta) -> VideoDescriptor:
+    """A saved descriptor (``fingerprint --out``) as a query: it must come from the store's
+    model and sampling rate, or its codes and timestamps mean something else."""
+    desc = VideoDescriptor.load(path)
+    if desc.model_id != meta.model_id:
+        from .errors import ModelMismatchError
+
+        raise ModelMismatchError(f"{path}: descriptor of model {desc.model_id or '?'}; the store holds codes of model {meta.model_id}")
+    if not meta.keyframes and abs(desc.fps - meta.fps) > 1e-6:
+        raise VidretError(f"{path}: descriptor sampled at {desc.fps:g} fps; the store's videos at {meta.fps:g} fps")
+    return dataclasses.replace(desc, path=str(path))
+
+
 def search_video(
     store: Store, model: FingerprintModel, path: str | Path, params: SearchParams | None = None, background: Background | None = None,
     regions: bool = False,
@@ -562,16 +576,3 @@ def search_video(
     resp.timing_ms = {"fingerprint": (t1 - t0) * 1e3, **resp.timing_ms}
     resp.timing_ms["total"] = (time.perf_counter() - t0) * 1e3
     return resp
-def saved_query(path: str | Path, meta: StoreMeta) -> VideoDescriptor:
-    """A saved descriptor (``fingerprint --out``) as a query: it must come from the store's
-    model and sampling rate, or its codes and timestamps mean something else."""
-    desc = VideoDescriptor.load(path)
-    if desc.model_id != meta.model_id:
-        from .errors import ModelMismatchError
-
-        raise ModelMismatchError(f"{path}: descriptor of model {desc.model_id or '?'}; the store holds codes of model {meta.model_id}")
-    if not meta.keyframes and abs(desc.fps - meta.fps) > 1e-6:
-        raise VidretError(f"{path}: descriptor sampled at {desc.fps:g} fps; the store's videos at {meta.fps:g} fps")
-    return dataclasses.replace(desc, path=str(path))
-
-
