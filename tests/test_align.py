@@ -277,3 +277,16 @@ def test_short_copy_survives_a_dominant_speed_voted_by_weak_matches() -> None:
     assert dominant_speed(q, r, s - P.min_score, P) == pytest.approx(2.0)
     segs = align(q, r, s, P)
     assert len(segs) == 1 and close(segs[0], 20, 23, 50, 53, 0.01) and segs[0].frames == 3, segs
+
+
+def test_no_segment_when_the_best_frames_average_under_min_score() -> None:
+    # One strong frame among weak ones on the diagonal: the 3 best per-second maxima average
+    # (0.9 + 0.45 + 0.45) / 3 = 0.6 < 0.7, so no path of min_frames=3 can reach min_score.
+    q = np.arange(6, dtype=float)
+    s = np.array([0.9, 0.45, 0.45, 0.45, 0.45, 0.45])
+    assert align(q, q + 10, s, AlignParams(min_score=0.7, min_frames=3, path_bias=0.0)) == []
+    # Three strong frames: with the default bias (min_score) the weak ones weigh < 0, so the
+    # path is the three strong seconds (mean 0.9): one segment.
+    s2 = np.array([0.9, 0.9, 0.9, 0.45, 0.45, 0.45])
+    segs = align(q, q + 10, s2, AlignParams(min_score=0.7, min_frames=3))
+    assert [(g.query_start, g.query_end, g.ref_start, g.frames) for g in segs] == [(0.0, 3.0, 10.0, 3)]

@@ -36,6 +36,8 @@ Two aligners with one signature, ``fn(q_t, r_t, sim, params, weight=None) -> lis
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 
 import numpy as np
 
@@ -143,31 +145,40 @@ def _acceptable(seg: Segment, params: AlignParams, accepted: list[Segment]) -> b
     return not _duplicate(seg, accepted, params.max_overlap)
 
 
+@functools.lru_cache(maxsize=16)
+def _speed_grid(max_speed: float, steps: int) -> np.ndarray:
+    grid = np.unique(np.r_[np.geomspace(1.0 / max_speed, max_speed, steps), 1.0])
+    grid.flags.writeable = False
+    return grid
+
+
 def dominant_speed(q: np.ndarray, r: np.ndarray, vote: np.ndarray, params: AlignParams, steps: int = 9) -> float:
     """The playback speed (reference seconds per query second) that lines up the most match
     weight: a Hough vote on ``r - speed * q`` over a geometric grid of speeds within
     ``[1/max_speed, max_speed]``; speed 1 unless another is clearly (10 %) better."""
     if len(q) == 0 or params.max_speed <= 1.0 or not np.any(vote > 0):
         return 1.0
-    grid = np.geomspace(1.0 / params.max_speed, params.max_speed, steps)
-    grid = np.unique(np.r_[grid, 1.0])
+    grid = _speed_grid(params.max_speed, steps)
     q0 = q - q.min()
 
     qf = np.round(q0 / params.frame_interval).astype(np.int64)
     # Per speed, each query frame counts once per offset bin (its best match within +-1 bin),
     # so a static block, which any speed fits, favours no speed. All speeds in one pass: rows
-    # are speeds, and bins are numbered per speed from that speed's lowest one.
+    # are speeds, and bins are numbered per speed from that speed's lowest one; one integer key
+    # per (speed, bin, query frame), sorted, gives each group's best weight.
     m = len(grid)
     b = np.round((r[None, :] - grid[:, None] * q0[None, :]) / params.frame_interval).astype(np.int64)
     b = np.concatenate([b - 1, b, b + 1], axis=1)
     b -= b.min(axis=1, keepdims=True)
-    sp = np.repeat(np.arange(m), b.shape[1])
-    b, f, w = b.ravel(), np.tile(qf, 3 * m), np.tile(vote, 3 * m)
-    order = np.lexsort((-w, f, b, sp))
-    sp, b, f, w = sp[order], b[order], f[order], w[order]
-    first = np.r_[True, (sp[1:] != sp[:-1]) | (b[1:] != b[:-1]) | (f[1:] != f[:-1])]
     width = int(b.max()) + 1
-    tally = np.bincount(sp[first] * width + b[first], weights=w[first], minlength=m * width).reshape(m, width)
+    nf = int(qf.max()) + 1
+    cell = (np.arange(m)[:, None] * width + b).ravel()
+    key = cell * nf + np.tile(qf, 3 * m)
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    top = np.maximum.reduceat(np.tile(vote, 3 * m)[order], starts)
+    tally = np.bincount(key[starts] // nf, weights=top, minlength=m * width).reshape(m, width)
     scores = {float(v): float(tally[i].max()) for i, v in enumerate(grid)}
     best = max(scores, key=lambda v: (scores[v], -abs(np.log(v))))
     return best if scores[best] > 1.1 * scores[1.0] else 1.0
@@ -194,33 +205,50 @@ def align(
     # Predecessor windows depend only on query times: compute them once.
     lo_all = np.searchsorted(q, q - gap - _EPS, side="left")
     hi_all = np.searchsorted(q, q - _EPS, side="left")
+    q_l, r_l, node_l = q.tolist(), r.tolist(), node.tolist()
+    lo_l, hi_l = lo_all.tolist(), hi_all.tolist()
     while alive.any() and len(segments) < params.max_segments and rejected < params.max_rejected:
         # No acceptable segment can come from what is left: a path visits each query time at
-        # most once, so it needs min_frames distinct query times, and its mean similarity is
-        # at most the best one (saves the work on the many unrelated candidates of a large store).
-        if len(np.unique(q[alive])) < params.min_frames or s[alive].max() < params.min_score - _EPS:
+        # most once, so it needs min_frames distinct query times, and its mean similarity is at
+        # most the mean of the min_frames best per-time maxima (saves the work on the many
+        # unrelated candidates of a large store; exact, the output is unchanged).
+        qa = q[alive]
+        tops = np.maximum.reduceat(s[alive], np.flatnonzero(np.r_[True, qa[1:] != qa[:-1]]))
+        need = max(1, params.min_frames)
+        if len(tops) < need or np.sort(tops)[-need:].mean() < params.min_score - _EPS:
             break
         speed = dominant_speed(q[alive], r[alive], np.clip(node[alive], 0.0, None), params)
         best = np.where(alive, node, -np.inf)
-        prev = np.full(len(q), -1)
-        for j in np.flatnonzero(alive):
-            lo, hi = lo_all[j], hi_all[j]
+        alive_l = alive.tolist()
+        # The DP in plain Python floats: a pair holds tens of matches with a handful of
+        # predecessors each, where numpy's per-call overhead would dominate (same IEEE
+        # arithmetic and the same first-maximum tie rule as a vectorised argmax).
+        best_l = best.tolist()
+        prev_l = [-1] * len(q_l)
+        lo_cost = params.drift_cost
+        for j in np.flatnonzero(alive).tolist():
+            lo, hi = lo_l[j], hi_l[j]
             if hi <= lo:
                 continue
-            dq = q[j] - q[lo:hi]
-            dr = r[j] - r[lo:hi]
-            ok = alive[lo:hi] & (dr >= -_EPS) & (dr <= dq * sp + iv + _EPS) & (dr >= dq / sp - iv - _EPS)
-            if not ok.any():
-                continue
-            # A small cost per second of drift from the dominant speed (or from speed 1, which
-            # needs no vote): among near-equal paths (static shots, repeated frames) the
-            # straight one wins.
-            drift = np.minimum(np.abs(dr - speed * dq), np.abs(dr - dq))
-            cand = np.where(ok, best[lo:hi] - params.drift_cost * drift, -np.inf)
-            k = int(np.argmax(cand))
-            if cand[k] > 0:  # a predecessor path adds weight
-                best[j] = node[j] + cand[k]
-                prev[j] = lo + k
+            qj, rj = q_l[j], r_l[j]
+            top, arg = -math.inf, -1
+            for k in range(lo, hi):
+                if not alive_l[k]:
+                    continue
+                dq = qj - q_l[k]
+                dr = rj - r_l[k]
+                if dr >= -_EPS and dr <= dq * sp + iv + _EPS and dr >= dq / sp - iv - _EPS:
+                    # A small cost per second of drift from the dominant speed (or from speed
+                    # 1, which needs no vote): among near-equal paths (static shots, repeated
+                    # frames) the straight one wins.
+                    c = best_l[k] - lo_cost * min(abs(dr - speed * dq), abs(dr - dq))
+                    if c > top:
+                        top, arg = c, k
+            if top > 0:  # a predecessor path adds weight
+                best_l[j] = node_l[j] + top
+                prev_l[j] = arg
+        best = np.asarray(best_l)
+        prev = prev_l
         end = int(np.argmax(best))
         if not np.isfinite(best[end]) or best[end] <= 0:
             break
