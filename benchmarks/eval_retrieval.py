@@ -45,6 +45,7 @@ from vidret_milvus.fingerprint import Sampling, fingerprint_video
 from vidret_milvus.ingest import sha256_file
 from vidret_milvus.metrics import micro_ap, precision_recall_curve, recall_at_precision, segment_prf
 from vidret_milvus.model import load_model
+from vidret_milvus.decision import Matches, score_candidate
 from vidret_milvus.search import Background, Mode, SearchParams, search_descriptor
 from vidret_milvus.store import Store, StoreMeta
 from vidret_milvus.video import iter_frames
@@ -94,19 +95,38 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return table[a[:, None, :] ^ b[None, :, :]].sum(2)
 
 
-def decide_from_sim(q_t: np.ndarray, q_dur: float, r_t: np.ndarray, r_dur: float, sim: np.ndarray, params: SearchParams, min_sim: float,
-                    bg: np.ndarray | None = None) -> tuple[float, bool, list]:
-    """The duration-mode decision on a (query frames x reference frames) similarity matrix.
-    ``bg``: per query frame, the background similarity (subtracted x beta after the frame-match
-    filter, as search.py does)."""
+def exhaustive_decision(qd: VideoDescriptor, rd: VideoDescriptor, params: SearchParams, bg: np.ndarray | None = None) -> tuple[float, bool, list]:
+    """The system's decision (decision.score_candidate, the same code search runs) with an
+    exhaustive re-rank: every frame of the reference is searched, without the code stage, so
+    every query frame weighs 1 (no common-frame weights). Equal codes (mode 3) come from all
+    code pairs. ``bg``: per query frame, the background similarity (params.background_beta)."""
+    sim = qd.embeddings @ rd.embeddings.T
+    k = min(params.rerank_per_video, sim.shape[1])
+    top = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+    qi = np.repeat(np.arange(qd.num_frames), k)
+    rj = top.ravel()
+    d2 = np.maximum(0.0, 2.0 - 2.0 * sim[qi, rj]).astype(np.float32)
+    ham = hamming(qd.codes, rd.codes)
+    cq, cr = np.nonzero(ham <= params.radius)
+    res = score_candidate(
+        params, video_id=rd.video_id, path=rd.path, duration=rd.duration, query_times=qd.timestamps, query_duration=qd.duration,
+        frame_interval=1.0 / qd.fps, rerank=Matches(qi, rd.timestamps[rj], d2), codes=Matches(cq, rd.timestamps[cr], ham[cq, cr].astype(np.float32)),
+        frame_weights=np.ones(qd.num_frames), background=bg,
+    )
+    return res.score, res.is_copy, res.segments
+
+
+def hash_decision(q_t: np.ndarray, q_dur: float, r_t: np.ndarray, r_dur: float, sim: np.ndarray, params: SearchParams, min_sim: float) -> tuple[float, bool, list]:
+    """The decision of the perceptual-hash baselines (pHash, vPDQ) on a (query frames x
+    reference frames) similarity matrix: the same alignment, then the patent's repetition
+    rule, scored by the covered seconds times their similarity. Not the system's calibrated
+    rule: its calibration is fitted to the model's cosine scale, which a hash similarity is not."""
     k = min(params.rerank_per_video, sim.shape[1])
     top = np.argsort(-sim, axis=1, kind="stable")[:, :k]
     qi = np.repeat(np.arange(len(q_t)), k)
     rj = top.ravel()
     s = sim[qi, rj]
     keep = s >= min_sim
-    if bg is not None:
-        s = s - params.background_beta * bg[qi]
     interval = float(np.median(np.diff(q_t))) if len(q_t) > 1 else 1.0
     segs = align(q_t[qi[keep]], r_t[rj[keep]], s[keep], dataclasses.replace(params.align, frame_interval=interval))
     rep = repetition_degree(segs, q_dur, r_dur)
@@ -307,7 +327,6 @@ def main() -> None:
     for n in ref_desc:
         frames = np.concatenate([b.frames for b in iter_frames(data / "refs" / n, fps=1.0, short_side=256)])
         ref_ph[n], ref_pdq[n] = phash(frames), pdq_hashes(frames)
-    min_cos = 1 - params.frame_match_l2**2 / 2
     # With background normalisation on, the baseline gets it too: all reference frames are the
     # background (the system samples up to 5000 stored frames; here that is all of them).
     ref_bg = Background.load(params.background_path) if params.background_path else Background(
@@ -320,15 +339,15 @@ def main() -> None:
         qbg = ref_bg.similarity(qd.embeddings, params.background_k) if params.background_beta > 0 else None
         for name, rd in ref_desc.items():
             bg = qbg.kth(exclude_video=rd.video_id) if qbg is not None else None
-            sc, cp, segs = decide_from_sim(qd.timestamps, qd.duration, rd.timestamps, rd.duration, qd.embeddings @ rd.embeddings.T, params, min_cos, bg)
+            sc, cp, segs = exhaustive_decision(qd, rd, params, bg)
             emb_preds[q["name"]].append({"ref": name, "score": sc, "is_copy": cp, "segments": [g.to_json() for g in segs]})
             n = min(len(qph), len(qd.timestamps))
             sim = 1.0 - hamming(qph[:n], ref_ph[name][: rd.num_frames]) / 32.0
-            sc, cp, segs = decide_from_sim(qd.timestamps[:n], qd.duration, rd.timestamps[: sim.shape[1]], rd.duration, sim, params, 0.5)
+            sc, cp, segs = hash_decision(qd.timestamps[:n], qd.duration, rd.timestamps[: sim.shape[1]], rd.duration, sim, params, 0.5)
             ph_preds[q["name"]].append({"ref": name, "score": sc, "is_copy": cp, "segments": [g.to_json() for g in segs]})
             n = min(len(qpdq), len(qd.timestamps))
             sim = pdq_similarity(qpdq[:n], ref_pdq[name][: rd.num_frames])
-            sc, cp, segs = decide_from_sim(qd.timestamps[:n], qd.duration, rd.timestamps[: sim.shape[1]], rd.duration, sim, params, PDQ_MIN_SIM)
+            sc, cp, segs = hash_decision(qd.timestamps[:n], qd.duration, rd.timestamps[: sim.shape[1]], rd.duration, sim, params, PDQ_MIN_SIM)
             pdq_preds[q["name"]].append({"ref": name, "score": sc, "is_copy": cp, "segments": [g.to_json() for g in segs]})
     systems["baseline_exhaustive_float"] = emb_preds
     systems["baseline_phash64"] = ph_preds

@@ -180,3 +180,59 @@ def test_search_params_take_the_calibration_from_the_checkpoint_keys() -> None:
         parse_thresholds({"copy_threshold": 1.5}, "config.json")
     with pytest.raises(ValueError):
         SearchParams(min_copy_seconds=-1)
+
+
+# ----------------------------------------------------------------------------- score_candidate
+def _toy_candidate(mode: str, d2: float = 0.02) -> "object":
+    """A 10 s query whose seconds 0-4 copy seconds 10-14 of a 30 s reference (squared L2
+    ``d2`` each, plus one far match of query second 7), and three code hits of query seconds
+    0, 1, 2 at 0, 3 and 16 bits, with one at 20 bits (not equal)."""
+    from vidret_milvus.decision import Matches, Mode, SearchParams, score_candidate
+
+    qi = np.array([0, 1, 2, 3, 4, 7])
+    rerank = Matches(qi, np.array([10.0, 11, 12, 13, 14, 25], np.float32), np.array([d2] * 5 + [1.5], np.float32))
+    codes = Matches(np.array([0, 1, 2, 5]), np.array([10.0, 11, 12, 20], np.float32), np.array([0, 3, 16, 20], np.float32))
+    params = SearchParams(mode=Mode(mode), repetition_rule=False)
+    return score_candidate(params, video_id=7, path="/refs/r.mp4", duration=30.0, query_times=np.arange(10, dtype=np.float64),
+                           query_duration=10.0, frame_interval=1.0, rerank=rerank, codes=codes, frame_weights=np.ones(10))
+
+
+def test_score_candidate_mode_1_nearest_distance() -> None:
+    r = _toy_candidate("embedding")
+    # min distance sqrt(0.02) = 0.1414 < 0.8: a copy; score 1 - 0.1414 / 2 = 0.9293
+    assert r.is_copy and r.min_distance == pytest.approx(math.sqrt(0.02), abs=1e-6)
+    assert r.score == pytest.approx(1 - math.sqrt(0.02) / 2, abs=1e-6)
+    far = _toy_candidate("embedding", d2=0.81)  # distance 0.9 >= 0.8
+    assert not far.is_copy and far.score == pytest.approx(1 - 0.9 / 2, abs=1e-6)
+
+
+def test_score_candidate_mode_2_segment_and_calibrated_confidence() -> None:
+    r = _toy_candidate("duration")
+    # One segment: query 0-5 s onto reference 10-15 s, mean similarity 1 - 0.02 / 2 = 0.99;
+    # the far match (distance 1.22 > frame_match_l2 1.0) is no frame match.
+    assert [(g.query_start, g.query_end, g.ref_start, g.ref_end, g.frames) for g in r.segments] == [(0.0, 5.0, 10.0, 15.0, 5)]
+    assert r.segments[0].score == pytest.approx(0.99, abs=1e-6) and r.matched_seconds == pytest.approx(5.0)
+    # c = (0.99 - 0.7) / 0.3 = 0.9667; x = [log1p(5 c), c, log1p(5), 0.99] with the hand-set
+    # weights (1.5, 5, 0.25, 2) and bias -6: z = 2.6454 + 4.8333 + 0.4479 + 1.98 - 6 = 3.9067
+    c = 0.29 / 0.3
+    z = 1.5 * math.log1p(5 * c) + 5.0 * c + 0.25 * math.log1p(5.0) + 2.0 * 0.99 - 6.0
+    assert r.confidence == pytest.approx(sigmoid(z), abs=1e-6) and r.score == r.confidence
+    assert r.confidence == pytest.approx(0.9803, abs=1e-4) and r.is_copy  # p >= 0.5 and 5 s >= 3 s
+    # The repetition degree is reported: 5 s over the shorter video's 10 s.
+    assert r.repetition_degree == pytest.approx(0.5)
+
+
+def test_score_candidate_mode_3_equal_codes() -> None:
+    r = _toy_candidate("codes")
+    # Query seconds 0, 1, 2 have codes within 16 bits (second 5's 20 bits do not count):
+    # 3 s / min(10, 30) s = 0.3 >= 0.2
+    assert r.code_ratio == pytest.approx(0.3) and r.score == pytest.approx(0.3) and r.is_copy
+
+
+def test_nearest_per_query_frame_keeps_k_per_frame_ties_to_the_earlier_time() -> None:
+    from vidret_milvus.decision import Matches, nearest_per_query_frame
+
+    m = Matches(np.array([1, 0, 0, 0, 1]), np.array([5.0, 3.0, 1.0, 2.0, 4.0]), np.array([0.2, 0.5, 0.1, 0.1, 0.3]))
+    got = nearest_per_query_frame(m, 2)
+    assert got.query_index.tolist() == [0, 0, 1, 1]
+    assert got.t.tolist() == [1.0, 2.0, 5.0, 4.0] and got.distance.tolist() == pytest.approx([0.1, 0.1, 0.2, 0.3])

@@ -1,7 +1,8 @@
 """vidret-milvus: near-duplicate / copied-video retrieval on Milvus.
 
 Data flows one way: video (``video``) -> descriptor (``model``, ``fingerprint``,
-``descriptor``) -> store (``store``) -> results (``search``, ``align``).
+``descriptor``) -> store (``store``, ids in ``ids``) -> results (``search``: recall and re-rank;
+``align`` and ``decision``: segments, scores, the copy decision).
 
 The Python API (for notebooks and services) is what the CLI uses::
 
@@ -36,9 +37,9 @@ _API: dict[str, str] = {
     "ingest_paths": "ingest",
     "discover": "ingest",
     "Mode": "decision",
-    "SearchParams": "search",
+    "SearchParams": "decision",
     "SearchResponse": "search",
-    "Result": "search",
+    "Result": "decision",
     "search_video": "search",
     "search_descriptor": "search",
     "Segment": "align",

@@ -262,6 +262,7 @@ def search(
     JSON object; several print JSON Lines in input order, each line as soon as its clip is done
     ({"query": ..., "error": ...} for a clip that failed; the batch goes on, exit 1 at the end)."""
     from .ingest import discover
+    from .decision import mode_threshold_field
     from .search import SearchParams, check_store, search_video
 
     queries, problems = _query_paths(clips or [], recursive, from_file, discover)
@@ -274,7 +275,7 @@ def search(
     with _connect(uri, token, prefix, binary_index, create=False) as store:  # first: a mistyped --uri fails fast
         with _status("loading the model"):
             model = _load_model(checkpoint, backbone, weights, precision, threads)
-        field = {Mode.embedding: "embedding_threshold", Mode.duration: "copy_threshold", Mode.codes: "codes_threshold"}[mode]
+        field = mode_threshold_field(mode)
         params = SearchParams.for_model(model, top_n=top_n, radius=radius, mode=mode, max_candidates=max_candidates, recall_limit=recall_limit, **{field: threshold})
         check_store(store, model)
         for problem in problems:  # folders that could not be read: reported first, like ingest

@@ -49,11 +49,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .align import Segment, repetition_degree, union_length
+from .align import AlignParams, Segment, align, repetition_degree, union_length
+from .ids import MAX_LIMIT
 
 
 class Mode(str, enum.Enum):
@@ -302,3 +303,267 @@ def decide(
     by_segment = p >= copy_threshold and evidence.best_segment_seconds >= min_copy_seconds - TIME_TOLERANCE
     by_repetition = duration_threshold is not None and evidence.matched_seconds > 0 and evidence.repetition_degree >= duration_threshold
     return p, bool(by_segment or by_repetition)
+
+
+# ----------------------------------------------------------------------------- search settings and results
+
+RERANK_SCOPES = ("window", "video")
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchParams:
+    """Search options. Defaults were chosen on generated copies (see README, 'Thresholds')."""
+
+    top_n: int = 20
+    radius: int = 32  # Hamming radius of the category recall (bits, inclusive)
+    mode: Mode = Mode.duration
+    embedding_threshold: float = 0.8  # mode 1: L2 distance (embeddings are unit length)
+    duration_threshold: float = 0.3  # mode 2, patent rule: content repetition degree
+    # Mode 2 (vidret_milvus.decision): copy when the calibrated confidence reaches
+    # copy_threshold and the best segment lasts min_copy_seconds; repetition_rule keeps the
+    # patent's rule (repetition degree >= duration_threshold) as a second way to be a copy.
+    copy_threshold: float = 0.5
+    min_copy_seconds: float = 3.0
+    repetition_rule: bool = True
+    calibration: Calibration = Calibration()  # hand-set defaults until a tuner fits one
+    codes_threshold: float = 0.2  # mode 3: equal-code duration / shorter duration
+    # mode 3: codes this close count as "equal". The patent means identical codes from a
+    # trained head; untrained LSH codes of a copy differ by 10-30 bits, hence 16.
+    code_equal_bits: int = 16
+    frame_match_l2: float = 1.0  # an L2 re-rank hit farther than this is no frame match
+    rerank_per_video: int = 3  # nearest reference frames kept per (query frame, video)
+    # Which reference frames the L2 re-rank searches: "window" (the patent's mapping table
+    # filtered by candidate frame ids: every frame within rerank_window_s of a frame the code
+    # stage recalled, in the candidate videos) or "video" (every frame of every candidate).
+    rerank_scope: str = "window"
+    rerank_window_s: float = 5.0
+    max_candidates: int = 2000  # videos sent to re-rank (most recalled first)
+    recall_limit: int = MAX_LIMIT  # hits per query frame in the Hamming stage
+    align: AlignParams = AlignParams()
+    # Down-weighting of query frames recalled in many candidate videos (module docstring);
+    # 0 turns it off.
+    common_frame_videos: int = 4
+    # Background normalisation (module docstring); beta 0 turns it off.
+    background_beta: float = 0.0
+    background_k: int = 1  # similarity to the k-th nearest background frame
+    background_size: int = 5000  # stored frames sampled when no background_path is given
+    background_path: str | None = None  # .npy (M, D) float32 of background frame embeddings
+    background_seed: int = 0
+    # Background similarity assumed when the background holds no frame of another video (a
+    # store with one video): the thresholds of a model tuned with beta > 0 are on the
+    # normalised scale, so "nothing to subtract" would make them lax. Tuned per model.
+    background_default: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.top_n < 1:
+            raise ValueError("top_n must be >= 1")
+        if not 0 <= self.radius <= 128:
+            raise ValueError("radius must be in [0, 128]")
+        if self.rerank_scope not in RERANK_SCOPES:
+            raise ValueError(f"rerank_scope must be one of {RERANK_SCOPES}")
+        if not 0.0 <= self.rerank_window_s <= 3600.0:
+            raise ValueError("rerank_window_s must be in [0, 3600]")
+        if self.common_frame_videos < 0:
+            raise ValueError("common_frame_videos must be >= 0")
+        if not 0.0 <= self.background_beta <= 2.0:
+            raise ValueError("background_beta must be in [0, 2]")
+        if self.background_k < 1 or self.background_size < 1:
+            raise ValueError("background_k and background_size must be >= 1")
+        if not 0.0 <= self.copy_threshold <= 1.0:
+            raise ValueError("copy_threshold must be in [0, 1]")
+        if not self.min_copy_seconds >= 0:
+            raise ValueError("min_copy_seconds must be >= 0")
+        if not isinstance(self.calibration, Calibration):
+            raise ValueError("calibration must be a decision.Calibration")
+        object.__setattr__(self, "repetition_rule", bool(self.repetition_rule))
+        object.__setattr__(self, "mode", Mode(self.mode))
+
+    @classmethod
+    def for_model(cls, model: object, **overrides: Any) -> "SearchParams":
+        """Defaults with the thresholds tuned for ``model`` (its checkpoint's config.json
+        ``"thresholds"``, written by benchmarks/tune_thresholds.py), then ``overrides``
+        (``None`` values are ignored, so CLI options left unset keep the model's values).
+        A checkpoint's ``background.npy`` becomes ``background_path``. The class defaults
+        serve models without tuned thresholds (another backbone, an untuned checkpoint).
+        The ``calib_w*`` / ``calib_bias`` keys (all or none) become ``calibration``."""
+        tuned: dict[str, Any] = dict(getattr(model, "thresholds", None) or {})
+        if getattr(model, "background_path", None):
+            tuned["background_path"] = model.background_path  # type: ignore[attr-defined]
+        min_score = tuned.pop("align_min_score", None)
+        calibration = Calibration.from_keys(tuned)
+        tuned = {k: v for k, v in tuned.items() if not k.startswith("calib_")}
+        if calibration is not None:
+            tuned["calibration"] = calibration
+        kw = {**tuned, **{k: v for k, v in overrides.items() if v is not None}}
+        align = kw.pop("align", cls.align)
+        if min_score is not None and "align" not in overrides:
+            align = dataclasses.replace(align, min_score=float(min_score))
+        return cls(align=align, **kw)
+
+
+@dataclasses.dataclass
+class Result:
+    video_id: int
+    path: str
+    duration: float
+    score: float
+    is_copy: bool
+    repetition_degree: float
+    min_distance: float
+    code_ratio: float
+    segments: list[Segment]
+    # Mode-2 evidence (decision.py): union of the segments' query spans, and the calibrated
+    # copy probability (the mode-2 score).
+    matched_seconds: float = 0.0
+    confidence: float = 0.0
+    view: str = "full"  # which query view found it (views.search_views: a region or crop)
+    # decision.Evidence.features() of the candidate (FEATURES order), for calibration fits
+    # (benchmarks/tune_thresholds.py); not part of to_json.
+    evidence: np.ndarray | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "video_id": self.video_id,
+            "path": self.path,
+            "duration": round(self.duration, 3),
+            "score": round(self.score, 4),
+            "is_copy": self.is_copy,
+            "repetition_degree": round(self.repetition_degree, 4),
+            "matched_seconds": round(self.matched_seconds, 3),
+            "confidence": round(self.confidence, 4),
+            "segments": [g.to_json() for g in self.segments],
+            # Only region views say so: plain full-frame results keep their JSON keys.
+            **({"view": self.view} if self.view != "full" else {}),
+        }
+
+
+def decision_settings(params: SearchParams) -> dict[str, Any]:
+    """The settings that decide a result, as reported with it."""
+    threshold = getattr(params, mode_threshold_field(params.mode))
+    out = {"mode": params.mode.value, "threshold": threshold, "radius": params.radius, "segment_min_score": params.align.min_score,
+           "segment_min_frames": params.align.min_frames, "frame_match_l2": params.frame_match_l2, "background_beta": params.background_beta}
+    if params.mode is Mode.duration:
+        out.update({"copy_threshold": params.copy_threshold, "min_copy_seconds": params.min_copy_seconds,
+                    "repetition_rule": params.repetition_rule, "confidence_ceiling": round(confidence_ceiling(params), 4),
+                    "calibration": {"features": list(FEATURES), "weights": list(params.calibration.weights), "bias": params.calibration.bias,
+                                    "hand_set": params.calibration == Calibration()}})
+    return out
+
+
+def confidence_ceiling(params: SearchParams) -> float:
+    """The similarity of identical frames on the scale in use: 1, less the background term."""
+    return 1.0 - params.background_beta * params.background_default
+
+
+def l2_to_similarity(d2: np.ndarray) -> np.ndarray:
+    """Squared L2 between unit vectors -> cosine similarity (1 - d^2 / 2)."""
+    return 1.0 - np.asarray(d2, np.float64) / 2.0
+
+
+def common_frame_weights(query_index: np.ndarray, video_ids: np.ndarray, num_frames: int, free_videos: int) -> np.ndarray:
+    """Per query frame, ``min(1, log2(1 + free_videos) / log2(1 + n))`` where ``n`` is the
+    number of distinct videos among its recall hits ``(query_index[k], video_ids[k])``.
+    All ones when ``free_videos`` is 0 (off)."""
+    w = np.ones(num_frames)
+    if free_videos <= 0 or len(query_index) == 0:
+        return w
+    pairs = np.unique(np.stack([np.asarray(query_index, np.int64), np.asarray(video_ids, np.int64)], 1), axis=0)
+    n = np.bincount(pairs[:, 0], minlength=num_frames)[:num_frames]
+    many = n > free_videos
+    w[many] = np.log2(1 + free_videos) / np.log2(1 + n[many])
+    return w
+
+
+def mode_score(mode: Mode, confidence: float, min_dist: float, code_ratio: float) -> float:
+    """One number in [0, 1], higher = more similar, comparable across queries for a mode.
+    Mode 2: the calibrated copy probability (its best-frame feature still ranks candidates
+    without an accepted segment, which keeps pooled ranking informative below the cut)."""
+    if mode is Mode.embedding:
+        return float(max(0.0, 1.0 - min_dist / 2.0))
+    if mode is Mode.codes:
+        return float(code_ratio)
+    return float(confidence)
+
+
+def mode_threshold_field(mode: Mode) -> str:
+    """The SearchParams field that holds ``mode``'s copy threshold."""
+    return {Mode.embedding: "embedding_threshold", Mode.duration: "copy_threshold", Mode.codes: "codes_threshold"}[Mode(mode)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Matches:
+    """Frame matches of one (query, candidate) pair: query frame index, reference time and
+    distance (squared L2 for re-rank hits, Hamming bits for code hits)."""
+
+    query_index: np.ndarray
+    t: np.ndarray
+    distance: np.ndarray
+
+    @classmethod
+    def empty(cls) -> "Matches":
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.float32))
+
+
+def nearest_per_query_frame(m: Matches, k: int) -> Matches:
+    """The ``k`` nearest matches of each query frame (ties to the earlier reference time)."""
+    if len(m.query_index) == 0:
+        return m
+    order = np.lexsort((m.t, m.distance, m.query_index))
+    qi, rt, d2 = m.query_index[order], m.t[order], m.distance[order]
+    first = np.r_[True, qi[1:] != qi[:-1]]
+    rank = np.arange(len(qi)) - np.maximum.accumulate(np.where(first, np.arange(len(qi)), 0))
+    keep = rank < k
+    return Matches(qi[keep], rt[keep], d2[keep])
+
+
+def score_candidate(
+    params: SearchParams,
+    *,
+    video_id: int,
+    path: str,
+    duration: float,
+    query_times: np.ndarray,
+    query_duration: float,
+    frame_interval: float,
+    rerank: Matches,
+    codes: Matches,
+    frame_weights: np.ndarray,
+    background: np.ndarray | None = None,
+) -> Result:
+    """The decision for one candidate video, from its frame matches: its segments (align),
+    mode-2 evidence and calibrated confidence, the mode-1 distance and the mode-3 equal-code
+    share, its score and whether it is a copy under ``params.mode``.
+
+    ``rerank``: its L2 re-rank hits (squared distances), of which the ``rerank_per_video``
+    nearest per query frame count; ``codes``: its code-stage hits (Hamming bits);
+    ``frame_weights``: the common-frame weight of each query frame; ``background``: per query
+    frame, the background similarity to subtract (times ``background_beta``), or None.
+    """
+    m = nearest_per_query_frame(rerank, params.rerank_per_video)
+    qi, rt, d2 = m.query_index, m.t, m.distance
+    min_dist = float(np.sqrt(max(0.0, float(d2.min())))) if len(d2) else 2.0
+    good = np.sqrt(np.maximum(d2, 0)) <= params.frame_match_l2
+    sim = l2_to_similarity(d2[good])
+    if background is not None:
+        sim = sim - params.background_beta * np.asarray(background, np.float64)[qi[good]]
+    aparams = dataclasses.replace(params.align, frame_interval=frame_interval)
+    segs = align(query_times[qi[good]], rt[good], sim, aparams, weight=frame_weights[qi[good]])
+    ev = segment_evidence(segs, query_times, query_duration, duration, min_score=aparams.min_score, ceiling=confidence_ceiling(params),
+                          frame_weights=frame_weights, best_frame_similarity=max(0.0, 1.0 - min_dist**2 / 2.0))
+    confidence, dur_copy = decide(ev, params.calibration, params.copy_threshold, params.min_copy_seconds,
+                                  params.duration_threshold if params.repetition_rule else None)
+    shorter = min(query_duration, duration)
+    eq_frames = np.unique(codes.query_index[codes.distance <= params.code_equal_bits])
+    code_ratio = float(min(1.0, len(eq_frames) * frame_interval / shorter)) if shorter > 0 else 0.0
+    if params.mode is Mode.embedding:
+        is_copy = min_dist < params.embedding_threshold
+    elif params.mode is Mode.codes:
+        is_copy = code_ratio >= params.codes_threshold
+    else:
+        is_copy = dur_copy
+    return Result(
+        video_id=video_id, path=path, duration=duration,
+        score=mode_score(params.mode, confidence, min_dist, code_ratio), is_copy=bool(is_copy),
+        repetition_degree=ev.repetition_degree, min_distance=min_dist, code_ratio=code_ratio, segments=segs,
+        matched_seconds=ev.matched_seconds, confidence=confidence, evidence=ev.features(),
+    )

@@ -46,145 +46,27 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .align import AlignParams, Segment, align
-from .decision import FEATURES, Calibration, Mode, decide, segment_evidence
+from .decision import (  # noqa: F401  (SearchParams, Result, Mode, ... are this module's API too)
+    RERANK_SCOPES,
+    Calibration,
+    Matches,
+    Mode,
+    Result,
+    SearchParams,
+    common_frame_weights,
+    confidence_ceiling,
+    decision_settings,
+    l2_to_similarity,
+    score_candidate,
+)
 from .descriptor import VideoDescriptor
 from .errors import VidretError
 from .fingerprint import Sampling, fingerprint_video
-from .store import FRAME_BITS, ID_CHUNK, MAX_LIMIT, READY, FrameHits, Store, StoreMeta, VideoRow, in_filter
+from .ids import MAX_LIMIT, frame_ids_at, window_frame_ids
+from .store import READY, FrameHits, Store, StoreMeta, VideoRow
 
 if TYPE_CHECKING:  # the torch model's type only: importing it would import torch and timm
     from .model import FingerprintModel
-
-
-RERANK_SCOPES = ("window", "video")
-
-
-@dataclasses.dataclass(frozen=True)
-class SearchParams:
-    """Search options. Defaults were chosen on generated copies (see README, 'Thresholds')."""
-
-    top_n: int = 20
-    radius: int = 32  # Hamming radius of the category recall (bits, inclusive)
-    mode: Mode = Mode.duration
-    embedding_threshold: float = 0.8  # mode 1: L2 distance (embeddings are unit length)
-    duration_threshold: float = 0.3  # mode 2, patent rule: content repetition degree
-    # Mode 2 (vidret_milvus.decision): copy when the calibrated confidence reaches
-    # copy_threshold and the best segment lasts min_copy_seconds; repetition_rule keeps the
-    # patent's rule (repetition degree >= duration_threshold) as a second way to be a copy.
-    copy_threshold: float = 0.5
-    min_copy_seconds: float = 3.0
-    repetition_rule: bool = True
-    calibration: Calibration = Calibration()  # hand-set defaults until a tuner fits one
-    codes_threshold: float = 0.2  # mode 3: equal-code duration / shorter duration
-    # mode 3: codes this close count as "equal". The patent means identical codes from a
-    # trained head; untrained LSH codes of a copy differ by 10-30 bits, hence 16.
-    code_equal_bits: int = 16
-    frame_match_l2: float = 1.0  # an L2 re-rank hit farther than this is no frame match
-    rerank_per_video: int = 3  # nearest reference frames kept per (query frame, video)
-    # Which reference frames the L2 re-rank searches: "window" (the patent's mapping table
-    # filtered by candidate frame ids: every frame within rerank_window_s of a frame the code
-    # stage recalled, in the candidate videos) or "video" (every frame of every candidate).
-    rerank_scope: str = "window"
-    rerank_window_s: float = 5.0
-    max_candidates: int = 2000  # videos sent to re-rank (most recalled first)
-    recall_limit: int = MAX_LIMIT  # hits per query frame in the Hamming stage
-    align: AlignParams = AlignParams()
-    # Down-weighting of query frames recalled in many candidate videos (module docstring);
-    # 0 turns it off.
-    common_frame_videos: int = 4
-    # Background normalisation (module docstring); beta 0 turns it off.
-    background_beta: float = 0.0
-    background_k: int = 1  # similarity to the k-th nearest background frame
-    background_size: int = 5000  # stored frames sampled when no background_path is given
-    background_path: str | None = None  # .npy (M, D) float32 of background frame embeddings
-    background_seed: int = 0
-    # Background similarity assumed when the background holds no frame of another video (a
-    # store with one video): the thresholds of a model tuned with beta > 0 are on the
-    # normalised scale, so "nothing to subtract" would make them lax. Tuned per model.
-    background_default: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.top_n < 1:
-            raise ValueError("top_n must be >= 1")
-        if not 0 <= self.radius <= 128:
-            raise ValueError("radius must be in [0, 128]")
-        if self.rerank_scope not in RERANK_SCOPES:
-            raise ValueError(f"rerank_scope must be one of {RERANK_SCOPES}")
-        if not 0.0 <= self.rerank_window_s <= 3600.0:
-            raise ValueError("rerank_window_s must be in [0, 3600]")
-        if self.common_frame_videos < 0:
-            raise ValueError("common_frame_videos must be >= 0")
-        if not 0.0 <= self.background_beta <= 2.0:
-            raise ValueError("background_beta must be in [0, 2]")
-        if self.background_k < 1 or self.background_size < 1:
-            raise ValueError("background_k and background_size must be >= 1")
-        if not 0.0 <= self.copy_threshold <= 1.0:
-            raise ValueError("copy_threshold must be in [0, 1]")
-        if not self.min_copy_seconds >= 0:
-            raise ValueError("min_copy_seconds must be >= 0")
-        if not isinstance(self.calibration, Calibration):
-            raise ValueError("calibration must be a decision.Calibration")
-        object.__setattr__(self, "repetition_rule", bool(self.repetition_rule))
-        object.__setattr__(self, "mode", Mode(self.mode))
-
-    @classmethod
-    def for_model(cls, model: object, **overrides: Any) -> "SearchParams":
-        """Defaults with the thresholds tuned for ``model`` (its checkpoint's config.json
-        ``"thresholds"``, written by benchmarks/tune_thresholds.py), then ``overrides``
-        (``None`` values are ignored, so CLI options left unset keep the model's values).
-        A checkpoint's ``background.npy`` becomes ``background_path``. The class defaults
-        serve models without tuned thresholds (another backbone, an untuned checkpoint).
-        The ``calib_w*`` / ``calib_bias`` keys (all or none) become ``calibration``."""
-        tuned: dict[str, Any] = dict(getattr(model, "thresholds", None) or {})
-        if getattr(model, "background_path", None):
-            tuned["background_path"] = model.background_path  # type: ignore[attr-defined]
-        min_score = tuned.pop("align_min_score", None)
-        calibration = Calibration.from_keys(tuned)
-        tuned = {k: v for k, v in tuned.items() if not k.startswith("calib_")}
-        if calibration is not None:
-            tuned["calibration"] = calibration
-        kw = {**tuned, **{k: v for k, v in overrides.items() if v is not None}}
-        align = kw.pop("align", cls.align)
-        if min_score is not None and "align" not in overrides:
-            align = dataclasses.replace(align, min_score=float(min_score))
-        return cls(align=align, **kw)
-
-
-@dataclasses.dataclass
-class Result:
-    video_id: int
-    path: str
-    duration: float
-    score: float
-    is_copy: bool
-    repetition_degree: float
-    min_distance: float
-    code_ratio: float
-    segments: list[Segment]
-    # Mode-2 evidence (decision.py): union of the segments' query spans, and the calibrated
-    # copy probability (the mode-2 score).
-    matched_seconds: float = 0.0
-    confidence: float = 0.0
-    view: str = "full"  # which query view found it (views.search_views: a region or crop)
-    # decision.Evidence.features() of the candidate (FEATURES order), for calibration fits
-    # (benchmarks/tune_thresholds.py); not part of to_json.
-    evidence: np.ndarray | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "video_id": self.video_id,
-            "path": self.path,
-            "duration": round(self.duration, 3),
-            "score": round(self.score, 4),
-            "is_copy": self.is_copy,
-            "repetition_degree": round(self.repetition_degree, 4),
-            "matched_seconds": round(self.matched_seconds, 3),
-            "confidence": round(self.confidence, 4),
-            "segments": [g.to_json() for g in self.segments],
-            # Only region views say so: plain full-frame results keep their JSON keys.
-            **({"view": self.view} if self.view != "full" else {}),
-        }
 
 
 @dataclasses.dataclass
@@ -206,43 +88,6 @@ class SearchResponse:
             "candidates": self.candidates,
             "decision": self.decision,
         }
-
-
-def decision_settings(params: SearchParams) -> dict[str, Any]:
-    """The settings that decide a result, as reported with it."""
-    threshold = {Mode.embedding: params.embedding_threshold, Mode.duration: params.copy_threshold, Mode.codes: params.codes_threshold}[params.mode]
-    out = {"mode": params.mode.value, "threshold": threshold, "radius": params.radius, "segment_min_score": params.align.min_score,
-           "segment_min_frames": params.align.min_frames, "frame_match_l2": params.frame_match_l2, "background_beta": params.background_beta}
-    if params.mode is Mode.duration:
-        out.update({"copy_threshold": params.copy_threshold, "min_copy_seconds": params.min_copy_seconds,
-                    "repetition_rule": params.repetition_rule, "confidence_ceiling": round(confidence_ceiling(params), 4),
-                    "calibration": {"features": list(FEATURES), "weights": list(params.calibration.weights), "bias": params.calibration.bias,
-                                    "hand_set": params.calibration == Calibration()}})
-    return out
-
-
-def confidence_ceiling(params: SearchParams) -> float:
-    """The similarity of identical frames on the scale in use: 1, less the background term."""
-    return 1.0 - params.background_beta * params.background_default
-
-
-def l2_to_similarity(d2: np.ndarray) -> np.ndarray:
-    """Squared L2 between unit vectors -> cosine similarity (1 - d^2 / 2)."""
-    return 1.0 - np.asarray(d2, np.float64) / 2.0
-
-
-def common_frame_weights(query_index: np.ndarray, video_ids: np.ndarray, num_frames: int, free_videos: int) -> np.ndarray:
-    """Per query frame, ``min(1, log2(1 + free_videos) / log2(1 + n))`` where ``n`` is the
-    number of distinct videos among its recall hits ``(query_index[k], video_ids[k])``.
-    All ones when ``free_videos`` is 0 (off)."""
-    w = np.ones(num_frames)
-    if free_videos <= 0 or len(query_index) == 0:
-        return w
-    pairs = np.unique(np.stack([np.asarray(query_index, np.int64), np.asarray(video_ids, np.int64)], 1), axis=0)
-    n = np.bincount(pairs[:, 0], minlength=num_frames)[:num_frames]
-    many = n > free_videos
-    w[many] = np.log2(1 + free_videos) / np.log2(1 + n[many])
-    return w
 
 
 @dataclasses.dataclass
@@ -352,25 +197,16 @@ def sample_background(store: Store, size: int = 5000, seed: int = 0) -> Backgrou
         return hit
     counts = np.array([n for _, n in rows], np.int64)
     total = int(counts.sum())
-    meta = store.meta()
-    dim = meta.embed_dim if meta is not None else 0
     if total == 0:
-        return Background(np.zeros((0, dim), np.float32), np.zeros(0, np.int64))
+        meta = store.meta()
+        return Background(np.zeros((0, meta.embed_dim if meta is not None else 0), np.float32), np.zeros(0, np.int64))
     rng = np.random.default_rng(seed)
     pos = np.sort(rng.choice(total, size=min(size, total), replace=False))
     owner = np.searchsorted(np.cumsum(counts), pos, side="right")
     starts = np.r_[0, np.cumsum(counts)[:-1]]
     vids = np.array([v for v, _ in rows], np.int64)[owner]
-    ids = (vids << FRAME_BITS) + (pos - starts[owner])
-    embs, got_vids = [], []
-    for s in range(0, len(ids), ID_CHUNK):
-        chunk = ids[s : s + ID_CHUNK].tolist()
-        res = store._call("query", store.client.query, store.embeddings, filter=in_filter("id", chunk),
-                          output_fields=["embedding", "video_id"], limit=len(chunk), **store.read_kw())
-        for r in res:
-            embs.append(np.asarray(r["embedding"], np.float32))
-            got_vids.append(int(r["video_id"]))
-    return _cache_background(key, Background(np.stack(embs) if embs else np.zeros((0, dim), np.float32), np.asarray(got_vids, np.int64)))
+    embs, got_vids = store.frame_embeddings(frame_ids_at(vids, pos - starts[owner]))
+    return _cache_background(key, Background(embs, got_vids))
 
 
 def _rows_by_video(video_ids: np.ndarray) -> dict[int, np.ndarray]:
@@ -386,26 +222,7 @@ def rerank_frame_ids(recall: FrameHits, cand: list[int], videos: dict[int, Video
     ``window`` frames of a frame the code stage recalled (sorted, unique). Built only from the
     ids the store returned and the frame counts of its video rows."""
     keep = np.isin(recall.video_ids, np.asarray(cand, np.int64))
-    ids = np.unique(recall.ids[keep].astype(np.int64))
-    if len(ids) == 0 or window <= 0:
-        return ids
-    vid = ids >> FRAME_BITS
-    idx = ids & ((1 << FRAME_BITS) - 1)
-    frames = np.array([videos[int(v)].frames for v in vid.tolist()], np.int64)
-    near = idx[:, None] + np.arange(-window, window + 1, dtype=np.int64)[None]
-    ok = (near >= 0) & (near < frames[:, None])
-    return np.unique(((vid[:, None] << FRAME_BITS) + near)[ok])
-
-
-def _score(mode: Mode, confidence: float, min_dist: float, code_ratio: float) -> float:
-    """One number in [0, 1], higher = more similar, comparable across queries for a mode.
-    Mode 2: the calibrated copy probability (its best-frame feature still ranks candidates
-    without an accepted segment, which keeps pooled ranking informative below the cut)."""
-    if mode is Mode.embedding:
-        return float(max(0.0, 1.0 - min_dist / 2.0))
-    if mode is Mode.codes:
-        return float(code_ratio)
-    return float(confidence)
+    return window_frame_ids(recall.ids[keep], {v: videos[v].frames for v in cand}, window)
 
 
 def search_descriptor(
@@ -443,8 +260,6 @@ def search_descriptor(
     timing["rerank"] = (t2 - t1) * 1e3
     # 3. decide and localise, per candidate video
     results = []
-    aparams = dataclasses.replace(params.align, frame_interval=interval)
-    ceiling = confidence_ceiling(params)
     qts = query.timestamps
     in_cand = np.isin(recall.video_ids, np.asarray(cand, np.int64))
     fweight = common_frame_weights(recall.query_index[in_cand], recall.video_ids[in_cand], query.num_frames, params.common_frame_videos)
@@ -457,41 +272,12 @@ def search_descriptor(
     none = np.zeros(0, np.int64)
     for vid in cand:
         row: VideoRow = videos[vid]
-        m = rer_of.get(vid, none)
-        qi, rt, d2 = rer.query_index[m], rer.t[m], rer.distance[m]
-        if len(qi):
-            # keep the nearest few per query frame
-            order = np.lexsort((rt, d2, qi))
-            qi, rt, d2 = qi[order], rt[order], d2[order]
-            first = np.r_[True, qi[1:] != qi[:-1]]
-            rank = np.arange(len(qi)) - np.maximum.accumulate(np.where(first, np.arange(len(qi)), 0))
-            keep = rank < params.rerank_per_video
-            qi, rt, d2 = qi[keep], rt[keep], d2[keep]
-        min_dist = float(np.sqrt(max(0.0, d2.min()))) if len(d2) else 2.0
-        good = np.sqrt(np.maximum(d2, 0)) <= params.frame_match_l2
-        sim = l2_to_similarity(d2[good])
-        if bgsim is not None:
-            sim = sim - params.background_beta * bgsim.kth(exclude_video=vid, default=params.background_default)[qi[good]]
-        segs = align(qts[qi[good]], rt[good], sim, aparams, weight=fweight[qi[good]])
-        ev = segment_evidence(segs, qts, query.duration, row.duration, min_score=aparams.min_score, ceiling=ceiling,
-                              frame_weights=fweight, best_frame_similarity=max(0.0, 1.0 - min_dist**2 / 2.0))
-        confidence, dur_copy = decide(ev, params.calibration, params.copy_threshold, params.min_copy_seconds,
-                                      params.duration_threshold if params.repetition_rule else None)
-        shorter = min(query.duration, row.duration)
-        rm = recall_of.get(vid, none)
-        eq_frames = np.unique(recall.query_index[rm][recall.distance[rm] <= params.code_equal_bits])
-        code_ratio = float(min(1.0, len(eq_frames) * interval / shorter)) if shorter > 0 else 0.0
-        if params.mode is Mode.embedding:
-            is_copy = min_dist < params.embedding_threshold
-        elif params.mode is Mode.codes:
-            is_copy = code_ratio >= params.codes_threshold
-        else:
-            is_copy = dur_copy
-        results.append(Result(
-            video_id=vid, path=row.path, duration=row.duration,
-            score=_score(params.mode, confidence, min_dist, code_ratio), is_copy=bool(is_copy),
-            repetition_degree=ev.repetition_degree, min_distance=min_dist, code_ratio=code_ratio, segments=segs,
-            matched_seconds=ev.matched_seconds, confidence=confidence, evidence=ev.features(),
+        m, rm = rer_of.get(vid, none), recall_of.get(vid, none)
+        results.append(score_candidate(
+            params, video_id=vid, path=row.path, duration=row.duration, query_times=qts, query_duration=query.duration,
+            frame_interval=interval, rerank=Matches(rer.query_index[m], rer.t[m], rer.distance[m]),
+            codes=Matches(recall.query_index[rm], recall.t[rm], recall.distance[rm]), frame_weights=fweight,
+            background=bgsim.kth(exclude_video=vid, default=params.background_default) if bgsim is not None else None,
         ))
     # Ties broken by video id so that the order is deterministic.
     results.sort(key=lambda r: (-r.score, r.video_id))

@@ -8,7 +8,6 @@ this package generated, never from user text. Every RPC carries a timeout.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -21,13 +20,10 @@ import numpy as np
 
 from .descriptor import CODE_BYTES, VideoDescriptor
 from .errors import DatabaseInUseError, ModelMismatchError, StoreError
+from .ids import FRAME_BITS, MAX_FRAMES, MAX_LIMIT, VIDEO_ID_BITS, check_sha, frame_ids, path_key, video_id_from_sha  # noqa: F401 (re-exported)
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 SCHEMA_VERSION = 1
-MAX_LIMIT = 16384  # Milvus caps topk (and range-search results) at 16384
-FRAME_BITS = 16  # frame id = video_id << 16 | frame index
-MAX_FRAMES = 1 << FRAME_BITS
-VIDEO_ID_BITS = 47
 INSERT_CHUNK = 2000
 ID_CHUNK = 1000
 FRAME_FILTER_CHUNK = 16384  # frame ids per "id in [...]" filter of a re-rank search
@@ -41,9 +37,9 @@ IVF_GUARDS = ("auto", "knn", "range", "off")
 # time tick); "Strong" waits for the time tick on every request (~200 ms each on Milvus 2.3).
 READ_CONSISTENCY = ("Session", "Strong", "Bounded", "Eventually")
 STRONG_AFTER_DELETE_S = 5.0
+META_TTL_S = 30.0
 KNN_FIRST_K = 1024  # kNN recall guard: first pass size; frames that fill it are redone with the limit
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _PREFIX_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
 
 
@@ -128,22 +124,9 @@ def _merge_nearest(parts: Sequence[FrameHits], nq: int, limit: int) -> FrameHits
     return out
 
 
-def path_key(path: str) -> int:
-    """Stable 63-bit key of an absolute path (so a path lookup is an integer filter)."""
-    return int.from_bytes(hashlib.sha256(path.encode("utf-8", "surrogateescape")).digest()[:8], "big") >> 1
-
-
-def video_id_from_sha(sha256: str, probe: int = 0) -> int:
-    """Content-addressed video id: 47 bits of the file hash (+ probe on a collision)."""
-    _check_sha(sha256)
-    base = int(sha256[: (VIDEO_ID_BITS + 3) // 4], 16) & ((1 << VIDEO_ID_BITS) - 1)
-    return ((base + probe) % ((1 << VIDEO_ID_BITS) - 1)) + 1  # never 0
-
-
-def frame_ids(video_id: int, n: int) -> np.ndarray:
-    if n > MAX_FRAMES:
-        raise StoreError(f"video has {n} sampled frames, more than {MAX_FRAMES}: lower --fps")
-    return (np.int64(video_id) << FRAME_BITS) + np.arange(n, dtype=np.int64)
+def is_lite_uri(uri: str) -> bool:
+    """A Milvus Lite file path, not a server address."""
+    return not uri.startswith(("http://", "https://", "tcp://", "unix:"))
 
 
 def ivf_nlist_for(rows: int) -> int:
@@ -155,11 +138,6 @@ def parse_server_version(text: str) -> tuple[int, int, int] | None:
     """``"v2.3.5-lite"`` -> ``(2, 3, 5)``; None when it is not a version."""
     m = re.match(r"^\s*v?(\d+)\.(\d+)(?:\.(\d+))?", str(text or ""))
     return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)) if m else None
-
-
-def _check_sha(sha: str) -> None:
-    if not isinstance(sha, str) or not _SHA_RE.match(sha):
-        raise StoreError(f"not a sha256 hex digest: {sha!r}")
 
 
 def _int_list(ids: Iterable[int]) -> list[int]:
@@ -262,6 +240,11 @@ class Store:
         # BIN_IVF_FLAT recall guard: auto (by server version), knn, range, off (measurements only).
         self.ivf_guard = ivf_guard
         self._code_index: tuple[str, int] | None = None
+        # meta() is read several times per search: cached (with the time it was read) and
+        # dropped on this store's create/drop; another process's drop and re-create (another
+        # model under the same prefix) is seen within META_TTL_S.
+        self._meta: tuple[StoreMeta, float] | None = None
+        self.is_lite = is_lite_uri(uri)  # decided once
         self._server_version: tuple[int, int, int] | None | bool = False  # False: not asked yet
         self.codes = f"{prefix}_codes"
         self.embeddings = f"{prefix}_embeddings"
@@ -291,8 +274,7 @@ class Store:
         read_consistency = read_consistency or os.environ.get("VIDRET_READ_CONSISTENCY", "").strip() or "Session"
         if read_consistency not in READ_CONSISTENCY:
             raise StoreError(f"read consistency must be one of {READ_CONSISTENCY}, got {read_consistency!r}")
-        is_lite = not uri.startswith(("http://", "https://", "tcp://", "unix:"))
-        if is_lite:
+        if is_lite_uri(uri):
             p = Path(uri)
             if p.suffix != ".db":
                 raise StoreError(f"{uri}: a Milvus Lite file must end in .db (or give an http:// server URI)")
@@ -357,10 +339,17 @@ class Store:
         return bool(self._call("has_collection", self.client.has_collection, self.videos))
 
     def meta(self) -> StoreMeta | None:
+        """What the collections were made with (None: there are none)."""
+        if self._meta is not None and time.monotonic() - self._meta[1] < META_TTL_S:
+            return self._meta[0]
+        self._meta = None
         if not self.exists():
             return None
         desc = self._call("describe_collection", self.client.describe_collection, self.videos)
-        return StoreMeta.from_description(desc.get("description", ""))
+        meta = StoreMeta.from_description(desc.get("description", ""))
+        if meta is not None:
+            self._meta = (meta, time.monotonic())
+        return meta
 
     def ensure_collections(self, meta: StoreMeta, _retry: bool = True) -> None:
         """Create the collections for ``meta`` or check the existing ones were made with it."""
@@ -413,6 +402,7 @@ class Store:
                 raise
             self.ensure_collections(meta, _retry=False)
         self._code_index = None
+        self._meta = None
 
     def _ensure_loaded(self, names: list[str]) -> None:
         """On a server, wait until the collections are loaded: another ingest worker may have
@@ -442,10 +432,6 @@ class Store:
         if self.is_lite:
             return {}
         return {"consistency_level": "Strong" if time.monotonic() < self._strong_reads_until else self.read_consistency}
-
-    @property
-    def is_lite(self) -> bool:
-        return not self.uri.startswith(("http://", "https://", "tcp://", "unix:"))
 
     def server_version(self) -> tuple[int, int, int] | None:
         """The server's version, e.g. (2, 3, 5); None when it cannot be told (cached)."""
@@ -547,6 +533,7 @@ class Store:
             if self._call("has_collection", self.client.has_collection, n):
                 self._call("drop_collection", self.client.drop_collection, n)
         self._code_index = None
+        self._meta = None
 
     # ------------------------------------------------------------------ videos table
     def _rows_to_videos(self, rows: Iterable[dict[str, Any]]) -> list[VideoRow]:
@@ -573,7 +560,7 @@ class Store:
     def _slot_for_sha(self, sha256: str) -> tuple[int, VideoRow | None]:
         """(video id, stored row) for this file content: the first probed id that is free or
         already holds the same sha256 (ids are 47 bits of the hash, collisions probed)."""
-        _check_sha(sha256)
+        check_sha(sha256)
         for probe in range(8):
             vid = video_id_from_sha(sha256, probe)
             row = self.get_videos([vid], ready_only=False).get(vid)
@@ -650,7 +637,7 @@ class Store:
         meta = self.meta()
         if meta is None:
             raise StoreError("collections do not exist: call ensure_collections first")
-        _check_sha(sha256)
+        check_sha(sha256)
         if desc.model_id and desc.model_id != meta.model_id:
             raise ModelMismatchError(f"{desc.path}: fingerprinted with model {desc.model_id}, store holds {meta.model_id}")
         if desc.dim != meta.embed_dim or desc.codes.shape[1] * 8 != meta.code_bits:
@@ -834,6 +821,22 @@ class Store:
             distance=np.asarray(cols["distance"], np.float32),
             capped=capped,
         )
+
+    def frame_embeddings(self, ids: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(embeddings (M, D) float32, video ids (M,))`` of the stored frames among ``ids``
+        (frame ids made by :mod:`vidret_milvus.ids`; ids not stored are skipped), read
+        ``ID_CHUNK`` ids per query."""
+        fids = _int_list(ids.tolist() if isinstance(ids, np.ndarray) else ids)
+        meta = self.meta()
+        dim = meta.embed_dim if meta is not None else 0
+        embs, vids = [], []
+        for chunk in _chunks(fids, ID_CHUNK):
+            res = self._call("query", self.client.query, self.embeddings, filter=in_filter("id", chunk),
+                             output_fields=["embedding", "video_id"], limit=len(chunk), **self.read_kw())
+            for r in res:
+                embs.append(np.asarray(r["embedding"], np.float32))
+                vids.append(int(r["video_id"]))
+        return (np.stack(embs) if embs else np.zeros((0, dim), np.float32)), np.asarray(vids, np.int64)
 
     # ------------------------------------------------------------------ stats
     def count(self, coll: str, expr: str = "", strong: bool = False) -> int:
