@@ -311,10 +311,11 @@ def main() -> None:
     args = ap.parse_args()
 
     from vidret_milvus.model import load_model
+    from vidret_milvus.model.settings import thresholds_for
 
     model = load_model(args.checkpoint)
     model_id = str(model.model_id)
-    params = SearchParams.for_model(model)
+    params = SearchParams.for_model(thresholds_for(model))
     fm, real, fit_info = fitted_model(model)
     cmp = compare(real, fm)
     plot_compare(cmp, RESULTS / "search_synthetic_vs_real.png",

@@ -45,6 +45,7 @@ from vidret_milvus.fingerprint import Sampling, fingerprint_video
 from vidret_milvus.ingest import sha256_file
 from vidret_milvus.metrics import micro_ap, precision_recall_curve, recall_at_precision, segment_prf
 from vidret_milvus.model import load_model
+from vidret_milvus.model.settings import thresholds_for
 from vidret_milvus.decision import Matches, score_candidate
 from vidret_milvus.search import Background, Mode, SearchParams, search_descriptor
 from vidret_milvus.store import Store, StoreMeta
@@ -249,7 +250,7 @@ def main() -> None:
     else:
         model = load_model(checkpoint=args.checkpoint, threads=args.threads)
     # The model's tuned thresholds (SearchParams.for_model), overridden by the options given.
-    tuned = SearchParams.for_model(model, radius=args.radius, frame_match_l2=args.frame_match_l2, duration_threshold=args.duration_threshold,
+    tuned = SearchParams.for_model(thresholds_for(model), radius=args.radius, frame_match_l2=args.frame_match_l2, duration_threshold=args.duration_threshold,
                                    background_beta=args.background_beta)
     if args.align_min_score is not None:
         tuned = dataclasses.replace(tuned, align=dataclasses.replace(tuned.align, min_score=args.align_min_score))

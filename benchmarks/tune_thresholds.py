@@ -67,6 +67,7 @@ from vidret_milvus.descriptor import VideoDescriptor
 from vidret_milvus.fingerprint import Sampling, fingerprint_video
 from vidret_milvus.ingest import sha256_file
 from vidret_milvus.model import load_model, save_checkpoint
+from vidret_milvus.model.settings import thresholds_for
 from vidret_milvus.model.checkpoint import BACKGROUND_FILE, CONFIG_FILE, WEIGHTS_FILE, save_onnx_checkpoint
 from vidret_milvus.model.onnx_model import OnnxFingerprintModel
 from vidret_milvus.search import Mode, SearchParams, search_descriptor
@@ -209,6 +210,7 @@ def main() -> None:
     if args.untrained:
         args.backbone = "tf_efficientnet_lite0"
     model = load_model(backbone=args.backbone, threads=args.threads) if args.backbone else load_model(checkpoint=args.checkpoint, threads=args.threads)
+    bg_path = thresholds_for(model).background_path
     print(f"model {model.model_id} ({args.checkpoint or 'untrained heads on ' + str(args.backbone or 'default')})")
     sampling = Sampling()
     work = ROOT / "benchmarks" / "out" / "tune"
@@ -251,7 +253,7 @@ def main() -> None:
             # repetition_rule off: is_copy is recomputed below anyway; every candidate is kept.
             params = SearchParams(mode=Mode.duration, radius=int(radius), top_n=len(gt["references"]), frame_match_l2=l2, duration_threshold=0.0,
                                   repetition_rule=False, background_beta=beta, background_default=bg_default if beta > 0 else 0.0,
-                                  background_path=model.background_path, align=dataclasses.replace(AlignParams(), min_score=ms))
+                                  background_path=bg_path, align=dataclasses.replace(AlignParams(), min_score=ms))
             raw.update({f"{name}/{qn}": [(ids[r.video_id], r) for r in search_descriptor(store, d, params).results] for qn, d in q_desc.items()})
         base = {"min_score": ms, "frame_match_l2": l2, "radius": int(radius), "background_beta": beta}
         pairs = [(qn, ref, r) for qn, rs in raw.items() for ref, r in rs]
@@ -309,11 +311,11 @@ def main() -> None:
     same_point = [r for r in rows if all(r[k] == chosen[k] for k in grid_key)]
     old = max((r for r in same_point if r["rule"] == "repetition"), key=lambda r: (r["negatives_fpr"] <= args.max_fpr, *preference(r)))
     keys = ("objective", "muAP", "detected", "negatives_fpr", "segment_f1", "top1")
-    print(f"background: {model.background_path or 'sampled from each store'}")
+    print(f"background: {bg_path or 'sampled from each store'}")
     print("chosen:", json.dumps(thresholds), {k: chosen[k] for k in keys})
     print(f"  old repetition rule at the same grid point: th {old['duration_threshold']:.2f}", {k: old[k] for k in keys})
     save("tune" + (f"-{args.name}" if args.name else ""), {
-        "model_id": model.model_id, "checkpoint": args.checkpoint, "backbone": args.backbone, "background": model.background_path or "store sample",
+        "model_id": model.model_id, "checkpoint": args.checkpoint, "backbone": args.backbone, "background": bg_path or "store sample",
         "data": [d.name for d in args.data], "max_fpr": args.max_fpr, "calib_l2": args.calib_l2, "features": list(FEATURES),
         "rule": "calibrated rows (repetition_rule 0): max mean(muAP, detected, segment F1) over (grid point, copy_threshold, min_copy_seconds) "
                 "with negatives FPR <= max_fpr; ties: higher copy_threshold, then min_copy_seconds nearest 3. Calibration fitted per grid point "

@@ -160,18 +160,18 @@ def test_search_params_take_the_calibration_from_the_checkpoint_keys() -> None:
 
     assert set(CALIBRATION_KEYS) | {"copy_threshold", "min_copy_seconds", "repetition_rule"} <= set(THRESHOLD_KEYS)
 
-    class Tuned:
-        thresholds = parse_thresholds({**Calibration((0.5, 1.0, -0.25, 2.0), -3.0).to_keys(), "copy_threshold": 0.7,
-                                       "min_copy_seconds": 4, "repetition_rule": 0, "duration_threshold": 0.35}, "config.json")
+    from vidret_milvus.model.settings import Thresholds
 
-    p = SearchParams.for_model(Tuned())
+    tuned = Thresholds(parse_thresholds({**Calibration((0.5, 1.0, -0.25, 2.0), -3.0).to_keys(), "copy_threshold": 0.7,
+                                         "min_copy_seconds": 4, "repetition_rule": 0, "duration_threshold": 0.35}, "config.json"))
+    p = SearchParams.for_model(tuned)
     assert p.calibration == Calibration((0.5, 1.0, -0.25, 2.0), -3.0)
     assert (p.copy_threshold, p.min_copy_seconds, p.repetition_rule, p.duration_threshold) == (0.7, 4.0, False, 0.35)
     d = decision_settings(p)
     assert (d["copy_threshold"], d["min_copy_seconds"], d["repetition_rule"]) == (0.7, 4.0, False)
     assert d["calibration"]["weights"] == [0.5, 1.0, -0.25, 2.0] and d["calibration"]["bias"] == -3.0 and not d["calibration"]["hand_set"]
     # A model without the new keys keeps the defaults.
-    old = SearchParams.for_model(type("Old", (), {"thresholds": {"duration_threshold": 0.4}})())
+    old = SearchParams.for_model(Thresholds({"duration_threshold": 0.4}))
     assert (old.calibration, old.copy_threshold, old.min_copy_seconds, old.repetition_rule) == (Calibration(), 0.5, 3.0, True)
     assert decision_settings(old)["calibration"]["hand_set"] and "copy_threshold" not in decision_settings(SearchParams(mode=Mode.codes))
     with pytest.raises(ModelError, match="together"):

@@ -78,7 +78,7 @@ def test_shipped_export_agrees_with_torch_on_real_frames(name: str, clip: Path) 
     assert onnx_model.model_id == torch_model.model_id  # the same weights keep their id
     with safe_open(str(ckpt / WEIGHTS_FILE), framework="np") as fh:
         assert fh.metadata()["model_id"] == onnx_model.model_id
-    assert onnx_model.thresholds == torch_model.thresholds and onnx_model.config == torch_model.config
+    assert onnx_model.source == torch_model.source and onnx_model.config == torch_model.config
     for label, frames in _decoded(clip).items():
         e_t, c_t = torch_model.embed_frames(frames)
         e_o, c_o = onnx_model.embed_frames(frames)

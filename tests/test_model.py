@@ -123,21 +123,27 @@ def test_checkpoint_carries_tuned_thresholds(tmp_path, model: FingerprintModel) 
     become the search defaults; options the user sets still win."""
     import dataclasses
 
+    from vidret_milvus.model.settings import Thresholds, thresholds_for
     from vidret_milvus.search import Mode, SearchParams
 
     copy = load_model(backbone="tf_efficientnet_lite0")
     untrained_id = copy.model_id
-    copy.thresholds = {"radius": 40, "frame_match_l2": 0.7, "align_min_score": 0.75, "duration_threshold": 0.35}
-    save_checkpoint(copy, tmp_path / "ckpt")
+    tuned = Thresholds({"radius": 40, "frame_match_l2": 0.7, "align_min_score": 0.75, "duration_threshold": 0.35})
+    save_checkpoint(copy, tmp_path / "ckpt", thresholds=tuned)
     loaded = load_model(checkpoint=tmp_path / "ckpt")
-    assert loaded.thresholds == copy.thresholds and loaded.model_id == untrained_id
-    p = SearchParams.for_model(loaded, top_n=5, radius=None)
+    # held beside the model, not on it: read from the folder it was loaded from
+    assert not hasattr(loaded, "thresholds") and loaded.source == str(tmp_path / "ckpt")
+    assert thresholds_for(loaded) == tuned and loaded.model_id == untrained_id
+    p = SearchParams.for_model(thresholds_for(loaded), top_n=5, radius=None)
     assert (p.radius, p.frame_match_l2, p.align.min_score, p.duration_threshold, p.top_n) == (40, 0.7, 0.75, 0.35, 5)
     assert p.align.max_gap == SearchParams().align.max_gap  # untouched fields keep their defaults
-    p = SearchParams.for_model(loaded, radius=20, duration_threshold=0.5, mode=Mode.codes)
+    p = SearchParams.for_model(thresholds_for(loaded), radius=20, duration_threshold=0.5, mode=Mode.codes)
     assert (p.radius, p.duration_threshold, p.mode) == (20, 0.5, Mode.codes)
     bare = dataclasses.replace(SearchParams(), top_n=3)
-    assert SearchParams.for_model(object(), top_n=3) == bare  # no thresholds: the class defaults
+    assert SearchParams.for_model(None, top_n=3) == bare  # no thresholds: the class defaults
+    assert SearchParams.for_model(Thresholds(), top_n=3) == bare
+    with pytest.raises(TypeError, match="Thresholds"):
+        SearchParams.for_model(loaded)  # type: ignore[arg-type]  # the model itself is no settings
 
 
 @pytest.mark.parametrize(

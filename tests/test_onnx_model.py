@@ -16,6 +16,7 @@ from vidret_milvus.fingerprint import Sampling, fingerprint_video
 from vidret_milvus.model import load_model
 from vidret_milvus.model.backbone import Backbone
 from vidret_milvus.model.checkpoint import save_onnx_checkpoint
+from vidret_milvus.model.settings import Thresholds, thresholds_for
 from vidret_milvus.model.onnx_model import OnnxFingerprintModel, replace_heads, untrained_heads
 
 from test_model import _edit, _hamming, _photos
@@ -73,11 +74,10 @@ def test_checkpoint_round_trip(tmp_path, onnx_model: OnnxFingerprintModel) -> No
     rng = np.random.default_rng(3)
     heads["quant_head.proj.weight"] = rng.standard_normal(heads["quant_head.proj.weight"].shape).astype(np.float32)
     m = replace_heads(onnx_model, heads)
-    m.thresholds = {"radius": 40}
-    save_onnx_checkpoint(m, tmp_path / "ck")
+    save_onnx_checkpoint(m, tmp_path / "ck", thresholds=Thresholds({"radius": 40}))
     back = load_model(checkpoint=tmp_path / "ck")
     assert isinstance(back, OnnxFingerprintModel)
-    assert back.model_id == m.model_id and back.thresholds == {"radius": 40}
+    assert back.model_id == m.model_id and dict(thresholds_for(back).values) == {"radius": 40}
     frame = data.astronaut()[None]
     e1, c1 = m.embed_frames(frame)
     e2, c2 = back.embed_frames(frame)
@@ -111,7 +111,8 @@ def test_default_model_is_the_student_with_trained_codes() -> None:
     on the hard tuning split; edited copies stay nearer than unrelated photos in both spaces."""
     model = load_model()
     assert isinstance(model, OnnxFingerprintModel) and model.config.backbone == "sscd_distilled" and model.config.trained
-    assert model.thresholds["repetition_rule"] == 0 and 0 < model.thresholds["copy_threshold"] < 1
+    tuned = thresholds_for(model).values
+    assert tuned["repetition_rule"] == 0 and 0 < tuned["copy_threshold"] < 1
     untrained = load_model(backbone="sscd_distilled")
     photos = _photos()
     frames = np.stack([photos["chelsea"][:256, :256]])
@@ -125,3 +126,19 @@ def test_default_model_is_the_student_with_trained_codes() -> None:
         others = [model.embed_frames(photos[o][None]) for o in photos if o != name]
         assert _hamming(c_o[0], c_e[0]) < min(_hamming(c_o[0], c[0]) for _, c in others)
         assert np.linalg.norm(e_o - e_e) < min(np.linalg.norm(e_o - e) for e, _ in others)
+
+
+def test_torch_only_requests_are_refused_not_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default model is an int8 ONNX graph: bf16, torch or a GPU cannot apply to it, and
+    asking for them is an error naming what was asked (not a silent fp32 CPU run)."""
+    from vidret_milvus.errors import ModelError
+
+    with pytest.raises(ModelError, match="--precision bf16"):
+        load_model(precision="bf16")
+    with pytest.raises(ModelError, match="--device cuda"):
+        load_model(backbone="sscd_distilled", device="cuda")
+    monkeypatch.setenv("VIDRET_RUNTIME", "torch")
+    with pytest.raises(ModelError, match="VIDRET_RUNTIME"):
+        load_model()
+    monkeypatch.setenv("VIDRET_RUNTIME", "auto")
+    assert load_model().runtime == "onnxruntime"

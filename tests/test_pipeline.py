@@ -6,6 +6,7 @@ Real decoding (PyAV), the real embedded ImageNet backbone and a real Milvus Lite
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from vidret_milvus.errors import DatabaseInUseError, ModelMismatchError, StoreEr
 from vidret_milvus.fingerprint import Sampling
 from vidret_milvus.ingest import discover, ingest_paths
 from vidret_milvus.model import load_model
+from vidret_milvus.model.settings import thresholds_for
 from vidret_milvus.search import Mode, SearchParams, search_video
 from vidret_milvus.store import Store, StoreMeta, in_filter
 
@@ -80,7 +82,7 @@ def test_copy_found_first_with_segment(db: Path, media: dict[str, Path]) -> None
     # the settings in force are the default model's tuned ones, and are reported
     from vidret_milvus.model import load_model
 
-    tuned = load_model().thresholds
+    tuned = thresholds_for(load_model()).values
     d = out["decision"]
     assert d["model_id"] == json.loads(runner.invoke(app, ["stats", "--uri", str(db), "--json"]).stdout)["model_id"]
     assert (d["mode"], d["radius"], d["threshold"]) == ("duration", tuned.get("radius", 32), tuned.get("copy_threshold", 0.5))
@@ -164,15 +166,19 @@ def test_queries_from_stdin_and_a_folder(db: Path, media: dict[str, Path], tmp_p
     folder = tmp_path / "uploads"
     (folder / "day2").mkdir(parents=True)
     shutil.copy(media["copy"], folder / "day2" / "c.mp4")
-    # without --recursive the sub-folder is not searched: only the stdin line is, and one
-    # query keeps the single (pretty-printed) JSON object
+    # without --recursive the sub-folder is not searched: only the stdin line is; a folder or a
+    # list is a stream, so even one query comes as one JSON line
     res = runner.invoke(app, ["search", str(folder), "--from-file", "-", "--uri", str(db), "--json"], input=f"{media['negative']}\n")
     assert res.exit_code == 0, res.output
-    assert Path(json.loads(res.stdout)["query"]).name == "query_negative.mp4"
+    assert len(res.stdout.splitlines()) == 1 and Path(json.loads(res.stdout)["query"]).name == "query_negative.mp4"
     res = runner.invoke(app, ["search", str(folder), "--recursive", "--uri", str(db), "--json"])
     assert res.exit_code == 0, res.output
-    out = json.loads(res.stdout)  # the one clip found in the sub-folder
-    assert Path(out["query"]).name == "c.mp4" and Path(out["results"][0]["path"]).name == "a.mp4"
+    lines = res.stdout.splitlines()
+    out = json.loads(lines[0])  # the one clip found in the sub-folder, on one line
+    assert len(lines) == 1 and Path(out["query"]).name == "c.mp4" and Path(out["results"][0]["path"]).name == "a.mp4"
+    # one clip named as a file keeps the single (pretty-printed) object
+    res = runner.invoke(app, ["search", str(folder / "day2" / "c.mp4"), "--uri", str(db), "--json"])
+    assert res.exit_code == 0 and len(res.stdout.splitlines()) > 1 and json.loads(res.stdout)["query"].endswith("c.mp4")
 
 
 def test_list_and_an_80_column_table(db: Path, media: dict[str, Path]) -> None:
@@ -206,6 +212,18 @@ def test_search_a_saved_descriptor(db: Path, media: dict[str, Path], tmp_path: P
     assert runner.invoke(app, ["fingerprint", str(media["copy"]), "--fps", "2", "--out", str(other)]).exit_code == 0
     res = runner.invoke(app, ["search", str(other), "--uri", str(db)])
     assert res.exit_code == 1 and "q2.npz" in res.output and "2 fps" in res.output
+    # a file claiming the store's model with embeddings of another size: refused before any RPC
+    from vidret_milvus.descriptor import VideoDescriptor
+    from vidret_milvus.errors import DescriptorError
+
+    d = VideoDescriptor.load(npz)
+    crafted = tmp_path / "q3.npz"
+    VideoDescriptor(0, d.path, d.duration, d.timestamps, np.ascontiguousarray(d.embeddings[:, :256]), d.codes, d.fps, d.model_id).save(crafted)
+    res = runner.invoke(app, ["search", str(crafted), "--uri", str(db)])
+    assert res.exit_code == 1 and "q3.npz" in res.output and "256-d" in res.output
+    # the arrays' inflated size is checked from the zip directory before any is read
+    with pytest.raises(DescriptorError, match="too large"):
+        VideoDescriptor.load(npz, max_bytes=1000)
 
 
 def test_python_api_docstring_example_runs(media: dict[str, Path], tmp_path: Path) -> None:
@@ -242,8 +260,9 @@ def test_search_needs_a_query_and_one_clip_for_a_report(db: Path, media: dict[st
 @pytest.mark.parametrize("mode", [m.value for m in Mode])
 def test_every_mode_ranks_the_copy_first(db: Path, media: dict[str, Path], model, mode: str) -> None:  # noqa: ANN001
     with Store.connect(str(db)) as store:
-        resp = search_video(store, model, media["copy"], SearchParams.for_model(model, mode=Mode(mode)))
-        neg = search_video(store, model, media["negative"], SearchParams.for_model(model, mode=Mode(mode)))
+        params = SearchParams.for_model(thresholds_for(model), mode=Mode(mode))
+        resp = search_video(store, model, media["copy"], params)
+        neg = search_video(store, model, media["negative"], params)
     assert resp.results and resp.results[0].path.endswith("a.mp4")
     assert not any(r.is_copy for r in neg.results)
     assert resp.results[0].score > max([r.score for r in neg.results], default=0.0)
@@ -389,3 +408,39 @@ def test_fingerprint_cli_writes_descriptor(media: dict[str, Path], tmp_path: Pat
     assert d.codes.shape == (30, 16) and np.allclose(d.timestamps, np.arange(30), atol=0.02)
     res = runner.invoke(app, ["fingerprint", str(media["refs"] / "broken.mp4")])
     assert res.exit_code == 1 and "broken.mp4" in res.output and "not a media file" in res.output
+
+
+def test_searching_a_stored_video_marks_itself(db: Path, media: dict[str, Path]) -> None:
+    a = media["refs"] / "a.mp4"
+    out = json.loads(runner.invoke(app, ["search", str(a), "--uri", str(db), "--json"]).stdout)
+    assert out["results"][0]["path"] == str(a.resolve()) and out["results"][0]["self_match"] is True
+    assert not any("self_match" in r for r in out["results"][1:])  # only the query's own file
+    res = runner.invoke(app, ["search", str(a), "--uri", str(db)])
+    assert res.exit_code == 0 and "#1 is the query itself" in res.stdout
+    assert re.search(r"^\W*1\W+\d\.\d\d\W+itself\W+a\.mp4", res.stdout, re.M), res.stdout
+    copy = json.loads(runner.invoke(app, ["search", str(media["copy"]), "--uri", str(db), "--json"]).stdout)
+    assert not any("self_match" in r for r in copy["results"])
+
+
+def test_ingest_announces_each_videos_frames_before_decoding(media: dict[str, Path], model, tmp_path: Path) -> None:  # noqa: ANN001
+    # The CLI's frames bar takes its total from this (the video's duration x fps).
+    seen: list[int] = []
+    with Store.connect(str(tmp_path / "frames.db")) as store:
+        rep = ingest_paths(store, model, [str(media["refs"] / "a.mp4")], Sampling(), on_expected_frames=seen.append,
+                           on_frames=lambda n: seen.append(-n))
+    assert seen[0] == rep.ingested[0][2] > 0 and sum(-x for x in seen[1:]) == seen[0]
+
+
+def test_debug_shows_the_traceback_and_a_closed_pipe_ends_quietly(media: dict[str, Path], tmp_path: Path) -> None:
+    missing = str(tmp_path / "nowhere.db")
+    res = runner.invoke(app, ["stats", "--uri", missing])
+    assert res.exit_code == 1 and "no such store" in res.stderr and "Traceback" not in res.stderr
+    res = runner.invoke(app, ["--debug", "stats", "--uri", missing])
+    assert res.exit_code == 1 and "no such store" in res.stderr and "Traceback" in res.stderr
+    # `vidret-milvus fingerprint ... | head`: the reader is gone before the summary is written
+    proc = subprocess.Popen([sys.executable, "-m", "vidret_milvus.cli", "fingerprint", str(media["refs"] / "b.mp4"), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.close()
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 141 and b"error" not in stderr.lower() and b"Traceback" not in stderr, stderr

@@ -16,6 +16,7 @@ from vidret_milvus.clips import ken_burns
 from vidret_milvus.fingerprint import Sampling
 from vidret_milvus.ingest import ingest_paths
 from vidret_milvus.model import load_model
+from vidret_milvus.model.settings import thresholds_for
 from vidret_milvus.regions import Box, crop_frames, find_inner_rectangles, fixed_crops
 from vidret_milvus.search import SearchParams, search_descriptor
 from vidret_milvus.store import Store
@@ -148,7 +149,7 @@ def pip_setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_pip_copy_found_through_a_region_view(pip_setup: dict[str, Path]) -> None:
     model = load_model(backbone="tf_efficientnet_lite0")
-    params = SearchParams.for_model(model)
+    params = SearchParams.for_model(thresholds_for(model))
     with Store.connect(str(pip_setup["root"] / "pip.db")) as store:
         rep = ingest_paths(store, model, [str(pip_setup["ref"]), str(pip_setup["decoy"])], Sampling())
         assert len(rep.ingested) == 2

@@ -258,7 +258,9 @@ def test_short_run_lowers_loss_and_checkpoint_loads(tmp_path: Path) -> None:
     # the trained checkpoint round-trips through load_model, and only carries the trained blocks
     final = Path(summary["final"])
     model = load_model(checkpoint=final)
-    assert model.config.trained and model.thresholds == {}  # the untrained heads' thresholds do not carry over
+    from vidret_milvus.model.settings import thresholds_for
+
+    assert model.config.trained and not thresholds_for(model).values  # the untrained heads' thresholds do not carry over
     # train exported the final model: it runs with onnxruntime under the torch model's id
     assert (final / "model.onnx").is_file() and model.runtime == "onnxruntime"
     assert model.model_id == load_model(checkpoint=final, runtime="torch").model_id
@@ -345,9 +347,11 @@ def test_cli_train_and_train_eval(tmp_path: Path) -> None:
     assert bg.shape == (6, model.config.embed_dim) and np.allclose(np.linalg.norm(bg.astype(np.float32), axis=1), 1, atol=1e-2)
     e, _ = model.embed_frames(np.stack([view(imgs[0], 64)]))
     assert float(e[0] @ bg[0].astype(np.float32)) > 0.9  # the same picture, re-cropped: its own background frame
+    from vidret_milvus.model.settings import thresholds_for
     from vidret_milvus.search import SearchParams
 
-    assert model.background_path == str(final / "background.npy") and SearchParams.for_model(model).background_path == model.background_path
+    assert thresholds_for(model).background_path == str(final / "background.npy")
+    assert SearchParams.for_model(thresholds_for(model)).background_path == str(final / "background.npy")
 
 
 @pytest.mark.slow

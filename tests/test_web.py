@@ -324,8 +324,19 @@ def test_cli_search_writes_report_and_plot(media: dict[str, Path], tmp_path: Pat
     data = report_json((Path(moved) / "index.html").read_text())
     assert (Path(moved) / data["query_url"]).read_bytes() == media["copy"].read_bytes()
     assert len(data["results"]) == len(out["results"])
+    source = {r["video_id"]: Path(r["path"]) for r in out["results"]}
     for r in data["results"]:
-        assert not r["url"].startswith(("/", "file:", "..")) and (Path(moved) / r["url"]).read_bytes() == Path(r["path"]).read_bytes()
+        assert r["path"] == source[r["video_id"]].name  # file names only: no folder of this machine
+        if r["url"] is None:  # listed without a video: neither a copy nor matched
+            assert not r["is_copy"] and not r["segments"]
+            continue
+        assert not r["url"].startswith(("/", "file:", "..")) and (Path(moved) / r["url"]).read_bytes() == source[r["video_id"]].read_bytes()
+    assert str(tmp_path) not in (Path(moved) / "index.html").read_text()
+    # An unrelated result (no copy, no segment) is listed without its video being copied.
+    unrelated = {**out["results"][0], "video_id": 999, "is_copy": False, "segments": [], "score": 0.01}
+    index = write_report_dir({**out, "results": [*out["results"], unrelated]}, tmp_path / "few")
+    data = report_json(index.read_text())
+    assert data["results"][-1]["url"] is None and len(list((tmp_path / "few" / "media").iterdir())) == 1 + len(out["results"])
     n_copy = sum(r["is_copy"] for r in out["results"])
     assert f"{n_copy} {'copy' if n_copy == 1 else 'copies'}" in (Path(moved) / "index.html").read_text()
     # Excerpts around the segments instead of whole copies.
@@ -488,6 +499,25 @@ def test_verdict_refused_for_unknown_results(server: dict[str, Any]) -> None:
     assert st == 413
     st, _, _ = request(port, "GET", "/api/verdict")
     assert st == 405
+    st, out = post_json(port, "/api/verdict", {"query": f"video:{ids['b.mp4']}", "video_id": ids["b.mp4"], "verdict": "confirm", "search_id": "0" * 32})
+    assert st == 404 and "search again" in out["error"]
+
+
+def test_verdict_names_the_search_the_reviewer_saw(server: dict[str, Any]) -> None:
+    """Two reviewers search one clip with other settings: each verdict keeps the decision of the
+    search it was made on, not the clip's latest."""
+    port, ids, review = server["port"], server["ids"], server["app"]
+    q, a = f"video:{ids['b.mp4']}", ids["b.mp4"]
+    st, first = post_json(port, "/api/search", {"query": q, "top_n": 5, "mode": "embedding"})
+    assert st == 200 and len(first["search_id"]) == 32
+    st, second = post_json(port, "/api/search", {"query": q, "top_n": 5, "mode": "codes"})
+    assert st == 200 and second["search_id"] != first["search_id"]
+    st, v = post_json(port, "/api/verdict", {"query": q, "video_id": a, "verdict": "reject", "search_id": first["search_id"]})
+    assert st == 200 and v["verdict"] == "reject"
+    sha = first["query_sha256"]
+    kept = {(r["query_sha256"], r["video_id"]): r for r in json.loads(request(port, "GET", "/api/verdicts.json")[2])}[(sha, a)]
+    assert kept["mode"] == "embedding"  # the first reviewer's search, though the codes search came later
+    post_json(port, "/api/verdict", {"query": q, "video_id": a, "verdict": "clear"})
 
 
 def test_verdicts_file_and_csv(tmp_path: Path) -> None:

@@ -31,6 +31,8 @@ _API: dict[str, str] = {
     "Store": "store",
     "StoreMeta": "store",
     "load_model": "model",
+    "Thresholds": "model.settings",
+    "thresholds_for": "model.settings",
     "Sampling": "fingerprint",
     "fingerprint_video": "fingerprint",
     "VideoDescriptor": "descriptor",

@@ -26,25 +26,47 @@ from .model.config import Precision
 
 # No markup by default: file names such as "clip [copy].mp4" must print as they are. The few
 # styled lines opt in with markup=True and escape() the user's text inside them.
-out = Console(markup=False)
+def _stdout_gone() -> typer.Exit:
+    """The reader of stdout went away (``| head``): Python's advice is to point stdout at
+    devnull, so that flushing it at exit cannot raise again, and leave without a message;
+    141 is what a shell reports for a writer killed by SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return typer.Exit(141)
+
+
+class _Stdout(Console):
+    def on_broken_pipe(self) -> None:  # rich's default exits 1, like a failure
+        self.quiet = True
+        raise _stdout_gone()
+
+
+out = _Stdout(markup=False)
 err = Console(stderr=True, markup=False)
 
 
 class _ErrorBoundary(TyperGroup):
     """The one place where the package's errors become exit codes: a domain error (VidretError),
     a value the library refused (ValueError) or a file it could not read or write (OSError)
-    prints "error: ..." on stderr and exits 1. Usage errors stay click's (exit 2)."""
+    prints "error: ..." on stderr and exits 1 (with ``--debug`` / VIDRET_DEBUG=1 the traceback
+    follows). Usage errors stay click's (exit 2). A reader that stops early (``| head``) ends
+    the command quietly with 141, as a shell reports a pipe writer killed by SIGPIPE."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            raise _stdout_gone() from None
         except (VidretError, ValueError, OSError) as exc:
+            if _DEBUG["on"]:
+                err.print_exception(show_locals=False)
             raise _fail(exc) from None
 
 
 app = typer.Typer(cls=_ErrorBoundary, no_args_is_help=True, help="Near-duplicate / copied-video retrieval on Milvus.")
 # Settings of every Milvus connection, given once before the command (or by their env vars).
 _STORE_SETTINGS: dict[str, Any] = {"timeout": 30.0, "nlist": None}
+_DEBUG = {"on": False}
 
 
 def _version(value: bool) -> None:
@@ -60,9 +82,11 @@ def _main(
                                            envvar="VIDRET_TIMEOUT", min=0.1)] = 30.0,
     ivf_nlist: Annotated[Optional[int], typer.Option("--ivf-nlist", help="Lists of a BIN_IVF_FLAT code index when collections are created (default 1024).",
                                                      envvar="VIDRET_IVF_NLIST", min=1, max=65536, show_default=False)] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Print the traceback of an error as well as its message.", envvar="VIDRET_DEBUG")] = False,
 ) -> None:
     """Near-duplicate / copied-video retrieval on Milvus."""
     _STORE_SETTINGS.update(timeout=timeout, nlist=ivf_nlist)
+    _DEBUG["on"] = debug
 
 
 def _finite(value: Optional[float]) -> Optional[float]:
@@ -186,16 +210,22 @@ def ingest(
     )
     with store, progress:
         vids = progress.add_task("videos", total=len(files), extra="")
+        # Frames of the video being fingerprinted, against what its duration promises (a
+        # total for the whole batch would need every file probed before the first starts).
         frames = progress.add_task("frames", total=None, extra="")
 
         def start(p: str) -> None:
             progress.update(vids, extra=os.path.basename(p)[:40])
+
+        def expected(n: int | None) -> None:
+            progress.reset(frames, total=n)
 
         def done(p: str, status: str) -> None:
             progress.advance(vids)
 
         report = ingest_paths(
             store, model, files, sampling, on_video_start=start, on_video_done=done, on_frames=lambda n: progress.advance(frames, n), shard=shard_in,
+            on_expected_frames=expected,
         )
     for p in problems:
         report.failed.append((p, "cannot read folder"))
@@ -258,11 +288,12 @@ def search(
 ) -> None:
     """Find the stored videos that copy each CLIP, and the seconds that match.
 
-    Several clips share one model and one store connection. With --json, one clip prints one
-    JSON object; several print JSON Lines in input order, each line as soon as its clip is done
+    Several clips share one model and one store connection. With --json, one clip file prints
+    one JSON object; several clips, a folder or --from-file print JSON Lines in input order, each line as soon as its clip is done
     ({"query": ..., "error": ...} for a clip that failed; the batch goes on, exit 1 at the end)."""
     from .ingest import discover
     from .decision import mode_threshold_field
+    from .model.settings import thresholds_for
     from .search import SearchParams, check_store, search_video
 
     queries, problems = _query_paths(clips or [], recursive, from_file, discover)
@@ -270,13 +301,15 @@ def search(
         raise VidretError("no query clips: give CLIP paths, a folder or --from-file")
     if len(queries) + len(problems) > 1 and (report, plot, report_dir) != (None, None, None):
         raise VidretError("--report, --report-dir and --plot take one clip")
-    single = len(queries) == 1 and not problems
+    # One clip named as a file: one JSON object. A folder or a list is a stream whatever it
+    # holds (a consumer reading JSON Lines must not meet a pretty-printed object).
+    single = len(queries) == 1 and not problems and from_file is None and len(clips or []) == 1 and not Path(clips[0]).is_dir()  # type: ignore[index]
     failed = 0
     with _connect(uri, token, prefix, binary_index, create=False) as store:  # first: a mistyped --uri fails fast
         with _status("loading the model"):
             model = _load_model(checkpoint, backbone, weights, precision, threads)
         field = mode_threshold_field(mode)
-        params = SearchParams.for_model(model, top_n=top_n, radius=radius, mode=mode, max_candidates=max_candidates, recall_limit=recall_limit, **{field: threshold})
+        params = SearchParams.for_model(thresholds_for(model), top_n=top_n, radius=radius, mode=mode, max_candidates=max_candidates, recall_limit=recall_limit, **{field: threshold})
         check_store(store, model)
         for problem in problems:  # folders that could not be read: reported first, like ingest
             failed += 1
@@ -374,8 +407,10 @@ def _print_response(resp, wide: bool = False) -> None:  # noqa: ANN001
     """One line per result, readable at 80 columns: the file name (full path with ``wide``),
     short headers, segments as query -> reference seconds, the timing on one line."""
     name = resp.query if wide else os.path.basename(resp.query)
-    copies = sum(r.is_copy for r in resp.results)
-    table = Table(title=f"{name} ({resp.query_duration:.1f} s): {copies} {'copy' if copies == 1 else 'copies'}", title_justify="left")
+    copies = sum(r.is_copy and not r.self_match for r in resp.results)
+    selfs = [i for i, r in enumerate(resp.results, 1) if r.self_match]
+    title = f"{name} ({resp.query_duration:.1f} s): {copies} {'copy' if copies == 1 else 'copies'}" + (f"; #{selfs[0]} is the query itself" if selfs else "")
+    table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
     table.add_column("copy")
@@ -384,7 +419,7 @@ def _print_response(resp, wide: bool = False) -> None:  # noqa: ANN001
     table.add_column("q s -> ref s", overflow="fold" if wide else "ellipsis", no_wrap=not wide)
     for i, r in enumerate(resp.results, 1):
         segs = ", ".join(f"{g.query_start:.0f}-{g.query_end:.0f}->{g.ref_start:.0f}-{g.ref_end:.0f}" for g in r.segments)
-        table.add_row(str(i), f"{r.score:.2f}", "yes" if r.is_copy else "no", r.path if wide else os.path.basename(r.path), f"{r.duration:.0f}", segs or "-")
+        table.add_row(str(i), f"{r.score:.2f}", "itself" if r.self_match else "yes" if r.is_copy else "no", r.path if wide else os.path.basename(r.path), f"{r.duration:.0f}", segs or "-")
     out.print(table)
     c = resp.candidates
     out.print(
@@ -476,12 +511,13 @@ def serve(
                                                      envvar="VIDRET_VERDICTS", show_default=False)] = None,
 ) -> None:
     """Serve the review page: upload or pick a query, see each target video with its copied segments marked."""
+    from .model.settings import thresholds_for
     from .search import SearchParams
     from .web import ReviewApp, make_server
 
     model = _load_model(checkpoint, backbone, weights, precision, threads)
     store = _connect(uri, token, prefix, create=False)  # serving a mistyped --uri would answer "nothing ingested" to every search
-    review = ReviewApp(store, model, SearchParams.for_model(model, top_n=top_n, max_candidates=max_candidates, recall_limit=recall_limit), max_upload=max_upload_mb * 1024 * 1024, workers=workers,
+    review = ReviewApp(store, model, SearchParams.for_model(thresholds_for(model), top_n=top_n, max_candidates=max_candidates, recall_limit=recall_limit), max_upload=max_upload_mb * 1024 * 1024, workers=workers,
                        verdicts=verdicts)
     try:
         httpd = make_server(review, host, port, quiet=not verbose)

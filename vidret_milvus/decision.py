@@ -49,12 +49,15 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from .align import AlignParams, Segment, align, repetition_degree, union_length
 from .ids import MAX_LIMIT
+
+if TYPE_CHECKING:  # a plain data class; importing the model package here would load onnxruntime
+    from .model.settings import Thresholds
 
 
 class Mode(str, enum.Enum):
@@ -379,16 +382,22 @@ class SearchParams:
         object.__setattr__(self, "mode", Mode(self.mode))
 
     @classmethod
-    def for_model(cls, model: object, **overrides: Any) -> "SearchParams":
-        """Defaults with the thresholds tuned for ``model`` (its checkpoint's config.json
-        ``"thresholds"``, written by benchmarks/tune_thresholds.py), then ``overrides``
-        (``None`` values are ignored, so CLI options left unset keep the model's values).
-        A checkpoint's ``background.npy`` becomes ``background_path``. The class defaults
-        serve models without tuned thresholds (another backbone, an untuned checkpoint).
-        The ``calib_w*`` / ``calib_bias`` keys (all or none) become ``calibration``."""
-        tuned: dict[str, Any] = dict(getattr(model, "thresholds", None) or {})
-        if getattr(model, "background_path", None):
-            tuned["background_path"] = model.background_path  # type: ignore[attr-defined]
+    def for_model(cls, thresholds: "Thresholds | None", **overrides: Any) -> "SearchParams":
+        """Defaults with a model's tuned ``thresholds`` (the :class:`~vidret_milvus.model.settings.Thresholds`
+        read from its checkpoint by ``model.settings.thresholds_for(model)``: config.json
+        ``"thresholds"``, written by benchmarks/tune_thresholds.py, and ``background.npy``),
+        then ``overrides`` (``None`` values are ignored, so CLI options left unset keep the
+        model's values). None, or a model without tuned thresholds (another backbone, an
+        untuned checkpoint), gets the class defaults. The ``calib_w*`` / ``calib_bias`` keys
+        (all or none) become ``calibration``; ``background.npy`` becomes ``background_path``."""
+        tuned: dict[str, Any] = {}
+        if thresholds is not None:
+            if not isinstance(getattr(thresholds, "values", None), Mapping):
+                raise TypeError("SearchParams.for_model takes the model's Thresholds (vidret_milvus.model.settings.thresholds_for(model)), "
+                                f"got {type(thresholds).__name__}")
+            tuned = dict(thresholds.values)
+            if thresholds.background_path:
+                tuned["background_path"] = thresholds.background_path
         min_score = tuned.pop("align_min_score", None)
         calibration = Calibration.from_keys(tuned)
         tuned = {k: v for k, v in tuned.items() if not k.startswith("calib_")}
@@ -417,6 +426,7 @@ class Result:
     matched_seconds: float = 0.0
     confidence: float = 0.0
     view: str = "full"  # which query view found it (views.search_views: a region or crop)
+    self_match: bool = False  # the result is the query's own file (search_video sets it)
     # decision.Evidence.features() of the candidate (FEATURES order), for calibration fits
     # (benchmarks/tune_thresholds.py); not part of to_json.
     evidence: np.ndarray | None = None
@@ -434,6 +444,7 @@ class Result:
             "segments": [g.to_json() for g in self.segments],
             # Only region views say so: plain full-frame results keep their JSON keys.
             **({"view": self.view} if self.view != "full" else {}),
+            **({"self_match": True} if self.self_match else {}),
         }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,9 @@ import numpy as np
 from .errors import DescriptorError
 
 CODE_BYTES = 16  # 128-bit quantization code, np.packbits MSB first
+# A saved descriptor's arrays, uncompressed: 65,536 frames (the most a stored video may have) of
+# 1,024-d float32 embeddings is 256 MiB; twice that is room and still a bound.
+MAX_LOAD_BYTES = 512 * 1024 * 1024
 
 
 @dataclasses.dataclass
@@ -80,7 +84,17 @@ class VideoDescriptor:
         Path(path).write_bytes(buf.getvalue())
 
     @classmethod
-    def load(cls, path: str | Path) -> "VideoDescriptor":
+    def load(cls, path: str | Path, max_bytes: int = MAX_LOAD_BYTES) -> "VideoDescriptor":
+        """Read a ``.npz`` written by :meth:`save`. Its arrays may hold at most ``max_bytes``
+        once decompressed (checked from the zip directory before anything is inflated: an
+        uploaded file is small on the wire and must not be allowed to expand without bound)."""
+        try:
+            with zipfile.ZipFile(path) as zf:
+                inflated = sum(i.file_size for i in zf.infolist())
+        except (OSError, zipfile.BadZipFile, ValueError) as exc:
+            raise DescriptorError(f"{path}: not a vidret descriptor file ({exc})") from exc
+        if inflated > max_bytes:
+            raise DescriptorError(f"{path}: descriptor too large ({inflated} bytes uncompressed, at most {max_bytes})")
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(z["meta"].tobytes().decode("utf-8"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import queue
 import threading
 from collections.abc import Callable
@@ -44,14 +45,19 @@ def fingerprint_video(
     sampling: Sampling = Sampling(),
     video_id: int = 0,
     on_frames: Callable[[int], None] | None = None,
+    on_expected: Callable[[int | None], None] | None = None,
 ) -> VideoDescriptor:
-    """Fingerprint one video.
+    """Fingerprint one video. ``on_frames(n)`` after each batch of ``n`` frames;
+    ``on_expected(n)`` once, before decoding, with the number of frames uniform sampling will
+    give (duration x fps; None for keyframes, which only decoding counts).
 
     Decoding runs in this thread (so decode warnings reach the caller) while the model runs
     on the previous batch in a worker thread: torch releases the GIL, so the two overlap.
     At most two batches are in flight, so memory stays bounded for any length of video.
     """
     info = probe(path)
+    if on_expected is not None:
+        on_expected(None if sampling.keyframes else max(1, math.ceil(info.duration * sampling.fps - 1e-6)))
     todo: queue.Queue[object] = queue.Queue(maxsize=2)
     results: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     failure: list[BaseException] = []

@@ -123,6 +123,7 @@ def ingest_paths(
     on_video_done: Callable[[str, str], None] | None = None,
     on_frames: Callable[[int], None] | None = None,
     shard: tuple[int, int] | None = None,
+    on_expected_frames: Callable[[int | None], None] | None = None,
 ) -> IngestReport:
     """Fingerprint and store each path. Idempotent: a file already stored (same sha256) is skipped.
 
@@ -160,7 +161,7 @@ def ingest_paths(
             if existing is not None:  # an interrupted earlier attempt
                 store.delete_video(existing.video_id)
             vid = store.free_video_id(sha)
-            desc = fingerprint_video(path, model, sampling, video_id=vid, on_frames=on_frames)
+            desc = fingerprint_video(path, model, sampling, video_id=vid, on_frames=on_frames, on_expected=on_expected_frames)
             store.add_video(desc, sha)
             report.ingested.append((desc.path, vid, desc.num_frames))
             status = "ingested"

@@ -149,10 +149,14 @@ def write_report_dir(resp: SearchResponse | dict[str, Any], out_dir: str | Path,
     """Write ``out_dir/index.html`` and the videos it shows under ``out_dir/media/``, linked by
     relative path, so the folder can be moved or zipped.
 
-    ``media="copy"``: each video copied whole. ``media="excerpt"``: the query copied, each result
-    with matched segments as an excerpt from ``pad`` s before its first segment to ``pad`` s after
-    its last (the page's bar and markers then cover the excerpt, labelled in the source's
-    seconds); a result without segments has no video in the report. Returns the index file.
+    Only what a reviewer looks at is copied: the query and the results that are copies or have
+    matched segments (a top-20 of a large library must not copy twenty unrelated videos); the
+    others are listed without a video, and the query's own file found again shows the query's
+    copy. ``media="copy"``: those videos copied whole. ``media="excerpt"``: the query copied,
+    each result with matched segments as an excerpt from ``pad`` s before its first segment to
+    ``pad`` s after its last (the page's bar and markers then cover the excerpt, labelled in the
+    source's seconds). The page names files, never this machine's folders (the folder is made
+    to be moved and shared). Returns the index file.
     """
     if media not in MEDIA_MODES:
         raise ValueError(f"media must be one of {', '.join(MEDIA_MODES)}")
@@ -170,7 +174,11 @@ def write_report_dir(resp: SearchResponse | dict[str, Any], out_dir: str | Path,
     for i, r in enumerate(data["results"], 1):
         r["self_match"] = bool(r.get("self_match")) or _same_file(r["path"], query)
         tag = f"{i:02d}-{int(r['video_id'])}"
-        if media == "copy":
+        if r["self_match"] and data["query_url"] is not None and media == "copy":
+            r["url"] = data["query_url"]
+        elif not (r["is_copy"] or r["segments"]):
+            r["url"] = None
+        elif media == "copy":
             name = _media_name(tag, r["path"])
             shutil.copyfile(r["path"], media_dir / name)
             r["url"] = f"media/{quote(name)}"
@@ -183,6 +191,9 @@ def write_report_dir(resp: SearchResponse | dict[str, Any], out_dir: str | Path,
             r["clip"] = {"start": round(start, 3), "end": round(end, 3)}
         else:
             r["url"] = None
+    data["query"] = Path(query).name
+    for r in data["results"]:
+        r["path"] = Path(r["path"]).name
     index = out_dir / "index.html"
     index.write_text(render_report(data), encoding="utf-8")
     return index

@@ -40,6 +40,7 @@ Two refinements of the frame similarities that the alignment (segments, mode 2) 
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,7 +63,7 @@ from .decision import (  # noqa: F401  (SearchParams, Result, Mode, ... are this
 from .descriptor import VideoDescriptor
 from .errors import VidretError
 from .fingerprint import Sampling, fingerprint_video
-from .ids import MAX_LIMIT, frame_ids_at, window_frame_ids
+from .ids import MAX_FRAMES, MAX_LIMIT, frame_ids_at, window_frame_ids
 from .store import READY, FrameHits, Store, StoreMeta, VideoRow
 
 if TYPE_CHECKING:  # the torch model's type only: importing it would import torch and timm
@@ -325,6 +326,10 @@ def saved_query(path: str | Path, meta: StoreMeta) -> VideoDescriptor:
         raise ModelMismatchError(f"{path}: descriptor of model {desc.model_id or '?'}; the store holds codes of model {meta.model_id}")
     if not meta.keyframes and abs(desc.fps - meta.fps) > 1e-6:
         raise VidretError(f"{path}: descriptor sampled at {desc.fps:g} fps; the store's videos at {meta.fps:g} fps")
+    if desc.dim != meta.embed_dim:  # a file that claims the model id but not its shape
+        raise VidretError(f"{path}: descriptor embeddings are {desc.dim}-d; the store's model makes {meta.embed_dim}-d")
+    if not 0 < desc.num_frames <= MAX_FRAMES:
+        raise VidretError(f"{path}: descriptor has {desc.num_frames} frames (1 to {MAX_FRAMES} can be searched)")
     return dataclasses.replace(desc, path=str(path))
 
 
@@ -333,13 +338,15 @@ def search_video(
     regions: bool = False,
 ) -> SearchResponse:
     """Fingerprint a query clip with the store's own sampling and search it (``params``:
-    default the thresholds tuned for ``model``, :meth:`SearchParams.for_model`).
+    default the thresholds tuned for ``model``: ``SearchParams.for_model(thresholds_for(model))``).
 
     ``regions``: also search detected insets and a centre crop of the query (views.py: for
     picture-in-picture and camcorder copies), merged per reference; costs one more model
     pass over the query per view."""
     if params is None:
-        params = SearchParams.for_model(model)
+        from .model.settings import thresholds_for
+
+        params = SearchParams.for_model(thresholds_for(model))
     meta = check_store(store, model)
     t0 = time.perf_counter()
     sampling = Sampling(fps=meta.fps, keyframes=meta.keyframes)
@@ -360,5 +367,14 @@ def search_video(
         resp = search_descriptor(store, desc, params, background)
     resp.decision = {"model_id": meta.model_id, **resp.decision}
     resp.timing_ms = {"fingerprint": (t1 - t0) * 1e3, **resp.timing_ms}
+    for r in resp.results:  # a stored video searched finds itself: say so, a reviewer skips it
+        r.self_match = _same_file(r.path, path)
     resp.timing_ms["total"] = (time.perf_counter() - t0) * 1e3
     return resp
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)

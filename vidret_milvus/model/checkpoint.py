@@ -18,80 +18,20 @@ from ..errors import ModelError
 from .config import Backbone, ModelConfig, Precision
 from .exported import ONNX_FILE, ExportedOnnxModel, open_exported
 from .onnx_model import OnnxFingerprintModel, is_onnx_backbone, load_onnx_model
+from .settings import BACKGROUND_FILE, CONFIG_FILE, THRESHOLD_KEYS, UNTRAINED_THRESHOLDS, Thresholds, parse_thresholds  # noqa: F401
 
 # torch and timm are imported inside the functions that need them: load_model must be able to
 # open an exported model.onnx (or an ONNX backbone) without paying for them (issue 13).
 if TYPE_CHECKING:
     from .fingerprinter import FingerprintModel
 
-CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-BACKGROUND_FILE = "background.npy"  # optional: the model's normalisation background
 # Which runtime load_model uses: "auto" (onnxruntime when the checkpoint has an up-to-date
 # model.onnx, else torch), "onnx" (error when it cannot), "torch". Env: VIDRET_RUNTIME.
 RUNTIMES = ("auto", "onnx", "torch")
 # The shipped default: the SSCD student with a trained quantization head (issue 12: best on the
 # hard benchmark). The Lite0 model it replaced stays selectable as models/lite0.
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "models" / "sscd_distilled"
-# Thresholds a checkpoint may carry (benchmarks/tune_thresholds.py writes them), with their
-# types and valid ranges; search.SearchParams.for_model applies them.
-THRESHOLD_KEYS: dict[str, tuple[type, float, float]] = {
-    "radius": (int, 0, 128),
-    "frame_match_l2": (float, 0.0, 2.0),
-    "align_min_score": (float, -1.0, 1.0),
-    "duration_threshold": (float, 0.0, 1.0),
-    "background_beta": (float, 0.0, 2.0),
-    "background_default": (float, -1.0, 1.0),
-    "embedding_threshold": (float, 0.0, 2.0),
-    "codes_threshold": (float, 0.0, 1.0),
-    "code_equal_bits": (int, 0, 128),
-    # Mode-2 decision (vidret_milvus/decision.py): the calibrated-confidence cut, the shortest
-    # copy, whether the patent's repetition rule also decides (0/1), and the logistic
-    # calibration (calib_w0..calib_w3 pair with decision.FEATURES; all five keys or none).
-    "copy_threshold": (float, 0.0, 1.0),
-    "min_copy_seconds": (float, 0.0, 3600.0),
-    "repetition_rule": (int, 0, 1),
-    "calib_w0": (float, -100.0, 100.0),
-    "calib_w1": (float, -100.0, 100.0),
-    "calib_w2": (float, -100.0, 100.0),
-    "calib_w3": (float, -100.0, 100.0),
-    "calib_bias": (float, -100.0, 100.0),
-}
-
-
-# Thresholds tuned for untrained heads, by model id (the id hashes every tensor, so a value
-# applies to exactly the model it was measured on; any other untrained model, e.g. another
-# backbone, gets the search defaults). From benchmarks/tune_thresholds.py --name untrained
-# (benchmarks/results/tune-untrained.json: tuning sets muAP 0.917, detected 0.85, FPR 0.033).
-UNTRAINED_THRESHOLDS: dict[str, dict[str, float]] = {
-    "vm-398be1cabc122d3f": {"radius": 32, "frame_match_l2": 1.0, "align_min_score": 0.3, "duration_threshold": 0.4,
-                            "background_beta": 0.6, "background_default": 0.59},
-}
-
-
-def parse_thresholds(raw: object, where: str) -> dict[str, float]:
-    """Validate a checkpoint's ``thresholds`` block: known keys, numbers in range."""
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ModelError(f"{where}: 'thresholds' must be an object, got {type(raw).__name__}")
-    out: dict[str, float] = {}
-    for key, value in raw.items():
-        if key not in THRESHOLD_KEYS:
-            raise ModelError(f"{where}: unknown threshold {key!r} (known: {sorted(THRESHOLD_KEYS)})")
-        kind, lo, hi = THRESHOLD_KEYS[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and float(value) != int(value)):
-            raise ModelError(f"{where}: threshold {key!r} must be a{'n integer' if kind is int else ' number'}, got {value!r}")
-        if not lo <= value <= hi:
-            raise ModelError(f"{where}: threshold {key!r} = {value} is outside [{lo}, {hi}]")
-        out[key] = kind(value)
-    calib = [k for k in out if k.startswith("calib_")]
-    if calib and len(calib) != sum(k.startswith("calib_") for k in THRESHOLD_KEYS):
-        # Half a fitted calibration mixed with the hand-set defaults would mean nothing.
-        raise ModelError(f"{where}: calibration keys must come together (got {sorted(calib)})")
-    return out
-
-
 def model_id(model: FingerprintModel) -> str:
     """Hash of the config and of every tensor: two ids are equal only for identical models."""
     import torch
@@ -104,7 +44,8 @@ def model_id(model: FingerprintModel) -> str:
     return "vm-" + h.hexdigest()[:16]
 
 
-def save_checkpoint(model: FingerprintModel, directory: str | Path, include_backbone: bool | list[str] = False) -> Path:
+def save_checkpoint(model: FingerprintModel, directory: str | Path, include_backbone: bool | list[str] = False,
+                    thresholds: Thresholds | None = None) -> Path:
     """Write ``config.json`` and ``model.safetensors`` (heads, feature norm, and the backbone
     tensors named by ``include_backbone``: True for all, a list of prefixes for fine-tuned blocks)."""
     import torch
@@ -124,8 +65,8 @@ def save_checkpoint(model: FingerprintModel, directory: str | Path, include_back
         tensors[name] = t.detach().cpu().contiguous()
     save_file(tensors, str(out / WEIGHTS_FILE), metadata={"model_id": model_id(model)})
     config = json.loads(model.config.to_json())
-    if model.thresholds:
-        config["thresholds"] = dict(sorted(model.thresholds.items()))
+    if thresholds is not None and thresholds.values:
+        config["thresholds"] = thresholds.to_config()
     (out / CONFIG_FILE).write_text(json.dumps(config, sort_keys=True) + "\n")
     _drop_stale_export(out, model.config)
     return out
@@ -142,17 +83,26 @@ def _drop_stale_export(out: Path, config: ModelConfig) -> None:
         path.unlink()
 
 
-def save_onnx_checkpoint(model: OnnxFingerprintModel, directory: str | Path) -> Path:
+def save_onnx_checkpoint(model: OnnxFingerprintModel, directory: str | Path, thresholds: Thresholds | None = None) -> Path:
     """``config.json`` + ``model.safetensors`` (the head tensors only: the backbone is the
     packaged ONNX file, whose sha256 is part of the model id)."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     save_numpy({k: np.ascontiguousarray(v) for k, v in model.heads.items()}, str(out / WEIGHTS_FILE), metadata={"model_id": model.model_id})
     config = json.loads(model.config.to_json())
-    if model.thresholds:
-        config["thresholds"] = dict(sorted(model.thresholds.items()))
+    if thresholds is not None and thresholds.values:
+        config["thresholds"] = thresholds.to_config()
     (out / CONFIG_FILE).write_text(json.dumps(config, sort_keys=True) + "\n")
     return out
+
+
+def _onnx_only(backbone: str, runtime: str, precision: Precision, device: str, where: str) -> None:
+    """An ONNX descriptor (the packaged int8 graph) runs with onnxruntime on the CPU in fp32
+    only: a request for torch, bf16 or a GPU must fail, not be silently ignored."""
+    asked = [w for w, bad in ((f"VIDRET_RUNTIME / runtime={runtime}", runtime == "torch"), (f"--precision {precision.value}", precision is not Precision.fp32),
+                              (f"--device {device}", device != "cpu")) if bad]
+    if asked:
+        raise ModelError(f"{where}: the {backbone} model runs with onnxruntime (fp32, CPU) only; {', '.join(asked)} cannot apply")
 
 
 def _finish(model: FingerprintModel, device: str, precision: Precision, threads: int | None = None) -> FingerprintModel:
@@ -259,16 +209,16 @@ def load_model(
             config = ModelConfig.from_json(text)
         except Exception as exc:
             raise ModelError(f"{ckpt}: cannot read checkpoint ({exc})") from exc
-        thresholds = parse_thresholds(json.loads(text).get("thresholds"), str(cfg_path))
-        background = str(ckpt / BACKGROUND_FILE) if (ckpt / BACKGROUND_FILE).is_file() else None
+        # Checked here so that a bad block fails at load; read by settings.load_thresholds.
+        parse_thresholds(json.loads(text).get("thresholds"), str(cfg_path))
         if is_onnx_backbone(config.backbone):
+            _onnx_only(config.backbone, runtime, precision, device, str(ckpt))
             try:
                 heads = load_numpy(str(w_path))
             except Exception as exc:
                 raise ModelError(f"{ckpt}: cannot read checkpoint ({exc})") from exc
             onnx_model = load_onnx_model(config, heads, threads, where=str(w_path))
-            onnx_model.thresholds = thresholds
-            onnx_model.background_path = background
+            onnx_model.source = str(ckpt)
             return onnx_model
         if runtime != "torch":
             if precision is not Precision.fp32 or device != "cpu":
@@ -276,8 +226,7 @@ def load_model(
             else:
                 exported, why = open_exported(ckpt, config, w_path, weights, threads)
             if exported is not None:
-                exported.thresholds = thresholds
-                exported.background_path = background
+                exported.source = str(ckpt)
                 return exported
             if runtime == "onnx":
                 raise ModelError(f"{ckpt}: cannot run with onnxruntime: {why}")
@@ -286,17 +235,13 @@ def load_model(
                 # torch computes the right ones, only slower to start.
                 warnings.warn(f"{why}; using torch", stacklevel=2)
         model = _load_torch_checkpoint(ckpt, config, weights)
-        model.thresholds = thresholds
-        model.background_path = background
+        model.source = str(ckpt)
         return _finish(model, device, precision, threads)
     if backbone is not None and is_onnx_backbone(backbone):
+        _onnx_only(backbone, runtime, precision, device, f"--backbone {backbone}")
         # Untrained heads on a copy-detection descriptor: the descriptor itself as embedding.
-        onnx_model = load_onnx_model(ModelConfig.for_backbone(backbone, input_size, embed_dim=512), None, threads)
-        onnx_model.thresholds = dict(UNTRAINED_THRESHOLDS.get(onnx_model.model_id, {}))
-        return onnx_model
+        return load_onnx_model(ModelConfig.for_backbone(backbone, input_size, embed_dim=512), None, threads)
     if runtime == "onnx":
         raise ModelError("untrained heads on a timm backbone run with torch: save a checkpoint and export it first")
     config = ModelConfig.for_backbone(backbone or Backbone.efficientnet_lite0.value, input_size)
-    model = _finish(build_untrained(config, weights), device, precision, threads)
-    model.thresholds = dict(UNTRAINED_THRESHOLDS.get(model.model_id, {}))
-    return model
+    return _finish(build_untrained(config, weights), device, precision, threads)

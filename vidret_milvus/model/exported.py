@@ -52,7 +52,7 @@ def base_weights_tag(weights: str | Path | None) -> str:
 
 class ExportedOnnxModel:
     """An exported fingerprint model, with the interface ingest and search use:
-    ``embed_frames``, ``config``, ``model_id``, ``thresholds``, ``background_path``."""
+    ``embed_frames``, ``config``, ``model_id``, ``source``."""
 
     training = False  # inference only; mirrors nn.Module for callers that check
     runtime = "onnxruntime"
@@ -63,8 +63,7 @@ class ExportedOnnxModel:
         self.model_id = model_id
         self.onnx_path = onnx_path
         self.precision = "fp32"
-        self.thresholds: dict[str, float] = {}
-        self.background_path: str | None = None
+        self.source: str | None = None  # the checkpoint folder (model.settings.thresholds_for)
 
     def eval(self) -> "ExportedOnnxModel":
         return self

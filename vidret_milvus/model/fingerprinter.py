@@ -29,12 +29,9 @@ class FingerprintModel(nn.Module):
         self.texture_head = TextureHead(config.num_features, config.embed_dim)
         self.quant_head = QuantizationHead(config.num_features, config.code_bits)
         self.precision = Precision.fp32
-        # Copy-decision thresholds tuned for this model (config.json "thresholds"; see
-        # vidret_milvus.search.SearchParams.for_model). Not part of the model id: they change
-        # decisions, not what the model computes.
-        self.thresholds: dict[str, float] = {}
-        # background.npy beside the checkpoint, if any (vidret_milvus.train.background).
-        self.background_path: str | None = None
+        # The checkpoint folder it was loaded from (None: built untrained). Its search
+        # settings are read from there, beside the model (model.settings.thresholds_for).
+        self.source: str | None = None
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled backbone features (B, F), standardised."""

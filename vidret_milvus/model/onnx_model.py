@@ -135,7 +135,7 @@ def resize_short_side(frame: np.ndarray, short: int) -> np.ndarray:
 
 class OnnxFingerprintModel:
     """ONNX descriptor + numpy heads, with the interface search and ingest use:
-    ``embed_frames``, ``config``, ``model_id``, ``thresholds``, ``background_path``.
+    ``embed_frames``, ``config``, ``model_id``, ``source``.
 
     Build it with :func:`load_onnx_model`; the constructor only stores what it is given.
     """
@@ -149,8 +149,7 @@ class OnnxFingerprintModel:
         self.heads = heads
         self.model_id = model_id
         self.precision = "fp32"  # int8 weights inside the graph; nothing to choose here
-        self.thresholds: dict[str, float] = {}
-        self.background_path: str | None = None
+        self.source: str | None = None  # the checkpoint folder (model.settings.thresholds_for)
         self._input = session.get_inputs()[0].name
 
     def eval(self) -> "OnnxFingerprintModel":
@@ -241,7 +240,6 @@ def replace_heads(model: OnnxFingerprintModel, heads: dict[str, np.ndarray], con
     config = config or model.config
     tensors = check_heads(heads, config, config.backbone)
     new = OnnxFingerprintModel(config, model.session, tensors, onnx_model_id(config, tensors, onnx_file(config.backbone)))
-    new.thresholds = dict(model.thresholds)
     return new
 
 

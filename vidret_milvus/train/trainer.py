@@ -132,9 +132,8 @@ class Trainer:
         else:
             model = load_model(backbone=c.backbone or "tf_efficientnet_lite0", weights=c.weights)
         model.config = dataclasses.replace(model.config, trained=True)
-        # Thresholds belong to the weights they were tuned on: training starts without any
-        # (benchmarks/tune_thresholds.py --write-config gives the trained model its own).
-        model.thresholds = {}
+        # Thresholds belong to the weights they were tuned on: the trained checkpoint is saved
+        # without any (benchmarks/tune_thresholds.py --write-config gives it its own).
         model.to(self.device)
         set_trainable_backbone(model, c.trainable)
         return model

@@ -18,11 +18,11 @@ Routes (anything else is 404; no URL is ever turned into a filesystem path):
                                  at most ``max_upload`` bytes -> ``{"query": "upload:<token>"}``
 ``/api/search``            POST  JSON ``{"query": "upload:<token>" | "video:<id>", "top_n",
                                  "mode", "radius"}`` -> the ``search --json`` object plus
-                                 ``query_name``, ``query_url``, ``query_sha256`` and each
+                                 ``query_name``, ``query_url``, ``query_sha256``, ``search_id`` and each
                                  result's ``url``, ``self_match`` and ``verdict``
 ``/api/verdict``           POST  JSON ``{"query", "video_id", "verdict": "confirm" | "reject" |
-                                 "clear"}`` -> the verdict kept (a result of the query's last
-                                 search only)
+                                 "clear", "search_id"}`` -> the verdict kept (a result of that
+                                 search; without search_id, of the query's latest)
 ``/api/verdicts.json``     GET   every verdict with its segments (download)
 ``/api/verdicts.csv``      GET   the same, one line per segment (download)
 ``/media/video/<id>``      GET   a stored video, looked up by its numeric id (Range requests)
@@ -81,7 +81,7 @@ DEFAULT_WORKERS = 4
 # flooded server answering instead of piling up minutes of work).
 QUEUE_PER_WORKER = 16
 INT64_MAX = 2**63 - 1  # Milvus ids are int64: a longer number is no stored video
-KEEP_SHOWN = 256  # queries whose last results are remembered (a verdict names one of them)
+KEEP_SHOWN = 512  # searches (and each query's latest) whose results are remembered: a verdict names one
 
 _VIDEO_ID_RE = re.compile(r"[0-9]{1,19}")
 _TOKEN_RE = re.compile(r"[0-9a-f]{32}")
@@ -125,6 +125,9 @@ class VerdictRequest(BaseModel):
     query: str = Field(pattern=r"^(upload:[0-9a-f]{32}|video:[0-9]{1,19})$", description="the query as sent to /api/search")
     video_id: int = Field(strict=True, ge=0, le=INT64_MAX, description="the result's video_id")
     verdict: Literal["confirm", "reject", "clear"] = Field(description="clear removes the verdict")
+    search_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$",
+                                  description="the search_id of the response the reviewer saw (default: the query's latest search, "
+                                              "which may be another reviewer's with other settings)")
 
 
 class VerdictOut(BaseModel):
@@ -170,6 +173,7 @@ class SearchOut(BaseModel):
     query_name: str = Field(description="the upload's file name, or the stored video's")
     query_url: str = Field(description="/media/upload/<token> or /media/video/<id>")
     query_sha256: str = Field(description="the query clip's sha256 (verdicts are kept under it)")
+    search_id: str = Field(description="names this search's results in POST /api/verdict")
     query_duration: float
     results: list[ResultOut]
     timing_ms: dict[str, float]
@@ -361,6 +365,10 @@ class ReviewApp:
         out["query_name"] = query_name
         out["query_url"] = query_url
         out["query_sha256"] = sha
+        # Each search is remembered by its own id: two reviewers searching one clip with other
+        # settings each judge the results they saw.
+        search_id = secrets.token_hex(16)
+        out["search_id"] = search_id
         for r in resp.results:
             self._videos.setdefault(r.video_id, VideoRow(r.video_id, r.path, "", r.duration, 0.0, 0, "", READY, 0))
         try:
@@ -372,9 +380,11 @@ class ReviewApp:
             r["url"] = f"/media/video/{vid}"
             r["self_match"] = vid == self_id
             r["verdict"] = kept[vid]["verdict"] if vid in kept else None
+        shown = (query_name, params.mode.value, {int(r["video_id"]): r for r in out["results"]})
         with self._shown_lock:
-            self._shown[sha] = (query_name, params.mode.value, {int(r["video_id"]): r for r in out["results"]})
-            self._shown.move_to_end(sha)
+            for key in (search_id, sha):  # this search, and the query's latest
+                self._shown[key] = shown
+                self._shown.move_to_end(key)
             while len(self._shown) > KEEP_SHOWN:
                 self._shown.popitem(last=False)
         return out
@@ -393,10 +403,12 @@ class ReviewApp:
             self.verdicts.clear(sha, req.video_id)
             return {"query": req.query, "video_id": req.video_id, "verdict": None, "decided_at": None}
         with self._shown_lock:
-            shown = self._shown.get(sha)
+            shown = self._shown.get(req.search_id or sha)
+        if req.search_id is not None and shown is None:
+            raise HttpError(404, f"search {req.search_id} is not known (too old, or the server restarted): search again")
         result = shown[2].get(req.video_id) if shown else None
         if result is None:
-            raise HttpError(404, f"video {req.video_id} is not a result of this query's last search (search it first)")
+            raise HttpError(404, f"video {req.video_id} is not a result of this query's {'search' if req.search_id else 'last search'} (search it first)")
         kept = self.verdicts.set(sha, req.video_id, req.verdict, query_name=query_name, reference_path=str(result.get("path", "")),
                                  result=result, mode=shown[1] if shown else None)
         return {"query": req.query, "video_id": req.video_id, "verdict": kept["verdict"], "decided_at": kept["decided_at"]}

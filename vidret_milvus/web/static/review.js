@@ -207,7 +207,7 @@
       b.addEventListener("click", function () {
         var want = card.getAttribute("data-verdict") === pair[0] ? "clear" : pair[0];
         box.classList.add("busy");
-        postJson("/api/verdict", { query: data.query, video_id: r.video_id, verdict: want })
+        postJson("/api/verdict", { query: data.query, video_id: r.video_id, verdict: want, search_id: data.search_id })
           .then(function (j) { r.verdict = j.verdict; show(j.verdict); })
           .catch(function (e) { label.textContent = "not saved: " + e.message; })
           .then(function () { box.classList.remove("busy"); });
