@@ -164,7 +164,7 @@ def test_rerank_frame_ids_window() -> None:
 
 def test_search_embeddings_by_frame_ids_in_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Filtered by frame ids, in parts of any size, the hits are those of one search."""
-    import vidret_milvus.store as store_mod
+    import vidret_milvus.store.vectors as store_mod  # where the re-rank splits its id filter
 
     store = Store.connect(str(tmp_path / "ids.db"), prefix="ids")
     try:

@@ -575,28 +575,25 @@ def train(
     opts = {"run.out": out_dir, "data.cache_dir": cache, "data.resources": resources, "run.device": device, "run.seed": seed,
             "stage2.variant": variant, "stage1.steps": stage1_steps, "stage2.steps": stage2_steps, "run.resume": resume,
             "run.eval": evaluate, "run.threads": threads}
-    try:
-        cfg = load_config(config, {k: v for k, v in opts.items() if v is not None})
-        for item in overrides or []:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise ValueError(f"--set needs SECTION.KEY=VALUE, got {item!r}")
-            set_value(cfg, key, value)
-        if prepare_only:
-            summary = prepare_cache(cfg.data.resources, cfg.data.cache_dir, log=lambda s: err.print(s, highlight=False))
-            if as_json:
-                out.print_json(json.dumps(summary))
-            else:
-                out.print(json.dumps(summary["splits"]), highlight=False)
-            return
-        if plot_only:
-            path = plot_losses(cfg.run.out)
-            if path is None:
-                raise VidretError(f"{cfg.run.out}: no loss CSV, or matplotlib is not installed: no plot")
-            out.print(f"wrote {path}", highlight=False, soft_wrap=True)
-            return
-    except (VidretError, ValueError, OSError) as exc:
-        raise _fail(exc) from None
+    cfg = load_config(config, {k: v for k, v in opts.items() if v is not None})
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set needs SECTION.KEY=VALUE, got {item!r}")
+        set_value(cfg, key, value)
+    if prepare_only:
+        summary = prepare_cache(cfg.data.resources, cfg.data.cache_dir, log=lambda s: err.print(s, highlight=False))
+        if as_json:
+            out.print_json(json.dumps(summary))
+        else:
+            out.print(json.dumps(summary["splits"]), highlight=False)
+        return
+    if plot_only:
+        path = plot_losses(cfg.run.out)
+        if path is None:
+            raise VidretError(f"{cfg.run.out}: no loss CSV, or matplotlib is not installed: no plot")
+        out.print(f"wrote {path}", highlight=False, soft_wrap=True)
+        return
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[extra]}"),
         TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=as_json or print_every is not None, transient=False,
@@ -612,7 +609,7 @@ def train(
         if print_every is not None and (step % print_every == 0 or step == total):
             err.print(f"stage {stage} step {step}/{total} " + " ".join(f"{k}={v}" for k, v in row.items()), highlight=False, soft_wrap=True)
 
-    try:
+    try:  # beyond the boundary's errors: torch reports out-of-memory and device faults as RuntimeError
         with progress:
             summary = run_training(cfg, Hooks(on_stage=on_stage, on_step=on_step, log=lambda s: progress.console.print(s, highlight=False, soft_wrap=True)))
     except (VidretError, ValueError, OSError, RuntimeError) as exc:
@@ -650,26 +647,23 @@ def train_heads(
     from .train.data import SampleSet, cache_ready
     from .train.frozen import FrozenConfig, train_frozen
 
-    try:
-        kw: dict[str, object] = {}
-        fields = {f.name: f.type for f in dataclasses.fields(FrozenConfig)}
-        for item in overrides or []:
-            key, sep, value = item.partition("=")
-            if not sep or key not in fields:
-                raise ValueError(f"--set needs KEY=VALUE with KEY one of {sorted(fields)}, got {item!r}")
-            kw[key] = {"int": int, "float": float}.get(str(fields[key]), str)(value)
-        cfg = FrozenConfig(**kw)  # type: ignore[arg-type]
-        model = load_model(backbone=backbone, threads=threads)
-        if not isinstance(model, OnnxFingerprintModel):
-            raise VidretError(f"--backbone {backbone!r} is not a frozen ONNX descriptor (sscd, sscd_distilled); use `train`")
-        if not cache_ready(cache):
-            raise VidretError(f"{cache}: no training cache (run `vidret-milvus train --prepare-only` first)")
-        trained, summary = train_frozen(model, SampleSet.load(Path(cache) / "train.npz"), SampleSet.load(Path(cache) / "val.npz"), cfg, features,
-                                        log=lambda s: err.print(s, highlight=False))
-        save_onnx_checkpoint(trained, out_dir)
-        (out_dir / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
-    except (VidretError, ValueError, OSError) as exc:
-        raise _fail(exc) from None
+    kw: dict[str, object] = {}
+    fields = {f.name: f.type for f in dataclasses.fields(FrozenConfig)}
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            raise ValueError(f"--set needs KEY=VALUE with KEY one of {sorted(fields)}, got {item!r}")
+        kw[key] = {"int": int, "float": float}.get(str(fields[key]), str)(value)
+    cfg = FrozenConfig(**kw)  # type: ignore[arg-type]
+    model = load_model(backbone=backbone, threads=threads)
+    if not isinstance(model, OnnxFingerprintModel):
+        raise VidretError(f"--backbone {backbone!r} is not a frozen ONNX descriptor (sscd, sscd_distilled); use `train`")
+    if not cache_ready(cache):
+        raise VidretError(f"{cache}: no training cache (run `vidret-milvus train --prepare-only` first)")
+    trained, summary = train_frozen(model, SampleSet.load(Path(cache) / "train.npz"), SampleSet.load(Path(cache) / "val.npz"), cfg, features,
+                                    log=lambda s: err.print(s, highlight=False))
+    save_onnx_checkpoint(trained, out_dir)
+    (out_dir / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
     out.print(f"trained heads: {out_dir} (model {trained.model_id})", highlight=False, soft_wrap=True)
 
 
@@ -688,11 +682,8 @@ def export(
 
     torch.set_num_threads(threads)
     summaries = []
-    try:
-        for ckpt in checkpoints:
-            summaries.append(export_checkpoint(ckpt, weights=weights, check=check))
-    except (VidretError, ValueError, OSError) as exc:
-        raise _fail(exc) from None
+    for ckpt in checkpoints:
+        summaries.append(export_checkpoint(ckpt, weights=weights, check=check))
     if as_json:
         out.print_json(json.dumps(summaries if len(summaries) > 1 else summaries[0]))
         return
@@ -723,10 +714,7 @@ def train_eval(
         out.print_json(json.dumps(combine_evals([str(e) for e in evals or []])))
         return
     cks: list = ([None] if untrained or not checkpoints else []) + [str(c) for c in checkpoints or []]
-    try:
-        res = evaluate_checkpoints(cks, cache, max_samples=max_samples, copies=copies, device=device, threads=threads)
-    except (VidretError, ValueError, OSError) as exc:
-        raise _fail(exc) from None
+    res = evaluate_checkpoints(cks, cache, max_samples=max_samples, copies=copies, device=device, threads=threads)
     out.print_json(json.dumps(res))
 
 
@@ -740,13 +728,10 @@ def train_background(
     """Write the model's score-normalisation background (embeddings of training-split images)."""
     from .train.background import write_background
 
-    try:
-        model = _load_model(checkpoint, None, None, "fp32", threads)
-        if not (Path(cache) / "train.npz").is_file():
-            raise VidretError(f"{cache}: no training cache (run `vidret-milvus train --prepare-only` first)")
-        path = write_background(model, checkpoint, cache, max_frames=max_frames)
-    except (VidretError, ValueError, OSError) as exc:
-        raise _fail(exc) from None
+    model = _load_model(checkpoint, None, None, "fp32", threads)
+    if not (Path(cache) / "train.npz").is_file():
+        raise VidretError(f"{cache}: no training cache (run `vidret-milvus train --prepare-only` first)")
+    path = write_background(model, checkpoint, cache, max_frames=max_frames)
     out.print(f"wrote {path}", highlight=False, soft_wrap=True)
 
 
