@@ -92,15 +92,12 @@ def collection_disk(store: Store) -> dict[str, int]:
     binlogs (insert, delta, stats: data/<kind>_log/<collection id>) and the index files of their
     segments (data/index_files/<build>/<version>/<partition>/<segment>). The server's message
     log (data/rocksmq) keeps inserted rows for up to 3 days or 8 GB besides."""
-    from pymilvus import utility
-
     data = SERVER_DIR / "data"
     out = {"binlogs": 0, "index_files": 0}
     segments: set[str] = set()
-    for coll in (store.codes, store.embeddings, store.videos):
-        cid = str(store.client.describe_collection(coll)["collection_id"])
-        out["binlogs"] += sum(du(data / kind / cid) for kind in ("insert_log", "delta_log", "stats_log"))
-        segments |= {str(g.segmentID) for g in utility.get_query_segment_info(coll, using=store.client._using)}
+    for cid, segs in store.storage_ids().values():
+        out["binlogs"] += sum(du(data / kind / str(cid)) for kind in ("insert_log", "delta_log", "stats_log"))
+        segments |= {str(s) for s in segs}
     for seg in (data / "index_files").glob("*/*/*/*") if (data / "index_files").is_dir() else []:
         if seg.name in segments:
             out["index_files"] += du(seg)
@@ -340,7 +337,7 @@ def main() -> None:
         store = Store.connect(uri, prefix="bench_search", timeout=600)
         store.drop()
         store.ensure_collections(StoreMeta(model_id=model_id, embed_dim=real.dim, code_bits=real.bits, fps=1.0, keyframes=False))
-        version = store.client.get_server_version() if not store.is_lite else "lite"
+        version = ".".join(map(str, store.server_version() or ())) or "unknown" if not store.is_lite else "lite"
         lib = Library(fm, args.seed)
         for hours in sorted(args.hours):
             target = int(round(hours * 3600))

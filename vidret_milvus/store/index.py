@@ -70,6 +70,21 @@ class IndexMixin:
             "served_sealed_rows": served, "fail_reason": str(d.get("fail_reason", "") or ""),
         }
 
+    def storage_ids(self) -> dict[str, tuple[int, list[int]]]:
+        """Per collection of this prefix, its server-side id and the ids of its loaded segments
+        (where its files live in a server's storage: the scale benchmark measures their disk).
+        Servers only."""
+        if self.is_lite:
+            raise StoreError("storage ids exist on a Milvus server only")
+        from pymilvus import utility
+
+        out: dict[str, tuple[int, list[int]]] = {}
+        for coll in (self.codes, self.embeddings, self.videos):
+            cid = int(self._call("describe_collection", self.client.describe_collection, coll)["collection_id"])
+            segs = self._call("get_query_segment_info", utility.get_query_segment_info, coll, using=self.client._using)
+            out[coll] = (cid, sorted(int(g.segmentID) for g in segs))
+        return out
+
     def wait_for_index(self, timeout: float = 300.0, poll: float = 0.5) -> dict[str, Any]:
         """Flush the codes and wait until search uses the built index for every stored code.
 
