@@ -290,3 +290,30 @@ def test_no_segment_when_the_best_frames_average_under_min_score() -> None:
     s2 = np.array([0.9, 0.9, 0.9, 0.45, 0.45, 0.45])
     segs = align(q, q + 10, s2, AlignParams(min_score=0.7, min_frames=3))
     assert [(g.query_start, g.query_end, g.ref_start, g.frames) for g in segs] == [(0.0, 3.0, 10.0, 3)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_aligner_equals_the_reference_exactly(seed: int) -> None:
+    """The plain-Python DP, the one-key speed vote and the tighter early stop change nothing:
+    segments (times, scores, frame counts) and speeds equal the previous implementation's on
+    seeded random match sets (unrelated matches, offset copies with noise, speed changes)."""
+    from align_reference import align_reference, dominant_speed_reference
+
+    rng = np.random.default_rng(seed)
+    for it in range(60):
+        nq, n = int(rng.integers(1, 30)), int(rng.integers(0, 120))
+        q = rng.integers(0, nq, n).astype(float)
+        kind = it % 3
+        if kind == 0:
+            r = rng.uniform(0, 100, n)
+        elif kind == 1:
+            r = q + rng.integers(-2, 3, n) + rng.choice([0, 30], n)
+        else:
+            r = np.round(q * rng.choice([0.5, 1, 2]) + rng.normal(0, 1, n))
+        sim = rng.uniform(0.2, 1, n)
+        w = rng.uniform(0, 1, n) if it % 2 else None
+        p = AlignParams(min_score=float(rng.choice([0.3, 0.5, 0.7])), min_frames=int(rng.integers(1, 6)), max_rejected=int(rng.choice([3, 30])))
+        assert align(q, r, sim, p, weight=w) == align_reference(q, r, sim, p, weight=w)
+        qs = np.sort(q)
+        vote = np.clip(rng.normal(0.1, 0.2, n), 0, None)
+        assert dominant_speed(qs, r, vote, p) == dominant_speed_reference(qs, r, vote, p)

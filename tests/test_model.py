@@ -134,6 +134,10 @@ def test_checkpoint_carries_tuned_thresholds(tmp_path, model: FingerprintModel) 
     # held beside the model, not on it: read from the folder it was loaded from
     assert not hasattr(loaded, "thresholds") and loaded.source == str(tmp_path / "ckpt")
     assert thresholds_for(loaded) == tuned and loaded.model_id == untrained_id
+    # read once, at load: a later edit of the folder does not change a running process's settings
+    cfg = tmp_path / "ckpt" / "config.json"
+    cfg.write_text(cfg.read_text().replace('"radius": 40', '"radius": 12'))
+    assert thresholds_for(loaded) == tuned and dict(thresholds_for(load_model(checkpoint=tmp_path / "ckpt")).values)["radius"] == 12
     p = SearchParams.for_model(thresholds_for(loaded), top_n=5, radius=None)
     assert (p.radius, p.frame_match_l2, p.align.min_score, p.duration_threshold, p.top_n) == (40, 0.7, 0.75, 0.35, 5)
     assert p.align.max_gap == SearchParams().align.max_gap  # untouched fields keep their defaults

@@ -5,6 +5,7 @@ Real decoding (PyAV), the real embedded ImageNet backbone and a real Milvus Lite
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -224,6 +225,18 @@ def test_search_a_saved_descriptor(db: Path, media: dict[str, Path], tmp_path: P
     # the arrays' inflated size is checked from the zip directory before any is read
     with pytest.raises(DescriptorError, match="too large"):
         VideoDescriptor.load(npz, max_bytes=1000)
+    # a tiny file whose .npy header declares a huge shape is refused before numpy allocates it
+    import zipfile
+
+    from numpy.lib import format as npy
+
+    bomb = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(bomb, "w") as zf:
+        head = io.BytesIO()
+        npy.write_array_header_1_0(head, {"descr": "<f4", "fortran_order": False, "shape": (10**11,)})
+        zf.writestr("embeddings.npy", head.getvalue() + b"\0" * 16)
+    res = runner.invoke(app, ["search", str(bomb), "--uri", str(db)])
+    assert res.exit_code == 1 and "bomb.npz" in res.output and "declares" in res.output
 
 
 def test_python_api_docstring_example_runs(media: dict[str, Path], tmp_path: Path) -> None:
@@ -431,7 +444,8 @@ def test_ingest_announces_each_videos_frames_before_decoding(media: dict[str, Pa
     assert seen[0] == rep.ingested[0][2] > 0 and sum(-x for x in seen[1:]) == seen[0]
 
 
-def test_debug_shows_the_traceback_and_a_closed_pipe_ends_quietly(media: dict[str, Path], tmp_path: Path) -> None:
+def test_debug_shows_the_traceback_and_a_closed_pipe_ends_quietly(media: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VIDRET_DEBUG", raising=False)
     missing = str(tmp_path / "nowhere.db")
     res = runner.invoke(app, ["stats", "--uri", missing])
     assert res.exit_code == 1 and "no such store" in res.stderr and "Traceback" not in res.stderr

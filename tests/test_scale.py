@@ -247,3 +247,31 @@ def test_read_consistency() -> None:
     srv._strong_reads_until = 0.0
     assert Store(client=None, uri="http://h:1", prefix="p", read_consistency="Bounded").read_kw() == {"consistency_level": "Bounded"}
     assert Store(client=None, uri="/tmp/x.db", prefix="p").read_kw() == {}
+
+
+def test_meta_is_cached_for_reads_but_fresh_before_writes(tmp_path: Path) -> None:
+    """meta() is cached for searches; when another process drops the collections and makes them
+    again for another model, the next write checks Milvus itself: codes of two models never mix."""
+    from vidret_milvus.errors import ModelMismatchError
+
+    uri = str(tmp_path / "meta.db")
+    a = Store.connect(uri, prefix="m")
+    b = Store.connect(uri, prefix="m")
+    try:
+        a.ensure_collections(StoreMeta(model_id="vm-aaaaaaaaaaaaaaaa", embed_dim=8, code_bits=128, fps=1.0, keyframes=False))
+        assert a.meta().model_id == "vm-aaaaaaaaaaaaaaaa"  # now cached in a
+        b.drop()
+        b.ensure_collections(StoreMeta(model_id="vm-bbbbbbbbbbbbbbbb", embed_dim=8, code_bits=128, fps=1.0, keyframes=False))
+        assert a.meta().model_id == "vm-aaaaaaaaaaaaaaaa"  # a read may use the cached copy (META_TTL_S)
+        assert a.meta(fresh=True).model_id == "vm-bbbbbbbbbbbbbbbb"
+        rng = np.random.default_rng(0)
+        emb = rng.standard_normal((3, 8)).astype(np.float32)
+        desc = VideoDescriptor(0, "/x/a.mp4", 3.0, np.arange(3, dtype=np.float32), emb / np.linalg.norm(emb, axis=1, keepdims=True),
+                               rng.integers(0, 256, (3, 16), dtype=np.uint8), model_id="vm-aaaaaaaaaaaaaaaa")
+        a._meta = (StoreMeta(model_id="vm-aaaaaaaaaaaaaaaa", embed_dim=8, code_bits=128, fps=1.0, keyframes=False), time.monotonic())
+        with pytest.raises(ModelMismatchError):
+            a.add_video(desc, "ab" * 32)  # the stale copy says model a; the write asks Milvus
+        assert b.count(b.codes) == 0
+    finally:
+        a.close()
+        b.close()

@@ -518,6 +518,11 @@ def test_verdict_names_the_search_the_reviewer_saw(server: dict[str, Any]) -> No
     kept = {(r["query_sha256"], r["video_id"]): r for r in json.loads(request(port, "GET", "/api/verdicts.json")[2])}[(sha, a)]
     assert kept["mode"] == "embedding"  # the first reviewer's search, though the codes search came later
     post_json(port, "/api/verdict", {"query": q, "video_id": a, "verdict": "clear"})
+    # A search of another query lends nothing to this one's verdicts.
+    other = f"video:{ids['a.mp4']}"
+    st, theirs = post_json(port, "/api/search", {"query": other, "top_n": 5})
+    st, out = post_json(port, "/api/verdict", {"query": q, "video_id": a, "verdict": "confirm", "search_id": theirs["search_id"]})
+    assert st == 404 and "not a search of this query" in out["error"]
 
 
 def test_verdicts_file_and_csv(tmp_path: Path) -> None:

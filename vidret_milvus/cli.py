@@ -49,14 +49,13 @@ class _ErrorBoundary(TyperGroup):
     """The one place where the package's errors become exit codes: a domain error (VidretError),
     a value the library refused (ValueError) or a file it could not read or write (OSError)
     prints "error: ..." on stderr and exits 1 (with ``--debug`` / VIDRET_DEBUG=1 the traceback
-    follows). Usage errors stay click's (exit 2). A reader that stops early (``| head``) ends
-    the command quietly with 141, as a shell reports a pipe writer killed by SIGPIPE."""
+    follows). Usage errors stay click's (exit 2). A reader of stdout that stops early (``| head``)
+    ends the command quietly with 141, as a shell reports a pipe writer killed by SIGPIPE (where
+    stdout is written: the ``out`` console and JSON Lines; any other broken pipe is an error)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except BrokenPipeError:
-            raise _stdout_gone() from None
         except (VidretError, ValueError, OSError) as exc:
             if _DEBUG["on"]:
                 err.print_exception(show_locals=False)
@@ -268,7 +267,7 @@ def search(
     max_candidates: MaxCandidatesOpt = None,
     recall_limit: RecallLimitOpt = None,
     mode: Annotated[Mode, typer.Option("--mode", help="Copy decision: embedding (mode 1), duration (mode 2), codes (mode 3).", envvar="VIDRET_MODE")] = Mode.duration,
-    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Decision threshold of the mode (default: the model's tuned value for the mode, see README).", envvar="VIDRET_THRESHOLD", callback=_finite)] = None,
+    threshold: Annotated[Optional[float], typer.Option("--threshold", help="Decision threshold of the mode (default: the model's tuned value for the mode, see README).", callback=_finite)] = None,
     binary_index: BinaryIndexOpt = None,
     uri: UriOpt = "./vidret.db",
     token: TokenOpt = "",
@@ -392,8 +391,11 @@ def _write_extras(resp, report: Optional[Path], plot: Optional[Path], report_dir
 
 def _json_line(obj: dict) -> None:
     # JSON Lines: one compact object per line, flushed so a consumer sees each clip when it is done
-    out.file.write(json.dumps(obj, allow_nan=False) + "\n")
-    out.file.flush()
+    try:
+        out.file.write(json.dumps(obj, allow_nan=False) + "\n")
+        out.file.flush()
+    except BrokenPipeError:
+        raise _stdout_gone() from None
 
 
 def _print_failure(query: str, reason: str, as_json: bool) -> None:

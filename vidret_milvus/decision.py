@@ -552,7 +552,7 @@ def score_candidate(
     """
     m = nearest_per_query_frame(rerank, params.rerank_per_video)
     qi, rt, d2 = m.query_index, m.t, m.distance
-    min_dist = float(np.sqrt(max(0.0, float(d2.min())))) if len(d2) else 2.0
+    min_dist = float(np.sqrt(max(0.0, d2.min()))) if len(d2) else 2.0  # in d2's dtype (float32 from Milvus), as always
     good = np.sqrt(np.maximum(d2, 0)) <= params.frame_match_l2
     sim = l2_to_similarity(d2[good])
     if background is not None:

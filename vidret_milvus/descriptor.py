@@ -88,13 +88,7 @@ class VideoDescriptor:
         """Read a ``.npz`` written by :meth:`save`. Its arrays may hold at most ``max_bytes``
         once decompressed (checked from the zip directory before anything is inflated: an
         uploaded file is small on the wire and must not be allowed to expand without bound)."""
-        try:
-            with zipfile.ZipFile(path) as zf:
-                inflated = sum(i.file_size for i in zf.infolist())
-        except (OSError, zipfile.BadZipFile, ValueError) as exc:
-            raise DescriptorError(f"{path}: not a vidret descriptor file ({exc})") from exc
-        if inflated > max_bytes:
-            raise DescriptorError(f"{path}: descriptor too large ({inflated} bytes uncompressed, at most {max_bytes})")
+        _check_sizes(path, max_bytes)
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(z["meta"].tobytes().decode("utf-8"))
@@ -108,5 +102,37 @@ class VideoDescriptor:
                     embeddings=z["embeddings"],
                     codes=z["codes"],
                 )
-        except (OSError, KeyError, ValueError) as exc:
-            raise DescriptorError(f"{path}: not a vidret descriptor file ({exc})") from exc
+        except (OSError, KeyError, ValueError, MemoryError) as exc:
+            raise DescriptorError(f"{path}: not a vidret descriptor file ({type(exc).__name__}: {exc})") from exc
+
+
+def _check_sizes(path: str | Path, max_bytes: int) -> None:
+    """Refuse a ``.npz`` whose arrays would take more than ``max_bytes``, before any is read:
+    the zip directory gives each member's inflated size, and each ``.npy`` header its declared
+    shape, from which numpy would allocate (a tiny file can declare a huge shape)."""
+    from numpy.lib import format as npy
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = zf.infolist()
+            inflated = sum(i.file_size for i in members)
+            if inflated > max_bytes:
+                raise DescriptorError(f"{path}: descriptor too large ({inflated} bytes uncompressed, at most {max_bytes})")
+            declared = 0
+            for info in members:
+                with zf.open(info) as fh:
+                    version = npy.read_magic(fh)
+                    if version not in ((1, 0), (2, 0)):
+                        raise DescriptorError(f"{path}: array {info.filename} has .npy format {version}, not 1.0 or 2.0")
+                    read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+                    shape, _, dtype = read(fh)
+                size = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+                if size > info.file_size:  # a header promising more data than the member holds
+                    raise DescriptorError(f"{path}: array {info.filename} declares {size} bytes but holds {info.file_size}")
+                declared += size
+    except DescriptorError:
+        raise
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError) as exc:
+        raise DescriptorError(f"{path}: not a vidret descriptor file ({type(exc).__name__}: {exc})") from exc
+    if declared > max_bytes:
+        raise DescriptorError(f"{path}: descriptor too large ({declared} bytes, at most {max_bytes})")

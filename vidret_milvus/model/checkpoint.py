@@ -18,7 +18,7 @@ from ..errors import ModelError
 from .config import Backbone, ModelConfig, Precision
 from .exported import ONNX_FILE, ExportedOnnxModel, open_exported
 from .onnx_model import OnnxFingerprintModel, is_onnx_backbone, load_onnx_model
-from .settings import BACKGROUND_FILE, CONFIG_FILE, THRESHOLD_KEYS, UNTRAINED_THRESHOLDS, Thresholds, parse_thresholds  # noqa: F401
+from .settings import BACKGROUND_FILE, CONFIG_FILE, THRESHOLD_KEYS, UNTRAINED_THRESHOLDS, Thresholds, parse_thresholds, remember  # noqa: F401
 
 # torch and timm are imported inside the functions that need them: load_model must be able to
 # open an exported model.onnx (or an ONNX backbone) without paying for them (issue 13).
@@ -209,8 +209,10 @@ def load_model(
             config = ModelConfig.from_json(text)
         except Exception as exc:
             raise ModelError(f"{ckpt}: cannot read checkpoint ({exc})") from exc
-        # Checked here so that a bad block fails at load; read by settings.load_thresholds.
-        parse_thresholds(json.loads(text).get("thresholds"), str(cfg_path))
+        # Read once, here: a bad block fails at load, and the model's searches use this copy
+        # (settings.thresholds_for) even if the folder changes while the process runs.
+        thresholds = Thresholds(parse_thresholds(json.loads(text).get("thresholds"), str(cfg_path)),
+                                str(ckpt / BACKGROUND_FILE) if (ckpt / BACKGROUND_FILE).is_file() else None)
         if is_onnx_backbone(config.backbone):
             _onnx_only(config.backbone, runtime, precision, device, str(ckpt))
             try:
@@ -219,6 +221,7 @@ def load_model(
                 raise ModelError(f"{ckpt}: cannot read checkpoint ({exc})") from exc
             onnx_model = load_onnx_model(config, heads, threads, where=str(w_path))
             onnx_model.source = str(ckpt)
+            remember(onnx_model, thresholds)
             return onnx_model
         if runtime != "torch":
             if precision is not Precision.fp32 or device != "cpu":
@@ -227,6 +230,7 @@ def load_model(
                 exported, why = open_exported(ckpt, config, w_path, weights, threads)
             if exported is not None:
                 exported.source = str(ckpt)
+                remember(exported, thresholds)
                 return exported
             if runtime == "onnx":
                 raise ModelError(f"{ckpt}: cannot run with onnxruntime: {why}")
@@ -236,6 +240,7 @@ def load_model(
                 warnings.warn(f"{why}; using torch", stacklevel=2)
         model = _load_torch_checkpoint(ckpt, config, weights)
         model.source = str(ckpt)
+        remember(model, thresholds)
         return _finish(model, device, precision, threads)
     if backbone is not None and is_onnx_backbone(backbone):
         _onnx_only(backbone, runtime, precision, device, f"--backbone {backbone}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -120,7 +121,21 @@ def load_thresholds(checkpoint: str | Path | None = None, model_id: str | None =
     return Thresholds(parse_thresholds(raw, str(cfg)), background)
 
 
+# The thresholds read when each model was loaded (load_model): held beside the model, and what
+# every search of a process uses, whatever happens to the checkpoint folder afterwards.
+_LOADED: "weakref.WeakKeyDictionary[Any, Thresholds]" = weakref.WeakKeyDictionary()
+
+
+def remember(model: Any, thresholds: Thresholds) -> None:
+    """Keep ``thresholds`` as the ones of ``model`` (load_model calls this once)."""
+    _LOADED[model] = thresholds
+
+
 def thresholds_for(model: Any) -> Thresholds:
-    """The thresholds of a loaded model: read from the checkpoint it was loaded from
+    """The thresholds of a loaded model: those read from its checkpoint when it was loaded
     (``model.source``), or those of its untrained model id."""
-    return load_thresholds(model.source, model.model_id)
+    got = _LOADED.get(model)
+    if got is None:
+        got = load_thresholds(model.source, model.model_id)
+        _LOADED[model] = got
+    return got

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, TypeVar
 
 from ..errors import StoreError
 from .base import _SQLITE_MAGIC, STRONG_AFTER_DELETE_S
@@ -66,6 +66,9 @@ def _new_client(uri: str, token: str, timeout: float) -> Any:
             lg.setLevel(lv)
 
 
+_S = TypeVar("_S", bound="ClientMixin")
+
+
 class ClientMixin:
     """Retries, consistency of reads, closing (part of :class:`~vidret_milvus.store.Store`)."""
 
@@ -75,7 +78,7 @@ class ClientMixin:
         except Exception:  # closing is best effort
             pass
 
-    def __enter__(self) -> Self:
+    def __enter__(self: _S) -> _S:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -34,9 +34,11 @@ class SchemaMixin:
     def exists(self) -> bool:
         return bool(self._call("has_collection", self.client.has_collection, self.videos))
 
-    def meta(self) -> StoreMeta | None:
-        """What the collections were made with (None: there are none)."""
-        if self._meta is not None and time.monotonic() - self._meta[1] < META_TTL_S:
+    def meta(self, fresh: bool = False) -> StoreMeta | None:
+        """What the collections were made with (None: there are none). Reads may use a copy
+        up to META_TTL_S old; ``fresh`` asks Milvus (every check before a write does, so that
+        codes of two models never mix, whatever another process did a moment ago)."""
+        if not fresh and self._meta is not None and time.monotonic() - self._meta[1] < META_TTL_S:
             return self._meta[0]
         self._meta = None
         if not self.exists():
@@ -58,7 +60,7 @@ class SchemaMixin:
                 time.sleep(0.5)
                 have = [bool(self._call("has_collection", self.client.has_collection, n)) for n in names]
         if all(have):
-            found = self.meta()
+            found = self.meta(fresh=True)
             if found is None:
                 raise StoreError(f"collections {names} exist but were not made by vidret-milvus")
             if found.model_id != meta.model_id:

@@ -116,7 +116,7 @@ class VideosMixin:
         A crash at any point leaves either nothing or an 'ingesting' row that search never
         returns and :meth:`remove_incomplete` deletes (with its frames) on the next start.
         """
-        meta = self.meta()
+        meta = self.meta(fresh=True)
         if meta is None:
             raise StoreError("collections do not exist: call ensure_collections first")
         check_sha(sha256)

@@ -380,7 +380,7 @@ class ReviewApp:
             r["url"] = f"/media/video/{vid}"
             r["self_match"] = vid == self_id
             r["verdict"] = kept[vid]["verdict"] if vid in kept else None
-        shown = (query_name, params.mode.value, {int(r["video_id"]): r for r in out["results"]})
+        shown = (query_name, params.mode.value, {int(r["video_id"]): r for r in out["results"]}, sha)
         with self._shown_lock:
             for key in (search_id, sha):  # this search, and the query's latest
                 self._shown[key] = shown
@@ -404,8 +404,9 @@ class ReviewApp:
             return {"query": req.query, "video_id": req.video_id, "verdict": None, "decided_at": None}
         with self._shown_lock:
             shown = self._shown.get(req.search_id or sha)
-        if req.search_id is not None and shown is None:
-            raise HttpError(404, f"search {req.search_id} is not known (too old, or the server restarted): search again")
+        if req.search_id is not None and (shown is None or shown[3] != sha):
+            # Another query's search must never lend its results to this query's verdict.
+            raise HttpError(404, f"search {req.search_id} is not a search of this query (too old, another query, or the server restarted): search again")
         result = shown[2].get(req.video_id) if shown else None
         if result is None:
             raise HttpError(404, f"video {req.video_id} is not a result of this query's {'search' if req.search_id else 'last search'} (search it first)")
