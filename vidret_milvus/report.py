@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from .search import SearchResponse
+from .search import SearchResponse, same_file
 
 STATIC_DIR = Path(__file__).resolve().parent / "web" / "static"
 EXCERPT_PAD = 3.0  # seconds kept before the first and after the last matched segment
@@ -41,13 +41,6 @@ def video_url(path: str | Path, report_dir: str | Path, links: str = "relative")
     raise ValueError("links must be 'relative' or 'file'")
 
 
-def _same_file(a: str | Path, b: str | Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.abspath(a) == os.path.abspath(b)
-
-
 def report_data(resp: SearchResponse | dict[str, Any], report_dir: str | Path, links: str = "relative") -> dict[str, Any]:
     """The search's JSON with where the page finds each video (``url``) and ``self_match`` on
     the result that is the query's own file (a stored video searched finds itself)."""
@@ -55,7 +48,7 @@ def report_data(resp: SearchResponse | dict[str, Any], report_dir: str | Path, l
     data["query_url"] = video_url(data["query"], report_dir, links)
     for r in data["results"]:
         r["url"] = video_url(r["path"], report_dir, links)
-        r["self_match"] = bool(r.get("self_match")) or _same_file(r["path"], data["query"])
+        r["self_match"] = bool(r.get("self_match")) or same_file(r["path"], data["query"])
     return data
 
 
@@ -172,7 +165,7 @@ def write_report_dir(resp: SearchResponse | dict[str, Any], out_dir: str | Path,
         shutil.copyfile(query, media_dir / qname)
         data["query_url"] = f"media/{quote(qname)}"
     for i, r in enumerate(data["results"], 1):
-        r["self_match"] = bool(r.get("self_match")) or _same_file(r["path"], query)
+        r["self_match"] = bool(r.get("self_match")) or same_file(r["path"], query)
         tag = f"{i:02d}-{int(r['video_id'])}"
         if r["self_match"] and data["query_url"] is not None and media == "copy":
             r["url"] = data["query_url"]

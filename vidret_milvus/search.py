@@ -368,12 +368,13 @@ def search_video(
     resp.decision = {"model_id": meta.model_id, **resp.decision}
     resp.timing_ms = {"fingerprint": (t1 - t0) * 1e3, **resp.timing_ms}
     for r in resp.results:  # a stored video searched finds itself: say so, a reviewer skips it
-        r.self_match = _same_file(r.path, path)
+        r.self_match = same_file(r.path, path)
     resp.timing_ms["total"] = (time.perf_counter() - t0) * 1e3
     return resp
 
 
-def _same_file(a: str | Path, b: str | Path) -> bool:
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name one file (by inode; by absolute path when either is gone)."""
     try:
         return os.path.samefile(a, b)
     except OSError:
