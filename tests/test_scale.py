@@ -191,6 +191,68 @@ def test_search_embeddings_by_frame_ids_in_parts(tmp_path: Path, monkeypatch: py
         store.close()
 
 
+def _hits_equal_both_ways(store: Store) -> int:
+    """Searches read from the response message (the default) give exactly pymilvus' hits:
+    code recall (with hits, capped, none), re-rank by frame ids and by videos. Returns the hits
+    compared."""
+    store.ensure_collections(META)
+    rng = np.random.default_rng(11)
+    vids, descs = [], []
+    for k in range(4):
+        n = 25 + 5 * k
+        emb = rng.standard_normal((n, DIM)).astype(np.float32)
+        emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+        codes = np.zeros((n, 16), np.uint8)
+        codes[:, 0] = np.arange(n, dtype=np.uint8)  # near each other: many hits per query code
+        codes[:, 1] = k
+        d = VideoDescriptor(0, f"/raw{k}.mp4", float(n), np.arange(n, dtype=np.float32) * 0.5 + k, emb, codes, model_id=META.model_id)
+        vids.append(store.add_video(d, hashlib.sha256(f"raw{k}".encode()).hexdigest()))
+        descs.append(d)
+    store.flush()
+    q_codes = np.concatenate([descs[1].codes[3:9], np.full((2, 16), 0xFF, np.uint8)])  # the last two recall nothing
+    q_emb = descs[2].embeddings[:5] + rng.standard_normal((5, DIM)).astype(np.float32) * 0.05
+    scope = np.array([(vids[0] << FRAME_BITS) + i for i in range(2, 20)] + [(vids[2] << FRAME_BITS) + i for i in range(30)], np.int64)
+    calls = [
+        lambda: store.range_search_codes(q_codes, radius=6),
+        lambda: store.range_search_codes(q_codes, radius=6, limit=7),
+        lambda: store.range_search_codes(q_codes[-2:], radius=3),
+        lambda: store.range_search_codes(q_codes, radius=6, video_ids=vids[1:3]),
+        lambda: store.search_embeddings(q_emb, vids, 9, frame_ids=scope),
+        lambda: store.search_embeddings(q_emb, vids[2:], 40),
+    ]
+    compared = 0
+    for call in calls:
+        store.raw_search = True
+        fast = call()
+        store.raw_search = False
+        slow = call()
+        for f in ("query_index", "ids", "video_ids", "t", "distance", "capped"):
+            a, b = getattr(fast, f), getattr(slow, f)
+            assert a.dtype == b.dtype and np.array_equal(a, b), f
+        compared += len(fast.ids)
+    assert store.raw_search is False  # the switch is the store's own: nothing global changed
+    return compared
+
+
+def test_search_hits_read_from_the_message_equal_pymilvus_hits(tmp_path: Path) -> None:
+    store = Store.connect(str(tmp_path / "raw.db"), prefix="raw")
+    try:
+        assert store.raw_search is True
+        assert _hits_equal_both_ways(store) > 100
+    finally:
+        store.close()
+
+
+@pytest.mark.server
+def test_search_hits_read_from_the_message_equal_pymilvus_hits_server(server_uri: str) -> None:  # noqa: F811
+    prefix = unique_prefix("raw")
+    try:
+        with Store.connect(server_uri, prefix=prefix) as store:
+            assert _hits_equal_both_ways(store) > 100
+    finally:
+        drop_prefix(server_uri, prefix)
+
+
 def test_window_rerank_matches_video_rerank_on_a_copy(tmp_path: Path) -> None:
     """A copy of 20 s of a 300 s reference: both scopes find it with the same segment; the
     window one searches far fewer frames."""

@@ -108,6 +108,12 @@ def _merge_nearest(parts: Sequence[FrameHits], nq: int, limit: int) -> FrameHits
 
 
 def _int_list(ids: Iterable[int]) -> list[int]:
+    if isinstance(ids, np.ndarray):  # an id array (a re-rank scope has thousands): no per-item check needed
+        if ids.dtype.kind not in "iu":
+            raise StoreError(f"ids must be integers, got an array of {ids.dtype}")
+        return ids.ravel().tolist()
+    if isinstance(ids, list) and all(type(v) is int for v in ids):
+        return list(ids)
     out = []
     for v in ids:
         if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
@@ -120,7 +126,7 @@ def in_filter(field: str, ids: Iterable[int]) -> str:
     """``field in [1,2,3]`` from integers only: the one way a filter gets values."""
     if not re.fullmatch(r"[a-z_]+", field):
         raise StoreError(f"bad field name {field!r}")
-    return f"{field} in [{','.join(str(v) for v in _int_list(ids))}]"
+    return f"{field} in [{','.join(map(str, _int_list(ids)))}]"
 
 
 def _chunks(seq: Sequence[Any], n: int) -> Iterable[Sequence[Any]]:
