@@ -46,7 +46,7 @@ from vidret_milvus.ingest import sha256_file
 from vidret_milvus.metrics import micro_ap, precision_recall_curve, recall_at_precision, segment_prf
 from vidret_milvus.model import load_model
 from vidret_milvus.model.settings import thresholds_for
-from vidret_milvus.decision import Matches, score_candidate
+from vidret_milvus.decision import Matches, Result, decide_query, score_candidate
 from vidret_milvus.search import Background, Mode, SearchParams, search_descriptor
 from vidret_milvus.store import Store, StoreMeta
 from vidret_milvus.video import iter_frames
@@ -96,8 +96,9 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return table[a[:, None, :] ^ b[None, :, :]].sum(2)
 
 
-def exhaustive_decision(qd: VideoDescriptor, rd: VideoDescriptor, params: SearchParams, bg: np.ndarray | None = None) -> tuple[float, bool, list]:
-    """The system's decision (decision.score_candidate, the same code search runs) with an
+def exhaustive_decision(qd: VideoDescriptor, rd: VideoDescriptor, params: SearchParams, bg: np.ndarray | None = None) -> Result:
+    """The system's decision (decision.score_candidate, then decision.decide_query over all
+    references of the query: the same code search runs) with an
     exhaustive re-rank: every frame of the reference is searched, without the code stage, so
     every query frame weighs 1 (no common-frame weights). Equal codes (mode 3) come from all
     code pairs. ``bg``: per query frame, the background similarity (params.background_beta)."""
@@ -114,7 +115,7 @@ def exhaustive_decision(qd: VideoDescriptor, rd: VideoDescriptor, params: Search
         frame_interval=1.0 / qd.fps, rerank=Matches(qi, rd.timestamps[rj], d2), codes=Matches(cq, rd.timestamps[cr], ham[cq, cr].astype(np.float32)),
         frame_weights=np.ones(qd.num_frames), background=bg,
     )
-    return res.score, res.is_copy, res.segments
+    return res
 
 
 def hash_decision(q_t: np.ndarray, q_dur: float, r_t: np.ndarray, r_dur: float, sim: np.ndarray, params: SearchParams, min_sim: float) -> tuple[float, bool, list]:
@@ -338,10 +339,10 @@ def main() -> None:
         qph, qpdq = phash(qframes), pdq_hashes(qframes)
         emb_preds[q["name"]], ph_preds[q["name"]], pdq_preds[q["name"]] = [], [], []
         qbg = ref_bg.similarity(qd.embeddings, params.background_k) if params.background_beta > 0 else None
+        exhaustive = []
         for name, rd in ref_desc.items():
             bg = qbg.kth(exclude_video=rd.video_id) if qbg is not None else None
-            sc, cp, segs = exhaustive_decision(qd, rd, params, bg)
-            emb_preds[q["name"]].append({"ref": name, "score": sc, "is_copy": cp, "segments": [g.to_json() for g in segs]})
+            exhaustive.append(exhaustive_decision(qd, rd, params, bg))
             n = min(len(qph), len(qd.timestamps))
             sim = 1.0 - hamming(qph[:n], ref_ph[name][: rd.num_frames]) / 32.0
             sc, cp, segs = hash_decision(qd.timestamps[:n], qd.duration, rd.timestamps[: sim.shape[1]], rd.duration, sim, params, 0.5)
@@ -350,6 +351,8 @@ def main() -> None:
             sim = pdq_similarity(qpdq[:n], ref_pdq[name][: rd.num_frames])
             sc, cp, segs = hash_decision(qd.timestamps[:n], qd.duration, rd.timestamps[: sim.shape[1]], rd.duration, sim, params, PDQ_MIN_SIM)
             pdq_preds[q["name"]].append({"ref": name, "score": sc, "is_copy": cp, "segments": [g.to_json() for g in segs]})
+        for name, r in zip(ref_desc, decide_query(params, exhaustive)):
+            emb_preds[q["name"]].append({"ref": name, "score": r.score, "is_copy": r.is_copy, "segments": [g.to_json() for g in r.segments]})
     systems["baseline_exhaustive_float"] = emb_preds
     systems["baseline_phash64"] = ph_preds
     systems["baseline_vpdq"] = pdq_preds

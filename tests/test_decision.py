@@ -6,6 +6,7 @@ segment of mean similarity s has confidence (s - 0.7) / 0.3.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -111,7 +112,8 @@ def test_confidence_scale_and_no_segment() -> None:
 
 def test_fit_calibration_separates_and_is_deterministic() -> None:
     rng = np.random.default_rng(0)
-    X = np.column_stack([rng.uniform(0, 3, 80), rng.uniform(0, 1, 80), rng.uniform(0, 3, 80), rng.uniform(0.5, 1, 80)])
+    X = np.column_stack([rng.uniform(0, 3, 80), rng.uniform(0, 1, 80), rng.uniform(0, 3, 80), rng.uniform(0.5, 1, 80),
+                         rng.uniform(-0.5, 0.5, 80), rng.uniform(0, 1, 80)])
     X = X[np.abs(X[:, 0] + 2 * X[:, 1] - 2.5) > 0.2]  # separable by a plane, with a margin
     y = (X[:, 0] + 2 * X[:, 1] > 2.5).astype(float)
     cal = fit_calibration(X, y, l2=0.01)
@@ -123,33 +125,38 @@ def test_fit_calibration_separates_and_is_deterministic() -> None:
     grad_w = X.T @ (p - y) + 0.01 * w
     assert np.abs(grad_w).max() < 1e-5 and abs(float((p - y).sum())) < 1e-5
     # The features that carry no signal get small weights next to the ones that do.
-    assert min(abs(w[0]), abs(w[1])) > 3 * max(abs(w[2]), abs(w[3]))
+    assert min(abs(w[0]), abs(w[1])) > 3 * max(abs(w[2:]))
     with pytest.raises(ValueError):
         fit_calibration(X, y, l2=0.0)
     with pytest.raises(ValueError):
-        fit_calibration(X[:, :3], y)
+        fit_calibration(X[:, :4], y)
     with pytest.raises(ValueError):
         fit_calibration(X, np.where(y == 1, 2.0, 0.0))
 
 
 def test_invalid_calibration_raises() -> None:
-    for bad in [dict(weights=(1.0, 2.0, 3.0)), dict(weights=(1.0, float("nan"), 0.0, 0.0)), dict(weights=(1.0, True, 0.0, 0.0)),
-                dict(bias=float("inf")), dict(weights=(1.0, "2", 0.0, 0.0))]:
+    for bad in [dict(weights=(1.0, 2.0, 3.0, 4.0)), dict(weights=(1.0, float("nan"), 0.0, 0.0, 0.0, 0.0)), dict(weights=(1.0, True, 0.0, 0.0, 0.0, 0.0)),
+                dict(bias=float("inf")), dict(weights=(1.0, "2", 0.0, 0.0, 0.0, 0.0))]:
         with pytest.raises(ValueError):
             Calibration(**bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         Calibration().probability([1.0, 2.0])
     with pytest.raises(ValueError):
-        Calibration().probability([1.0, float("nan"), 0.0, 0.0])
+        Calibration().probability([1.0, float("nan"), 0.0, 0.0, 0.0, 0.0])
     # Checkpoint keys round-trip; a partial set is refused; none means "not stored".
-    cal = Calibration((0.5, 1.0, -0.25, 2.0), -3.0)
+    cal = Calibration((0.5, 1.0, -0.25, 2.0, 1.5, 0.5), -3.0)
     assert Calibration.from_keys(cal.to_keys()) == cal and set(cal.to_keys()) == set(CALIBRATION_KEYS)
     assert Calibration.from_keys({"radius": 3}) is None
     with pytest.raises(ValueError, match="together"):
         Calibration.from_keys({"calib_w0": 1.0, "calib_bias": 0.0})
+    with pytest.raises(ValueError, match="together"):
+        Calibration.from_keys({k: v for k, v in cal.to_keys().items() if k != "calib_w4"})  # one context weight without the other
+    # A fit from before the query-context features (4 weights) gives them weight 0.
+    old = {f"calib_w{i}": w for i, w in enumerate((0.5, 1.0, -0.25, 2.0))} | {"calib_bias": -3.0}
+    assert Calibration.from_keys(old) == Calibration((0.5, 1.0, -0.25, 2.0, 0.0, 0.0), -3.0)
     # Extreme evidence saturates without overflow.
-    assert Calibration((100.0, 0, 0, 0), 0).probability([50.0, 0, 0, 0]) == 1.0
-    assert Calibration((-100.0, 0, 0, 0), 0).probability([50.0, 0, 0, 0]) == 0.0
+    assert Calibration((100.0, 0, 0, 0, 0, 0), 0).probability([50.0, 0, 0, 0, 0, 0]) == 1.0
+    assert Calibration((-100.0, 0, 0, 0, 0, 0), 0).probability([50.0, 0, 0, 0, 0, 0]) == 0.0
     assert len(FEATURES) == len(Evidence(0, 0, 0, 0, 0, 0, 0, 0).features())
 
 
@@ -162,20 +169,25 @@ def test_search_params_take_the_calibration_from_the_checkpoint_keys() -> None:
 
     from vidret_milvus.model.settings import Thresholds
 
-    tuned = Thresholds(parse_thresholds({**Calibration((0.5, 1.0, -0.25, 2.0), -3.0).to_keys(), "copy_threshold": 0.7,
+    tuned = Thresholds(parse_thresholds({**Calibration((0.5, 1.0, -0.25, 2.0, 1.0, 0.5), -3.0).to_keys(), "copy_threshold": 0.7,
                                          "min_copy_seconds": 4, "repetition_rule": 0, "duration_threshold": 0.35}, "config.json"))
     p = SearchParams.for_model(tuned)
-    assert p.calibration == Calibration((0.5, 1.0, -0.25, 2.0), -3.0)
+    assert p.calibration == Calibration((0.5, 1.0, -0.25, 2.0, 1.0, 0.5), -3.0)
     assert (p.copy_threshold, p.min_copy_seconds, p.repetition_rule, p.duration_threshold) == (0.7, 4.0, False, 0.35)
     d = decision_settings(p)
     assert (d["copy_threshold"], d["min_copy_seconds"], d["repetition_rule"]) == (0.7, 4.0, False)
-    assert d["calibration"]["weights"] == [0.5, 1.0, -0.25, 2.0] and d["calibration"]["bias"] == -3.0 and not d["calibration"]["hand_set"]
+    assert d["calibration"]["weights"] == [0.5, 1.0, -0.25, 2.0, 1.0, 0.5] and d["calibration"]["bias"] == -3.0 and not d["calibration"]["hand_set"]
     # A model without the new keys keeps the defaults.
     old = SearchParams.for_model(Thresholds({"duration_threshold": 0.4}))
     assert (old.calibration, old.copy_threshold, old.min_copy_seconds, old.repetition_rule) == (Calibration(), 0.5, 3.0, True)
     assert decision_settings(old)["calibration"]["hand_set"] and "copy_threshold" not in decision_settings(SearchParams(mode=Mode.codes))
     with pytest.raises(ModelError, match="together"):
         parse_thresholds({"calib_w0": 1.0}, "config.json")
+    # A checkpoint tuned before the query-context features: its four weights, the others 0.
+    legacy = {f"calib_w{i}": w for i, w in enumerate((0.5, 1.0, -0.25, 2.0))} | {"calib_bias": -3.0}
+    assert SearchParams.for_model(Thresholds(parse_thresholds(legacy, "config.json"))).calibration == Calibration((0.5, 1.0, -0.25, 2.0, 0.0, 0.0), -3.0)
+    with pytest.raises(ModelError, match="together"):
+        parse_thresholds({**legacy, "calib_w5": 1.0}, "config.json")
     with pytest.raises(ModelError, match="outside"):
         parse_thresholds({"copy_threshold": 1.5}, "config.json")
     with pytest.raises(ValueError):
@@ -236,3 +248,42 @@ def test_nearest_per_query_frame_keeps_k_per_frame_ties_to_the_earlier_time() ->
     got = nearest_per_query_frame(m, 2)
     assert got.query_index.tolist() == [0, 0, 1, 1]
     assert got.t.tolist() == [1.0, 2.0, 5.0, 4.0] and got.distance.tolist() == pytest.approx([0.1, 0.1, 0.2, 0.3])
+
+
+# ----------------------------------------------------------------------------- query context
+def _ev(best_frame: float, seconds: float = 0.0) -> Evidence:
+    return Evidence(matched_seconds=seconds, weighted_seconds=seconds, best_segment_seconds=seconds, best_segment_score=0.0,
+                    best_segment_confidence=0.0, matched_frames=int(seconds), best_frame_similarity=best_frame, repetition_degree=0.0)
+
+
+def test_query_context_margin_and_rank_by_hand() -> None:
+    from vidret_milvus.decision import with_query_context
+
+    out = with_query_context([_ev(0.9), _ev(0.7), _ev(0.9), _ev(0.5)])
+    # margins over the best OTHER candidate: 0.9-0.9, 0.7-0.9, 0.9-0.9, 0.5-0.9; ranks: how many strictly better
+    assert [round(e.best_frame_margin, 6) for e in out] == [0.0, -0.2, 0.0, -0.4]
+    assert [e.best_frame_rank for e in out] == [0, 2, 0, 3]
+    assert out[1].features()[4:].tolist() == pytest.approx([-0.2, 1 / 3])
+    (alone,) = with_query_context([_ev(0.8)])
+    assert (alone.best_frame_margin, alone.best_frame_rank) == (0.8, 0)
+    # before the context is applied a candidate counts as the only one
+    assert _ev(0.8).features()[4:].tolist() == [0.8, 1.0]
+    assert with_query_context([]) == []
+
+
+def test_decide_query_scores_each_candidate_against_the_others() -> None:
+    from vidret_milvus.decision import Calibration, Mode, SearchParams, decide_query
+
+    params = SearchParams(mode=Mode.duration, repetition_rule=False, copy_threshold=0.5, min_copy_seconds=3.0,
+                          calibration=Calibration((0, 0, 0, 0, 10.0, 0), 0.0))
+    first = _toy_candidate("duration", d2=0.1)  # best frame 1 - 0.1/2 = 0.95, a 5 s segment
+    second = dataclasses.replace(first, video_id=8, evidence_detail=_ev(0.6, seconds=5.0))
+    a, b = decide_query(params, [first, second])
+    assert a.confidence == pytest.approx(sigmoid(10 * (0.95 - 0.6))) and a.score == a.confidence and a.is_copy
+    assert b.confidence == pytest.approx(sigmoid(10 * (0.6 - 0.95))) and not b.is_copy
+    assert a.evidence.tolist()[4:] == pytest.approx([0.35, 1.0]) and b.evidence.tolist()[4:] == pytest.approx([-0.35, 0.5])
+    # mode 1 keeps its own verdict and score; the confidence still carries the context
+    e1 = _toy_candidate("embedding", d2=0.1)
+    e2 = dataclasses.replace(e1, video_id=8, evidence_detail=_ev(0.6, seconds=5.0))
+    c, _ = decide_query(dataclasses.replace(params, mode=Mode.embedding), [e1, e2])
+    assert (c.is_copy, c.score) == (e1.is_copy, e1.score) and c.confidence == pytest.approx(a.confidence)

@@ -56,6 +56,7 @@ from .decision import (  # noqa: F401  (SearchParams, Result, Mode, ... are this
     SearchParams,
     common_frame_weights,
     confidence_ceiling,
+    decide_query,
     decision_settings,
     l2_to_similarity,
     score_candidate,
@@ -280,6 +281,7 @@ def search_descriptor(
             codes=Matches(recall.query_index[rm], recall.t[rm], recall.distance[rm]), frame_weights=fweight,
             background=bgsim.kth(exclude_video=vid, default=params.background_default) if bgsim is not None else None,
         ))
+    results = decide_query(params, results)  # each candidate against the query's others
     # Ties broken by video id so that the order is deterministic.
     results.sort(key=lambda r: (-r.score, r.video_id))
     t3 = time.perf_counter()

@@ -36,7 +36,9 @@ THRESHOLD_KEYS: dict[str, tuple[type, float, float]] = {
     "code_equal_bits": (int, 0, 128),
     # Mode-2 decision (vidret_milvus/decision.py): the calibrated-confidence cut, the shortest
     # copy, whether the patent's repetition rule also decides (0/1), and the logistic
-    # calibration (calib_w0..calib_w3 pair with decision.FEATURES; all five keys or none).
+    # calibration (calib_w0..calib_w5 pair with decision.FEATURES; all seven keys or none; a
+    # fit from before the query-context features has calib_w0..calib_w3 and calib_bias, and
+    # gives those features weight 0).
     "copy_threshold": (float, 0.0, 1.0),
     "min_copy_seconds": (float, 0.0, 3600.0),
     "repetition_rule": (int, 0, 1),
@@ -44,6 +46,8 @@ THRESHOLD_KEYS: dict[str, tuple[type, float, float]] = {
     "calib_w1": (float, -100.0, 100.0),
     "calib_w2": (float, -100.0, 100.0),
     "calib_w3": (float, -100.0, 100.0),
+    "calib_w4": (float, -100.0, 100.0),
+    "calib_w5": (float, -100.0, 100.0),
     "calib_bias": (float, -100.0, 100.0),
 }
 
@@ -74,8 +78,9 @@ def parse_thresholds(raw: object, where: str) -> dict[str, float]:
         if not lo <= value <= hi:
             raise ModelError(f"{where}: threshold {key!r} = {value} is outside [{lo}, {hi}]")
         out[key] = kind(value)
-    calib = [k for k in out if k.startswith("calib_")]
-    if calib and len(calib) != sum(k.startswith("calib_") for k in THRESHOLD_KEYS):
+    calib = {k for k in out if k.startswith("calib_")}
+    every = {k for k in THRESHOLD_KEYS if k.startswith("calib_")}
+    if calib and calib != every and calib != every - {"calib_w4", "calib_w5"}:
         # Half a fitted calibration mixed with the hand-set defaults would mean nothing.
         raise ModelError(f"{where}: calibration keys must come together (got {sorted(calib)})")
     return out
