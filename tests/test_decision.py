@@ -271,6 +271,22 @@ def test_query_context_margin_and_rank_by_hand() -> None:
     assert with_query_context([]) == []
 
 
+def test_query_context_is_taken_where_each_candidate_matches_best() -> None:
+    from vidret_milvus.decision import with_query_context
+
+    def ev(frames: list[float]) -> Evidence:
+        return dataclasses.replace(_ev(max(frames)), frame_similarity=np.array(frames))
+
+    # A and C match query frame 0 (look-alikes: they compete); B matches frame 2 (another copy)
+    a, b, c = with_query_context([ev([0.9, 0.2, 0.0, 0.0]), ev([0.1, 0.3, 0.8, 0.0]), ev([0.85, 0.0, 0.5, 0.0])])
+    assert (round(a.best_frame_margin, 6), a.best_frame_rank) == (0.05, 0)  # 0.9 - max(0.1, 0.85)
+    assert (round(b.best_frame_margin, 6), b.best_frame_rank) == (0.3, 0)  # 0.8 - max(0.0, 0.5): not 0.8 - 0.9
+    assert (round(c.best_frame_margin, 6), c.best_frame_rank) == (-0.05, 1)  # 0.85 - 0.9
+    # by best frame alone B would lose to A: what the per-frame context avoids
+    g = with_query_context([_ev(0.9), _ev(0.8), _ev(0.85)])
+    assert (round(g[1].best_frame_margin, 6), g[1].best_frame_rank) == (-0.1, 2)
+
+
 def test_decide_query_scores_each_candidate_against_the_others() -> None:
     from vidret_milvus.decision import Calibration, Mode, SearchParams, decide_query
 
