@@ -145,16 +145,23 @@ def with_query_context(evidence: Sequence[Evidence]) -> list[Evidence]:
     compared by ``best_frame_similarity`` alone."""
     if not evidence:
         return []
+    n = len(evidence)
     frames = [e.frame_similarity for e in evidence]
     if all(f is not None for f in frames) and len({len(f) for f in frames}) == 1 and len(frames[0]):  # type: ignore[arg-type]
         S = np.stack(frames).astype(np.float64)  # type: ignore[arg-type]
-        at = S[:, np.argmax(S, axis=1)]  # at[k, c]: candidate k at candidate c's best query frame
     else:
-        at = np.tile(np.array([e.best_frame_similarity for e in evidence], np.float64)[:, None], (1, len(evidence)))
-    own = np.diagonal(at).copy()
-    np.fill_diagonal(at, -np.inf)
-    other = np.maximum(at.max(axis=0), 0.0) if len(evidence) > 1 else np.zeros(1)
-    better = (at > own[None, :]).sum(axis=0)
+        S = np.array([[e.best_frame_similarity] for e in evidence], np.float64)
+    best = np.argmax(S, axis=1)  # each candidate's best query frame
+    own = S[np.arange(n), best]
+    # Per query frame: its best candidate and the two best values, and the sorted column, so
+    # that each candidate is compared with the others at its frame in O(n log n) (n may be 2,000).
+    cols = np.sort(S, axis=0)
+    first = cols[-1]
+    second = cols[-2] if n > 1 else np.zeros(S.shape[1])
+    leader = np.argmax(S, axis=0)
+    other = np.where(leader[best] == np.arange(n), second[best], first[best])
+    other = np.maximum(other, 0.0) if n > 1 else np.zeros(1)
+    better = np.array([n - np.searchsorted(cols[:, f], v, side="right") for f, v in zip(best.tolist(), own.tolist())], np.int64)
     return [dataclasses.replace(e, best_frame_margin=float(own[i] - other[i]), best_frame_rank=int(better[i])) for i, e in enumerate(evidence)]
 
 
