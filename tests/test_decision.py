@@ -282,6 +282,11 @@ def test_query_context_is_taken_where_each_candidate_matches_best() -> None:
     assert (round(a.best_frame_margin, 6), a.best_frame_rank) == (0.05, 0)  # 0.9 - max(0.1, 0.85)
     assert (round(b.best_frame_margin, 6), b.best_frame_rank) == (0.3, 0)  # 0.8 - max(0.0, 0.5): not 0.8 - 0.9
     assert (round(c.best_frame_margin, 6), c.best_frame_rank) == (-0.05, 1)  # 0.85 - 0.9
+    # A candidate that does not compete (the query's own file) is nobody's rival: C now leads
+    # at frame 0 over B's 0.1, and A itself still meets C there
+    a2, b2, c2 = with_query_context([ev([0.9, 0.2, 0.0, 0.0]), ev([0.1, 0.3, 0.8, 0.0]), ev([0.85, 0.0, 0.5, 0.0])], compete=[False, True, True])
+    assert (round(c2.best_frame_margin, 6), c2.best_frame_rank) == (0.75, 0)
+    assert (round(a2.best_frame_margin, 6), a2.best_frame_rank) == (0.05, 0) and (round(b2.best_frame_margin, 6), b2.best_frame_rank) == (0.3, 0)
     # by best frame alone B would lose to A: what the per-frame context avoids
     g = with_query_context([_ev(0.9), _ev(0.8), _ev(0.85)])
     assert (round(g[1].best_frame_margin, 6), g[1].best_frame_rank) == (-0.1, 2)

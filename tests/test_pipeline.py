@@ -435,6 +435,28 @@ def test_searching_a_stored_video_marks_itself(db: Path, media: dict[str, Path])
     assert not any("self_match" in r for r in copy["results"])
 
 
+def test_a_stored_video_searched_still_flags_its_stored_copy(media: dict[str, Path], model, tmp_path: Path) -> None:  # noqa: ANN001
+    """The query's own file takes no part in the query context: it matches every frame
+    perfectly and would push the stored copy of it down (decision.with_query_context)."""
+    from vidret_milvus.search import search_video
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for f in (media["refs"] / "a.mp4", media["refs"] / "b.mp4", media["copy"]):
+        shutil.copy(f, lib / f.name)
+    store = Store.connect(str(tmp_path / "self.db"), prefix="self")
+    try:
+        ingest_paths(store, model, [str(p) for p in sorted(lib.iterdir())])
+        resp = search_video(store, model, lib / "a.mp4")
+        by_name = {Path(r.path).name: r for r in resp.results}
+        own, copy = by_name["a.mp4"], by_name["query_copy.mp4"]
+        assert own.self_match and resp.results[0] is own
+        assert copy.is_copy and not copy.self_match
+        assert copy.evidence_detail.best_frame_margin > 0 and copy.evidence_detail.best_frame_rank == 0  # not measured against itself
+    finally:
+        store.close()
+
+
 def test_ingest_announces_each_videos_frames_before_decoding(media: dict[str, Path], model, tmp_path: Path) -> None:  # noqa: ANN001
     # The CLI's frames bar takes its total from this (the video's duration x fps).
     seen: list[int] = []

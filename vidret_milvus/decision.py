@@ -135,13 +135,15 @@ class Evidence:
         ])
 
 
-def with_query_context(evidence: Sequence[Evidence]) -> list[Evidence]:
+def with_query_context(evidence: Sequence[Evidence], compete: Sequence[bool] | None = None) -> list[Evidence]:
     """The evidence of all candidates of ONE query, each with its query context, taken at the
     query frame where the candidate matches best (``frame_similarity``): the margin of its
     similarity there over the best of the other candidates at that frame (over 0 when it is
     the only one), and how many other candidates match that frame strictly better. Two
     references copied into different parts of one query do not compete; look-alikes matching
-    the same query frames do. Evidence without per-frame similarities (made by hand) is
+    the same query frames do. ``compete`` False: a candidate that is not compared against (the
+    query's own file, when a stored video is searched: it matches every frame perfectly and
+    would push its copies down). Evidence without per-frame similarities (made by hand) is
     compared by ``best_frame_similarity`` alone."""
     if not evidence:
         return []
@@ -151,17 +153,18 @@ def with_query_context(evidence: Sequence[Evidence]) -> list[Evidence]:
         S = np.stack(frames).astype(np.float64)  # type: ignore[arg-type]
     else:
         S = np.array([[e.best_frame_similarity] for e in evidence], np.float64)
+    S = np.maximum(S, 0.0)  # similarities below 0 count as no match (as in score_candidate)
     best = np.argmax(S, axis=1)  # each candidate's best query frame
     own = S[np.arange(n), best]
-    # Per query frame: its best candidate and the two best values, and the sorted column, so
-    # that each candidate is compared with the others at its frame in O(n log n) (n may be 2,000).
-    cols = np.sort(S, axis=0)
-    first = cols[-1]
-    second = cols[-2] if n > 1 else np.zeros(S.shape[1])
-    leader = np.argmax(S, axis=0)
-    other = np.where(leader[best] == np.arange(n), second[best], first[best])
-    other = np.maximum(other, 0.0) if n > 1 else np.zeros(1)
-    better = np.array([n - np.searchsorted(cols[:, f], v, side="right") for f, v in zip(best.tolist(), own.tolist())], np.int64)
+    rivals = np.arange(n) if compete is None else np.flatnonzero(np.asarray(compete, bool))
+    # The rivals' rows and a row of zeros (no rival: similarity 0). Per query frame: its
+    # leader and the two best values, and the sorted column, so that each candidate meets the
+    # others at its frame in O(n log n) (n may be 2,000).
+    R = np.vstack([S[rivals], np.zeros((1, S.shape[1]))])
+    cols = np.sort(R, axis=0)
+    leader = rivals[np.argmax(R[:-1], axis=0)] if len(rivals) else np.full(S.shape[1], -1)
+    other = np.where(leader[best] == np.arange(n), cols[-2][best], cols[-1][best])
+    better = np.array([len(R) - np.searchsorted(cols[:, f], v, side="right") for f, v in zip(best.tolist(), own.tolist())], np.int64)
     return [dataclasses.replace(e, best_frame_margin=float(own[i] - other[i]), best_frame_rank=int(better[i])) for i, e in enumerate(evidence)]
 
 
@@ -641,11 +644,11 @@ def score_candidate(
     )
 
 
-def decide_query(params: SearchParams, results: Sequence[Result]) -> list[Result]:
+def decide_query(params: SearchParams, results: Sequence[Result], compete: Sequence[bool] | None = None) -> list[Result]:
     """All candidates of ONE query (from :func:`score_candidate`) with the query context
-    applied (:func:`with_query_context`): their mode-2 confidence, verdict and score are
-    decided again with it. Same order as given."""
-    evs = with_query_context([r.evidence_detail for r in results])  # type: ignore[misc]
+    applied (:func:`with_query_context`, ``compete`` as there): their mode-2 confidence,
+    verdict and score are decided again with it. Same order as given."""
+    evs = with_query_context([r.evidence_detail for r in results], compete)  # type: ignore[misc]
     out = []
     for r, ev in zip(results, evs):
         confidence, dur_copy = decide(ev, params.calibration, params.copy_threshold, params.min_copy_seconds,

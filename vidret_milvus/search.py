@@ -281,7 +281,10 @@ def search_descriptor(
             codes=Matches(recall.query_index[rm], recall.t[rm], recall.distance[rm]), frame_weights=fweight,
             background=bgsim.kth(exclude_video=vid, default=params.background_default) if bgsim is not None else None,
         ))
-    results = decide_query(params, results)  # each candidate against the query's others
+    # Each candidate against the query's others, except the query's own file when a stored
+    # video is searched (it matches every frame perfectly and would push its copies down).
+    own_file = [_is_query_file(videos[v].path, query.path) for v in cand]
+    results = decide_query(params, results, compete=[not o for o in own_file])
     # Ties broken by video id so that the order is deterministic.
     results.sort(key=lambda r: (-r.score, r.video_id))
     t3 = time.perf_counter()
@@ -373,6 +376,11 @@ def search_video(
         r.self_match = same_file(r.path, path)
     resp.timing_ms["total"] = (time.perf_counter() - t0) * 1e3
     return resp
+
+
+def _is_query_file(stored: str, query: str) -> bool:
+    """``same_file`` for a search's candidates: only a name match costs a stat."""
+    return bool(query) and os.path.basename(stored) == os.path.basename(query) and same_file(stored, query)
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:
