@@ -97,8 +97,9 @@ def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def exhaustive_decision(qd: VideoDescriptor, rd: VideoDescriptor, params: SearchParams, bg: np.ndarray | None = None) -> Result:
-    """The system's decision (decision.score_candidate, then decision.decide_query over all
-    references of the query: the same code search runs) with an
+    """The system's decision (decision.score_candidate, then decision.decide_query over ALL
+    references of the query, where search has only the recalled candidates, so the query
+    context differs a little; the calibration was fitted on search's) with an
     exhaustive re-rank: every frame of the reference is searched, without the code stage, so
     every query frame weighs 1 (no common-frame weights). Equal codes (mode 3) come from all
     code pairs. ``bg``: per query frame, the background similarity (params.background_beta)."""

@@ -287,6 +287,15 @@ def test_query_context_is_taken_where_each_candidate_matches_best() -> None:
     a2, b2, c2 = with_query_context([ev([0.9, 0.2, 0.0, 0.0]), ev([0.1, 0.3, 0.8, 0.0]), ev([0.85, 0.0, 0.5, 0.0])], compete=[False, True, True])
     assert (round(c2.best_frame_margin, 6), c2.best_frame_rank) == (0.75, 0)
     assert (round(a2.best_frame_margin, 6), a2.best_frame_rank) == (0.05, 0) and (round(b2.best_frame_margin, 6), b2.best_frame_rank) == (0.3, 0)
+    # Nothing competes (a stored video searched, recalling only itself): no crash, no rival
+    (alone,) = with_query_context([ev([0.9, 0.2, 0.0, 0.0])], compete=[False])
+    assert (round(alone.best_frame_margin, 6), alone.best_frame_rank) == (0.9, 0)
+    x, y = with_query_context([ev([0.9, 0.2, 0.0, 0.0]), ev([0.1, 0.3, 0.8, 0.0])], compete=[False, False])
+    assert (round(x.best_frame_margin, 6), x.best_frame_rank, round(y.best_frame_margin, 6), y.best_frame_rank) == (0.9, 0, 0.8, 0)
+    # No frame match at all: behind every rival, margin minus the best rival similarity anywhere
+    # (not whatever matches query frame 0)
+    _, _, z = with_query_context([ev([0.0, 0.6, 0.0, 0.0]), ev([0.0, 0.0, 0.7, 0.0]), ev([0.0, 0.0, 0.0, 0.0])])
+    assert (round(z.best_frame_margin, 6), z.best_frame_rank) == (-0.7, 2)
     # by best frame alone B would lose to A: what the per-frame context avoids
     g = with_query_context([_ev(0.9), _ev(0.8), _ev(0.85)])
     assert (round(g[1].best_frame_margin, 6), g[1].best_frame_rank) == (-0.1, 2)

@@ -453,6 +453,8 @@ def test_a_stored_video_searched_still_flags_its_stored_copy(media: dict[str, Pa
         assert own.self_match and resp.results[0] is own
         assert copy.is_copy and not copy.self_match
         assert copy.evidence_detail.best_frame_margin > 0 and copy.evidence_detail.best_frame_rank == 0  # not measured against itself
+        # the own file still meets its copy (only it is excluded as a rival, nothing else)
+        assert own.evidence_detail.best_frame_margin < own.evidence_detail.best_frame_similarity - 0.5
     finally:
         store.close()
 

@@ -224,6 +224,7 @@ def _hits_equal_both_ways(store: Store) -> int:
     for call in calls:
         store.raw_search = True
         fast = call()
+        assert store.raw_search is True  # the numpy path ran (it switches itself off where it cannot)
         store.raw_search = False
         slow = call()
         for f in ("query_index", "ids", "video_ids", "t", "distance", "capped"):

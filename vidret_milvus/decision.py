@@ -144,27 +144,36 @@ def with_query_context(evidence: Sequence[Evidence], compete: Sequence[bool] | N
     the same query frames do. ``compete`` False: a candidate that is not compared against (the
     query's own file, when a stored video is searched: it matches every frame perfectly and
     would push its copies down). Evidence without per-frame similarities (made by hand) is
-    compared by ``best_frame_similarity`` alone."""
+    compared by ``best_frame_similarity`` alone. A candidate with no frame match at all ranks
+    behind every rival with margin minus the best rival similarity."""
     if not evidence:
         return []
     n = len(evidence)
     frames = [e.frame_similarity for e in evidence]
     if all(f is not None for f in frames) and len({len(f) for f in frames}) == 1 and len(frames[0]):  # type: ignore[arg-type]
-        S = np.stack(frames).astype(np.float64)  # type: ignore[arg-type]
+        S = np.maximum(np.stack(frames), 0)  # type: ignore[arg-type]  # below 0 counts as no match, as in score_candidate
     else:
-        S = np.array([[e.best_frame_similarity] for e in evidence], np.float64)
-    S = np.maximum(S, 0.0)  # similarities below 0 count as no match (as in score_candidate)
+        S = np.maximum(np.array([[e.best_frame_similarity] for e in evidence], np.float64), 0.0)
     best = np.argmax(S, axis=1)  # each candidate's best query frame
-    own = S[np.arange(n), best]
-    rivals = np.arange(n) if compete is None else np.flatnonzero(np.asarray(compete, bool))
-    # The rivals' rows and a row of zeros (no rival: similarity 0). Per query frame: its
-    # leader and the two best values, and the sorted column, so that each candidate meets the
-    # others at its frame in O(n log n) (n may be 2,000).
-    R = np.vstack([S[rivals], np.zeros((1, S.shape[1]))])
+    own = S[np.arange(n), best].astype(np.float64)
+    comp = np.ones(n, bool) if compete is None else np.asarray(compete, bool)
+    rivals = np.flatnonzero(comp)
+    # Only the query frames that are some candidate's best are needed (a long query has
+    # thousands): per such frame, the rivals' sorted similarities (plus a 0: no rival), its
+    # leader and the two best values, so each candidate meets the others in O(n log n).
+    used, col_of = np.unique(best, return_inverse=True)
+    R = np.vstack([S[np.ix_(rivals, used)].astype(np.float64), np.zeros((1, len(used)))])
     cols = np.sort(R, axis=0)
-    leader = rivals[np.argmax(R[:-1], axis=0)] if len(rivals) else np.full(S.shape[1], -1)
-    other = np.where(leader[best] == np.arange(n), cols[-2][best], cols[-1][best])
-    better = np.array([len(R) - np.searchsorted(cols[:, f], v, side="right") for f, v in zip(best.tolist(), own.tolist())], np.int64)
+    second = cols[-2] if len(R) > 1 else np.zeros(len(used))
+    leader = rivals[np.argmax(R[:-1], axis=0)] if len(rivals) else np.full(len(used), -1)
+    other = np.where(leader[col_of] == np.arange(n), second[col_of], cols[-1][col_of])
+    better = np.array([len(R) - np.searchsorted(cols[:, c], v, side="right") for c, v in zip(col_of.tolist(), own.tolist())], np.int64)
+    # A candidate without any frame match has no best frame: it ranks behind every rival, and
+    # its margin is minus the best rival similarity anywhere (not frame 0's by accident).
+    none = own <= 0
+    if none.any():
+        other[none] = float(S[rivals].max()) if len(rivals) else 0.0
+        better[none] = len(rivals) - comp[none]
     return [dataclasses.replace(e, best_frame_margin=float(own[i] - other[i]), best_frame_rank=int(better[i])) for i, e in enumerate(evidence)]
 
 
@@ -621,9 +630,9 @@ def score_candidate(
     segs = align(query_times[qi[good]], rt[good], sim, aparams, weight=frame_weights[qi[good]])
     ev = segment_evidence(segs, query_times, query_duration, duration, min_score=aparams.min_score, ceiling=confidence_ceiling(params),
                           frame_weights=frame_weights, best_frame_similarity=max(0.0, 1.0 - min_dist**2 / 2.0))
-    frame_sim = np.zeros(len(query_times))
+    frame_sim = np.zeros(len(query_times), np.float32)  # float32: 2,000 candidates x an hour of query frames
     if len(qi):
-        np.maximum.at(frame_sim, qi, np.maximum(l2_to_similarity(d2), 0.0))
+        np.maximum.at(frame_sim, qi, np.maximum(l2_to_similarity(d2), 0.0).astype(np.float32))
     ev = dataclasses.replace(ev, frame_similarity=frame_sim)
     confidence, dur_copy = decide(ev, params.calibration, params.copy_threshold, params.min_copy_seconds,
                                   params.duration_threshold if params.repetition_rule else None)

@@ -43,6 +43,7 @@ import dataclasses
 import os
 import time
 from pathlib import Path
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -228,12 +229,16 @@ def rerank_frame_ids(recall: FrameHits, cand: list[int], videos: dict[int, Video
 
 
 def search_descriptor(
-    store: Store, query: VideoDescriptor, params: SearchParams = SearchParams(), background: Background | None = None
+    store: Store, query: VideoDescriptor, params: SearchParams = SearchParams(), background: Background | None = None,
+    own_video_ids: Collection[int] = (), _context: bool = True,
 ) -> SearchResponse:
     """Run the pipeline for an already fingerprinted query.
 
     ``background`` overrides where the normalisation background comes from (used only when
-    ``params.background_beta > 0``).
+    ``params.background_beta > 0``). ``own_video_ids``: stored videos that are the query's
+    own file (found by its sha256; a stored file at the query's path is recognised anyway):
+    no rival in the query context. ``_context`` False (views.py): every candidate, scored
+    alone, not cut to ``top_n``; the caller applies the context (``decision.decide_query``).
     """
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -283,8 +288,9 @@ def search_descriptor(
         ))
     # Each candidate against the query's others, except the query's own file when a stored
     # video is searched (it matches every frame perfectly and would push its copies down).
-    own_file = [_is_query_file(videos[v].path, query.path) for v in cand]
-    results = decide_query(params, results, compete=[not o for o in own_file])
+    if _context:
+        own = set(own_video_ids)
+        results = decide_query(params, results, compete=[not (v in own or _is_query_file(videos[v].path, query.path)) for v in cand])
     # Ties broken by video id so that the order is deterministic.
     results.sort(key=lambda r: (-r.score, r.video_id))
     t3 = time.perf_counter()
@@ -292,7 +298,7 @@ def search_descriptor(
     return SearchResponse(
         query=query.path,
         query_duration=query.duration,
-        results=results[: params.top_n],
+        results=results[: params.top_n] if _context else results,
         timing_ms=timing,
         candidates={"frames": int(len(recall.ids)), "videos": len(cand), "capped": bool(recall.capped.any()), "rerank_frames": int(rerank_frames)},
         decision=decision_settings(params),
@@ -340,14 +346,16 @@ def saved_query(path: str | Path, meta: StoreMeta) -> VideoDescriptor:
 
 def search_video(
     store: Store, model: FingerprintModel, path: str | Path, params: SearchParams | None = None, background: Background | None = None,
-    regions: bool = False,
+    regions: bool = False, own_video_ids: Collection[int] = (),
 ) -> SearchResponse:
     """Fingerprint a query clip with the store's own sampling and search it (``params``:
     default the thresholds tuned for ``model``: ``SearchParams.for_model(thresholds_for(model))``).
 
     ``regions``: also search detected insets and a centre crop of the query (views.py: for
     picture-in-picture and camcorder copies), merged per reference; costs one more model
-    pass over the query per view."""
+    pass over the query per view. ``own_video_ids``: stored videos known to be the query's
+    very file (e.g. by its sha256): marked ``self_match`` and no rival in the query context.
+    """
     if params is None:
         from .model.settings import thresholds_for
 
@@ -358,22 +366,22 @@ def search_video(
     if str(path).lower().endswith(".npz"):  # a descriptor saved by `fingerprint --out`: searched as it is
         desc = saved_query(path, meta)
         t1 = time.perf_counter()
-        resp = search_descriptor(store, desc, params, background)
+        resp = search_descriptor(store, desc, params, background, own_video_ids=own_video_ids)
     elif regions:
         from .views import fingerprint_views, search_views  # views builds on this module
 
         views = fingerprint_views(path, model, sampling)
         t1 = time.perf_counter()
-        resp = search_views(store, views, params)
+        resp = search_views(store, views, params, own_video_ids=own_video_ids)
         resp.decision.pop("model_id", None)
     else:
         desc = fingerprint_video(path, model, sampling)
         t1 = time.perf_counter()
-        resp = search_descriptor(store, desc, params, background)
+        resp = search_descriptor(store, desc, params, background, own_video_ids=own_video_ids)
     resp.decision = {"model_id": meta.model_id, **resp.decision}
     resp.timing_ms = {"fingerprint": (t1 - t0) * 1e3, **resp.timing_ms}
     for r in resp.results:  # a stored video searched finds itself: say so, a reviewer skips it
-        r.self_match = same_file(r.path, path)
+        r.self_match = r.video_id in own_video_ids or same_file(r.path, path)
     resp.timing_ms["total"] = (time.perf_counter() - t0) * 1e3
     return resp
 

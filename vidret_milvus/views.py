@@ -16,6 +16,7 @@ per minute of query at 1 fps), which suits query clips, not hour-long videos.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,8 @@ from .descriptor import CODE_BYTES, VideoDescriptor
 from .errors import ModelMismatchError, VidretError, VideoError
 from .fingerprint import Sampling
 from .regions import DEFAULT_FIXED, crop_frames, find_inner_rectangles, fixed_crops
-from .search import Result, SearchParams, SearchResponse, search_descriptor
+from .decision import decide_query
+from .search import Result, SearchParams, SearchResponse, _is_query_file, search_descriptor
 from .store import Store
 from .video import iter_frames, probe
 
@@ -87,8 +89,13 @@ def fingerprint_views(
     return views
 
 
-def search_views(store: Store, views: list[tuple[str, VideoDescriptor]], params: SearchParams = SearchParams()) -> SearchResponse:
-    """Search every view and merge per reference video: the best-scoring view's result wins.
+def search_views(store: Store, views: list[tuple[str, VideoDescriptor]], params: SearchParams = SearchParams(),
+                 own_video_ids: Collection[int] = ()) -> SearchResponse:
+    """Search every view and merge per reference video: the view whose result scores best on
+    its own wins, with the best similarity of any view at each query frame; the query context
+    (``decision.decide_query``) is then applied once over the merged candidates, so that every
+    view's scores stay on one scale (a crop recalling few candidates would otherwise look
+    unrivalled). ``own_video_ids`` as in ``search.search_descriptor``.
 
     Each result says which view found it (``Result.view``); timings are summed over views
     (plus ``"view_<name>"``: each view's own total), candidates summed, with the per-view counts kept.
@@ -102,23 +109,33 @@ def search_views(store: Store, views: list[tuple[str, VideoDescriptor]], params:
         if desc.model_id != meta.model_id:
             raise ModelMismatchError(f"store holds codes of model {meta.model_id}; view {name!r} was made with {desc.model_id or '?'}")
     best: dict[int, Result] = {}
+    frame_sim: dict[int, np.ndarray] = {}
     timing: dict[str, float] = {}
     per_view_cand: dict[str, Any] = {}
     first: SearchResponse | None = None
     for name, desc in views:
-        resp = search_descriptor(store, desc, params)
+        resp = search_descriptor(store, desc, params, own_video_ids=own_video_ids, _context=False)
         first = first or resp
         for key, ms in resp.timing_ms.items():
             timing[key] = timing.get(key, 0.0) + ms
         timing[f"view_{name}"] = sum(resp.timing_ms.values())
         per_view_cand[name] = resp.candidates
         for r in resp.results:
-            # Every view searched the same store with the same settings, so scores compare;
-            # the earlier view (full first) keeps a tie.
+            # Scored alone, every view's candidates compare (same store, same settings); the
+            # earlier view (full first) keeps a tie.
             if r.video_id not in best or r.score > best[r.video_id].score:
                 best[r.video_id] = dataclasses.replace(r, view=name)
+            fs = r.evidence_detail.frame_similarity if r.evidence_detail is not None else None
+            if fs is not None:  # views share the query's timestamps: per frame, the best view
+                have = frame_sim.get(r.video_id)
+                frame_sim[r.video_id] = fs if have is None or len(have) != len(fs) else np.maximum(have, fs)
     assert first is not None
-    results = sorted(best.values(), key=lambda r: (-r.score, r.video_id))[: params.top_n]
+    merged = [dataclasses.replace(r, evidence_detail=dataclasses.replace(r.evidence_detail, frame_similarity=frame_sim[v]))
+              if r.evidence_detail is not None and v in frame_sim else r for v, r in best.items()]
+    own = set(own_video_ids)
+    qpath = first.query
+    merged = decide_query(params, merged, compete=[not (r.video_id in own or _is_query_file(r.path, qpath)) for r in merged])
+    results = sorted(merged, key=lambda r: (-r.score, r.video_id))[: params.top_n]
     candidates = {
         "frames": sum(c["frames"] for c in per_view_cand.values()),
         "videos": sum(c["videos"] for c in per_view_cand.values()),

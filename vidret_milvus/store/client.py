@@ -30,7 +30,8 @@ def parse_server_version(text: str) -> tuple[int, int, int] | None:
     return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)) if m else None
 
 
-_TRANSIENT = ("unavailable", "deadline", "connection refused", "connect failed", "fail connecting", "socket closed", "timeout", "not ready")
+_TRANSIENT = ("unavailable", "deadline", "connection refused", "connect failed", "fail connecting", "socket closed", "timeout", "not ready",
+              "rate limit", "ratelimit")  # a server shedding load (pymilvus' own retry is bypassed by the raw search path)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -7,8 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from pymilvus.client.utils import check_status
-
 from ..descriptor import CODE_BYTES
 from ..errors import StoreError
 from ..ids import MAX_LIMIT
@@ -128,7 +126,11 @@ class VectorsMixin:
         """The ``SearchResultData`` message of one search (None: this pymilvus has no such path)."""
         conn_of = getattr(self.client, "_get_connection", None)
         conn = conn_of() if conn_of is not None else None
-        if conn is None:
+        try:
+            from pymilvus.client.utils import check_status
+        except ImportError:
+            check_status = None
+        if conn is None or check_status is None:
             self.raw_search = False
             return None
         fut = conn.search(coll, data, field, params, limit=limit, expression=filt, output_fields=list(_HIT_FIELDS),
@@ -183,11 +185,13 @@ def _parse_raw(res: Any, nq: int) -> tuple[np.ndarray, ...]:
     """``(hits per query, ids, video ids, t, distances)`` of a ``SearchResultData`` message."""
     counts = np.zeros(nq, np.int64)
     topks = np.asarray(res.topks, np.int64)
-    counts[: len(topks)] = topks[:nq]
-    n = int(counts.sum())
-    if n == 0:  # no hits: Milvus Lite then sends no field columns at all
+    n = int(topks.sum())
+    if n == 0:  # no hits: Milvus Lite then sends no per-query counts and no field columns
         z = np.zeros(0, np.int64)
         return counts, z, z, np.zeros(0, np.float32), np.zeros(0, np.float32)
+    if len(topks) != nq:
+        raise StoreError(f"Milvus search answered hit counts for {len(topks)} of {nq} query vectors")
+    counts[:] = topks
     ids = np.asarray(res.ids.int_id.data, np.int64)
     dist = np.asarray(res.scores, np.float32)
     fields = {f.field_name: f for f in res.fields_data}
