@@ -46,7 +46,7 @@ from vidret_milvus.ingest import sha256_file
 from vidret_milvus.metrics import micro_ap, precision_recall_curve, recall_at_precision, segment_prf
 from vidret_milvus.model import load_model
 from vidret_milvus.model.settings import thresholds_for
-from vidret_milvus.decision import Matches, Result, decide_query, score_candidate
+from vidret_milvus.decision import TIME_TOLERANCE, Matches, Result, decide_query, score_candidate
 from vidret_milvus.search import Background, Mode, SearchParams, search_descriptor
 from vidret_milvus.store import Store, StoreMeta
 from vidret_milvus.video import iter_frames
@@ -205,9 +205,17 @@ def evaluate(preds: dict[str, list[dict]], gt: dict, queries: list[dict]) -> dic
 COPY_BINS = (("<=6s", 0.0, 6.0), ("6-12s", 6.0, 12.0), (">12s", 12.0, float("inf")))
 
 
-def sweep(preds: dict[str, list[dict]], queries: list[dict], grid: np.ndarray) -> list[dict[str, float]]:
+def mode2_cut_stat(r: Result, params: SearchParams) -> float:
+    """What mode 2's copy cut compares with ``copy_threshold``: the calibrated p, when the best
+    segment is long enough (``min_copy_seconds``), else 0."""
+    ev = r.evidence_detail
+    return float(r.confidence) if ev is not None and ev.best_segment_seconds >= params.min_copy_seconds - TIME_TOLERANCE else 0.0
+
+
+def sweep(preds: dict[str, list[dict]], queries: list[dict], grid: np.ndarray, key: str = "stat") -> list[dict[str, float]]:
     """Detection rate (true reference above threshold) and negatives' FPR per threshold of a
-    mode's decision statistic: how the default thresholds are chosen."""
+    mode's decision statistic (``key`` of each prediction): how the default thresholds are chosen."""
+    preds = {qn: [{**p, "stat": p[key]} for p in ps] for qn, ps in preds.items()}
     rows = []
     for th in grid:
         det = [any(p["stat"] >= th and p["ref"] in {m["ref"] for m in q["matches"]} for p in preds.get(q["name"], [])) for q in queries if q["positive"]]
@@ -299,7 +307,8 @@ def main() -> None:
                 cand_share.append(sum(ref_desc[by_id[v]].num_frames for v in recall_candidates(store, q_desc[q["name"]], params) if v in by_id) / total_ref_frames)
             preds[q["name"]] = [
                 {"ref": by_id[r.video_id], "score": r.score, "is_copy": r.is_copy, "segments": [g.to_json() for g in r.segments],
-                 "stat": {Mode.embedding: -r.min_distance, Mode.duration: r.repetition_degree, Mode.codes: r.code_ratio}[mode]}
+                 "stat": {Mode.embedding: -r.min_distance, Mode.duration: r.repetition_degree, Mode.codes: r.code_ratio}[mode],
+                 "cut_stat": mode2_cut_stat(r, params)}
                 for r in resp.results
             ]
         systems[f"mode_{mode.value}"] = preds
@@ -315,7 +324,7 @@ def main() -> None:
             resp = search_views(store, views, params)
             region_ms.append((time.perf_counter() - t) * 1e3)
             preds[q["name"]] = [{"ref": by_id[r.video_id], "score": r.score, "is_copy": r.is_copy, "segments": [g.to_json() for g in r.segments],
-                                 "stat": r.repetition_degree, "view": r.view} for r in resp.results]
+                                 "stat": r.repetition_degree, "cut_stat": mode2_cut_stat(r, params), "view": r.view} for r in resp.results]
         systems["mode_duration_regions"] = preds
         print(f"region views: fingerprint + search p50 {np.percentile(region_ms, 50):.0f} ms per query "
               f"(full frame only: fingerprint p50 {np.percentile(fp_ms, 50):.0f} ms + search p50 {np.percentile(search_ms, 50):.0f} ms)")
@@ -391,7 +400,11 @@ def main() -> None:
         "mode_duration (repetition degree)": sweep(systems["mode_duration"], queries, np.round(np.arange(0.1, 0.95, 0.05), 2)),
         "mode_embedding (-min L2 distance)": sweep(systems["mode_embedding"], queries, -np.round(np.arange(0.3, 1.2, 0.05), 2)),
         "mode_codes (equal-code ratio)": sweep(systems["mode_codes"], queries, np.round(np.arange(0.05, 0.9, 0.05), 2)),
+        "mode_duration (calibrated p, best segment >= min_copy_seconds)": sweep(systems["mode_duration"], queries, np.round(np.arange(0.05, 1.0, 0.05), 2), "cut_stat"),
     }
+    if "mode_duration_regions" in systems:
+        report["threshold_sweeps"]["mode_duration_regions (calibrated p, best segment >= min_copy_seconds)"] = sweep(
+            systems["mode_duration_regions"], queries, np.round(np.arange(0.05, 1.0, 0.05), 2), "cut_stat")
     pr_curves = {}
     for name, preds in systems.items():
         m = evaluate(preds, gt, queries)
