@@ -455,6 +455,18 @@ def test_a_stored_video_searched_still_flags_its_stored_copy(media: dict[str, Pa
         assert copy.evidence_detail.best_frame_margin > 0 and copy.evidence_detail.best_frame_rank == 0  # not measured against itself
         # the own file still meets its copy (only it is excluded as a rival, nothing else)
         assert own.evidence_detail.best_frame_margin < own.evidence_detail.best_frame_similarity - 0.5
+        # The same content under another name (a byte-identical copy; a link) is the query's
+        # own file too, by sha256; a saved descriptor's own file is the clip it was made from.
+        twin = tmp_path / "renamed.mp4"
+        shutil.copy(lib / "a.mp4", twin)
+        saved = tmp_path / "a_descriptor.npz"
+        from vidret_milvus.fingerprint import fingerprint_video
+
+        fingerprint_video(lib / "a.mp4", model, Sampling()).save(saved)
+        for query in (twin, saved):
+            by = {Path(r.path).name: r for r in search_video(store, model, query).results}
+            assert by["a.mp4"].self_match and not by["query_copy.mp4"].self_match, query
+            assert by["query_copy.mp4"].is_copy and by["query_copy.mp4"].evidence_detail.best_frame_margin > 0, query
     finally:
         store.close()
 

@@ -163,16 +163,16 @@ def with_query_context(evidence: Sequence[Evidence], compete: Sequence[bool] | N
     # leader and the two best values, so each candidate meets the others in O(n log n).
     used, col_of = np.unique(best, return_inverse=True)
     R = np.vstack([S[np.ix_(rivals, used)].astype(np.float64), np.zeros((1, len(used)))])
-    cols = np.sort(R, axis=0)
-    second = cols[-2] if len(R) > 1 else np.zeros(len(used))
+    rows = np.sort(R.T, axis=1)  # one sorted row per used query frame (contiguous for searchsorted)
+    second = rows[:, -2] if len(R) > 1 else np.zeros(len(used))
     leader = rivals[np.argmax(R[:-1], axis=0)] if len(rivals) else np.full(len(used), -1)
-    other = np.where(leader[col_of] == np.arange(n), second[col_of], cols[-1][col_of])
-    better = np.array([len(R) - np.searchsorted(cols[:, c], v, side="right") for c, v in zip(col_of.tolist(), own.tolist())], np.int64)
+    other = np.where(leader[col_of] == np.arange(n), second[col_of], rows[:, -1][col_of])
+    better = np.array([len(R) - np.searchsorted(rows[c], v, side="right") for c, v in zip(col_of.tolist(), own.tolist())], np.int64)
     # A candidate without any frame match has no best frame: it ranks behind every rival, and
     # its margin is minus the best rival similarity anywhere (not frame 0's by accident).
     none = own <= 0
     if none.any():
-        other[none] = float(S[rivals].max()) if len(rivals) else 0.0
+        other[none] = float(S.max(axis=1)[rivals].max()) if len(rivals) else 0.0
         better[none] = len(rivals) - comp[none]
     return [dataclasses.replace(e, best_frame_margin=float(own[i] - other[i]), best_frame_rank=int(better[i])) for i, e in enumerate(evidence)]
 

@@ -330,7 +330,10 @@ def check_store(store: Store, model: FingerprintModel) -> StoreMeta:
 def saved_query(path: str | Path, meta: StoreMeta) -> VideoDescriptor:
     """A saved descriptor (``fingerprint --out``) as a query: it must come from the store's
     model and sampling rate, or its codes and timestamps mean something else."""
-    desc = VideoDescriptor.load(path)
+    return _checked_saved(VideoDescriptor.load(path), path, meta)
+
+
+def _checked_saved(desc: VideoDescriptor, path: str | Path, meta: StoreMeta) -> VideoDescriptor:
     if desc.model_id != meta.model_id:
         from .errors import ModelMismatchError
 
@@ -342,6 +345,25 @@ def saved_query(path: str | Path, meta: StoreMeta) -> VideoDescriptor:
     if not 0 < desc.num_frames <= MAX_FRAMES:
         raise VidretError(f"{path}: descriptor has {desc.num_frames} frames (1 to {MAX_FRAMES} can be searched)")
     return dataclasses.replace(desc, path=str(path))
+
+
+def _own_video_ids(store: Store, path: str | Path, source: str | None) -> set[int]:
+    """Stored videos that are the query's own file, by one rule for every caller: the same
+    content (sha256 of the clip; a symlink, a hard link or a byte-identical copy elsewhere
+    counts too) or, for a saved descriptor, the clip it was made from (by path)."""
+    from .ingest import sha256_file  # ingest builds on the store, not on search
+
+    own: set[int] = set()
+    try:
+        if source is not None:
+            own |= {row.video_id for row in store.find_by_path(os.path.abspath(source))}
+        else:
+            row = store.find_by_sha(sha256_file(path))
+            if row is not None:
+                own.add(row.video_id)
+    except OSError:  # unreadable: fingerprinting says why
+        pass
+    return own
 
 
 def search_video(
@@ -364,17 +386,21 @@ def search_video(
     t0 = time.perf_counter()
     sampling = Sampling(fps=meta.fps, keyframes=meta.keyframes)
     if str(path).lower().endswith(".npz"):  # a descriptor saved by `fingerprint --out`: searched as it is
-        desc = saved_query(path, meta)
+        loaded = VideoDescriptor.load(path)
+        desc = _checked_saved(loaded, path, meta)  # saved_query: named after the .npz
+        own_video_ids = set(own_video_ids) | _own_video_ids(store, path, loaded.path or None)  # the clip it was made from
         t1 = time.perf_counter()
         resp = search_descriptor(store, desc, params, background, own_video_ids=own_video_ids)
     elif regions:
         from .views import fingerprint_views, search_views  # views builds on this module
 
+        own_video_ids = set(own_video_ids) | _own_video_ids(store, path, None)
         views = fingerprint_views(path, model, sampling)
         t1 = time.perf_counter()
         resp = search_views(store, views, params, own_video_ids=own_video_ids)
         resp.decision.pop("model_id", None)
     else:
+        own_video_ids = set(own_video_ids) | _own_video_ids(store, path, None)
         desc = fingerprint_video(path, model, sampling)
         t1 = time.perf_counter()
         resp = search_descriptor(store, desc, params, background, own_video_ids=own_video_ids)

@@ -125,13 +125,13 @@ def search_views(store: Store, views: list[tuple[str, VideoDescriptor]], params:
             # earlier view (full first) keeps a tie.
             if r.video_id not in best or r.score > best[r.video_id].score:
                 best[r.video_id] = dataclasses.replace(r, view=name)
-            fs = r.evidence_detail.frame_similarity if r.evidence_detail is not None else None
+            fs = r.evidence_detail.frame_similarity  # type: ignore[union-attr]  # score_candidate always sets it
             if fs is not None:  # views share the query's timestamps: per frame, the best view
                 have = frame_sim.get(r.video_id)
                 frame_sim[r.video_id] = fs if have is None or len(have) != len(fs) else np.maximum(have, fs)
     assert first is not None
-    merged = [dataclasses.replace(r, evidence_detail=dataclasses.replace(r.evidence_detail, frame_similarity=frame_sim[v]))
-              if r.evidence_detail is not None and v in frame_sim else r for v, r in best.items()]
+    merged = [dataclasses.replace(r, evidence_detail=dataclasses.replace(r.evidence_detail, frame_similarity=frame_sim[v]))  # type: ignore[arg-type]
+              if v in frame_sim else r for v, r in best.items()]
     own = set(own_video_ids)
     qpath = first.query
     merged = decide_query(params, merged, compete=[not (r.video_id in own or _is_query_file(r.path, qpath)) for r in merged])

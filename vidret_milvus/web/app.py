@@ -349,10 +349,10 @@ class ReviewApp:
             with self.lock:
                 if self_id is None:
                     # An upload may be a stored video's very file: then that result is itself,
-                    # and no rival of its copies in the query context (search_video).
-                    with contextlib.suppress(VidretError):
-                        row = self.store.find_by_sha(sha)
-                        self_id = row.video_id if row is not None else None
+                    # and no rival of its copies in the query context (search_video). A store
+                    # error here is the search's: 503 below.
+                    row = self.store.find_by_sha(sha)
+                    self_id = row.video_id if row is not None else None
                 resp = search_video(self.store, self.model, path, params, own_video_ids=() if self_id is None else (self_id,))
         except StoreError as exc:
             raise HttpError(503, f"store unavailable: {exc}") from None
