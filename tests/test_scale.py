@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server import drop_prefix, server_uri, unique_prefix  # noqa: F401  (fixtures)
+from server import server_prefix, server_uri  # noqa: F401  (fixtures)
 from vidret_milvus.descriptor import VideoDescriptor
 from vidret_milvus.search import SearchParams, rerank_frame_ids, sample_background, search_descriptor
 from vidret_milvus.store import FRAME_BITS, INGESTING, MAX_LIMIT, READY, FrameHits, Store, StoreMeta, VideoRow, path_key, video_id_from_sha
@@ -121,16 +121,12 @@ def test_100k_videos_lite(tmp_path: Path) -> None:
 
 
 @pytest.mark.server
-def test_many_videos_server(server_uri: str) -> None:  # noqa: F811
-    prefix = unique_prefix("many")
-    try:
-        with Store.connect(server_uri, prefix=prefix) as store:
-            store.ensure_collections(META)
-            status = fill_many(store, MANY, ingesting=MANY // 10)
-            store.flush()
-            check_many(store, status)
-    finally:
-        drop_prefix(server_uri, prefix)
+def test_many_videos_server(server_uri: str, server_prefix: str) -> None:  # noqa: F811
+    with Store.connect(server_uri, prefix=server_prefix) as store:
+        store.ensure_collections(META)
+        status = fill_many(store, MANY, ingesting=MANY // 10)
+        store.flush()
+        check_many(store, status)
 
 
 def test_list_videos_pages_by_id_range(tmp_path: Path) -> None:
@@ -245,13 +241,9 @@ def test_search_hits_read_from_the_message_equal_pymilvus_hits(tmp_path: Path) -
 
 
 @pytest.mark.server
-def test_search_hits_read_from_the_message_equal_pymilvus_hits_server(server_uri: str) -> None:  # noqa: F811
-    prefix = unique_prefix("raw")
-    try:
-        with Store.connect(server_uri, prefix=prefix) as store:
-            assert _hits_equal_both_ways(store) > 100
-    finally:
-        drop_prefix(server_uri, prefix)
+def test_search_hits_read_from_the_message_equal_pymilvus_hits_server(server_uri: str, server_prefix: str) -> None:  # noqa: F811
+    with Store.connect(server_uri, prefix=server_prefix) as store:
+        assert _hits_equal_both_ways(store) > 100
 
 
 def test_window_rerank_matches_video_rerank_on_a_copy(tmp_path: Path) -> None:

@@ -236,8 +236,7 @@ def search_descriptor(
 
     ``background`` overrides where the normalisation background comes from (used only when
     ``params.background_beta > 0``). ``own_video_ids``: stored videos that are the query's
-    own file (found by its sha256; a stored file at the query's path is recognised anyway):
-    no rival in the query context. ``_context`` False (views.py): every candidate, scored
+    own file (``search_video`` finds them): no rival in the query context. ``_context`` False (views.py): every candidate, scored
     alone, not cut to ``top_n``; the caller applies the context (``decision.decide_query``).
     """
     timing: dict[str, float] = {}
@@ -290,7 +289,7 @@ def search_descriptor(
     # video is searched (it matches every frame perfectly and would push its copies down).
     if _context:
         own = set(own_video_ids)
-        results = decide_query(params, results, compete=[not (v in own or _is_query_file(videos[v].path, query.path)) for v in cand])
+        results = decide_query(params, results, compete=[v not in own for v in cand])
     # Ties broken by video id so that the order is deterministic.
     results.sort(key=lambda r: (-r.score, r.video_id))
     t3 = time.perf_counter()
@@ -407,14 +406,9 @@ def search_video(
     resp.decision = {"model_id": meta.model_id, **resp.decision}
     resp.timing_ms = {"fingerprint": (t1 - t0) * 1e3, **resp.timing_ms}
     for r in resp.results:  # a stored video searched finds itself: say so, a reviewer skips it
-        r.self_match = r.video_id in own_video_ids or same_file(r.path, path)
+        r.self_match = r.video_id in own_video_ids
     resp.timing_ms["total"] = (time.perf_counter() - t0) * 1e3
     return resp
-
-
-def _is_query_file(stored: str, query: str) -> bool:
-    """``same_file`` for a search's candidates: only a name match costs a stat."""
-    return bool(query) and os.path.basename(stored) == os.path.basename(query) and same_file(stored, query)
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:

@@ -27,7 +27,7 @@ from .errors import ModelMismatchError, VidretError, VideoError
 from .fingerprint import Sampling
 from .regions import DEFAULT_FIXED, crop_frames, find_inner_rectangles, fixed_crops
 from .decision import decide_query
-from .search import Result, SearchParams, SearchResponse, _is_query_file, search_descriptor
+from .search import Result, SearchParams, SearchResponse, search_descriptor
 from .store import Store
 from .video import iter_frames, probe
 
@@ -133,8 +133,7 @@ def search_views(store: Store, views: list[tuple[str, VideoDescriptor]], params:
     merged = [dataclasses.replace(r, evidence_detail=dataclasses.replace(r.evidence_detail, frame_similarity=frame_sim[v]))  # type: ignore[arg-type]
               if v in frame_sim else r for v, r in best.items()]
     own = set(own_video_ids)
-    qpath = first.query
-    merged = decide_query(params, merged, compete=[not (r.video_id in own or _is_query_file(r.path, qpath)) for r in merged])
+    merged = decide_query(params, merged, compete=[r.video_id not in own for r in merged])
     results = sorted(merged, key=lambda r: (-r.score, r.video_id))[: params.top_n]
     candidates = {
         "frames": sum(c["frames"] for c in per_view_cand.values()),

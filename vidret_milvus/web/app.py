@@ -347,12 +347,8 @@ class ReviewApp:
             raise HttpError(400, f"bad search option: {exc}") from None
         try:
             with self.lock:
-                if self_id is None:
-                    # An upload may be a stored video's very file: then that result is itself,
-                    # and no rival of its copies in the query context (search_video). A store
-                    # error here is the search's: 503 below.
-                    row = self.store.find_by_sha(sha)
-                    self_id = row.video_id if row is not None else None
+                # search_video finds the query's own stored file (an upload of a stored video's
+                # content too) and marks it self_match.
                 resp = search_video(self.store, self.model, path, params, own_video_ids=() if self_id is None else (self_id,))
         except StoreError as exc:
             raise HttpError(503, f"store unavailable: {exc}") from None
@@ -379,7 +375,7 @@ class ReviewApp:
         for r in out["results"]:
             vid = int(r["video_id"])
             r["url"] = f"/media/video/{vid}"
-            r["self_match"] = vid == self_id
+            r["self_match"] = bool(r.get("self_match"))
             r["verdict"] = kept[vid]["verdict"] if vid in kept else None
         shown = (query_name, params.mode.value, {int(r["video_id"]): r for r in out["results"]}, sha)
         with self._shown_lock:
