@@ -125,7 +125,14 @@ def main() -> None:
                   f"({d['reference_seconds']} s), {d['queries']} queries ({d['positives']} with a copy). Ingest {d['ingest_realtime_x']}x realtime; "
                   f"search p50 {d['search_ms_p50']} ms, p95 {d['search_ms_p95']} ms (after fingerprinting; fingerprint p50 {d['fingerprint_ms_p50']} ms). "
                   f"Hamming stage: {d['hamming_recall_of_l2_nn']:.1%} of copied query frames have their exhaustive L2 nearest neighbour within the radius; "
-                  f"{d['reference_frames_reaching_rerank']:.1%} of reference frames reach the re-rank. Measured {d['when']}.", ""]
+                  f"{d['reference_frames_reaching_rerank']:.1%} of reference frames belong to the videos it passes to the re-rank"
+                  + (f" ({d['reference_frames_reranked_window']:.1%} are searched by the window re-rank; {d['true_refs_reaching_rerank']:.1%} of the true references are among them)"
+                     if "true_refs_reaching_rerank" in d else "")
+                  + f". Measured {d['when']}.", ""]
+        if d.get("hamming_recall_by_nn_l2"):
+            parts += ["Hamming recall of the L2-nearest reference frame, by its L2 distance:", "",
+                      table([[band, v["frames_share"], v["nn_in_true_reference"], v["within_radius"]] for band, v in d["hamming_recall_by_nn_l2"].items()],
+                            ["L2 to the nearest reference frame", "share of copied frames", "nearest is in the true reference", f"within radius {d['radius']}"]), ""]
         cols = ["muAP", "recall_at_p90", "top1", "detected", "negatives_fpr", "segment_precision", "segment_recall", "segment_f1"]
         parts += [table([[n] + [m[c] for c in cols] for n, m in d["systems"].items()], ["system"] + cols), ""]
         png = RESULTS / ("pr" + (f"-{f.stem.split('-', 1)[1]}" if "-" in f.stem else "") + ".png")
