@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
@@ -41,3 +43,7 @@ def clip_720p(seconds: float = 60.0) -> Path:
     if not dst.is_file():
         cut(src, dst, 300.0, 300.0 + seconds, (1280, 720), fps=24, crf=20)
     return dst
+
+
+# set bits of each byte value: Hamming distances of packed codes by table lookup
+POPCOUNT = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(1)

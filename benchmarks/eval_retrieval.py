@@ -11,9 +11,12 @@ recall -> re-rank -> align) and reports, for each decision mode (1 embedding, 2 
 - segment precision / recall / F1 (VSC22 matching style, vidret_milvus.metrics);
 - false-positive rate on the negative queries (any is_copy result);
 - the Hamming stage's recall: the share of query frames (inside true copied spans) whose
-  exhaustive nearest reference frame by L2 lies within the Hamming radius, and the share of
-  reference frames that reach the re-rank (frames of the videos the code stage recalls, as
-  search.py picks them: by votes, at most max_candidates);
+  exhaustive nearest reference frame by L2 lies within the Hamming radius, also split by that
+  neighbour's L2 distance (hamming_recall_by_nn_l2), the share of reference frames in the
+  videos the code stage recalls (as search.py picks them: by votes, at most max_candidates),
+  the share the default window re-rank searches (reference_frames_reranked_window), and the
+  share of (positive query, true reference) pairs whose reference is among the recalled videos
+  (true_refs_reaching_rerank);
 - per edit type: detection rate (true reference flagged as a copy) and top-1 (a query with
   stacked edits counts under each of its edits, ground truth "edits");
 - per copy length (<= 6 s, 6-12 s, > 12 s; per copied segment): detected and top-1;
@@ -38,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from _common import ROOT, save
+from _common import POPCOUNT, ROOT, save
 from vidret_milvus.align import align, repetition_degree
 from vidret_milvus.descriptor import VideoDescriptor
 from vidret_milvus.fingerprint import Sampling, fingerprint_video
@@ -92,8 +95,7 @@ PDQ_MIN_SIM = 1.0 - PDQ_MATCH_BITS / 256.0
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    table = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(1)
-    return table[a[:, None, :] ^ b[None, :, :]].sum(2)
+    return POPCOUNT[a[:, None, :] ^ b[None, :, :]].sum(2)
 
 
 def exhaustive_decision(qd: VideoDescriptor, rd: VideoDescriptor, params: SearchParams, bg: np.ndarray | None = None) -> Result:
@@ -119,7 +121,7 @@ def exhaustive_decision(qd: VideoDescriptor, rd: VideoDescriptor, params: Search
     return res
 
 
-NN_L2_BANDS = ((0.0, 0.8), (0.8, 1.0), (1.0, 1.2), (1.2, 2.01))
+NN_L2_BANDS = ((0.0, 0.8), (0.8, 1.0), (1.0, 1.2), (1.2, 2.01))  # 2.01: the largest unit-vector L2 (2) included
 
 
 def code_stage_recall(q_desc: dict[str, VideoDescriptor], ref_desc: dict[str, VideoDescriptor], queries: list[dict], radius: int) -> dict[str, object]:
@@ -139,20 +141,19 @@ def code_stage_recall(q_desc: dict[str, VideoDescriptor], ref_desc: dict[str, Vi
             sel = (qd.timestamps >= m["query_start"]) & (qd.timestamps < m["query_end"])
             if not sel.any():
                 continue
-            d2 = ((qd.embeddings[sel][:, None] - emb[None]) ** 2).sum(2)
-            nn = np.argmin(d2, axis=1)
-            rows = np.arange(len(nn))
-            l2.append(np.sqrt(np.maximum(d2[rows, nn], 0.0)))
-            ham.append(hamming(qd.codes[sel], codes)[rows, nn])
+            sim = qd.embeddings[sel] @ emb.T  # unit vectors: L2^2 = 2 - 2 cos
+            nn = np.argmax(sim, axis=1)
+            l2.append(np.sqrt(np.maximum(2.0 - 2.0 * sim[np.arange(len(nn)), nn], 0.0)))
+            ham.append(POPCOUNT[qd.codes[sel] ^ codes[nn]].sum(1))
             true_ref.append(owner[nn] == m["ref"])
     if not l2:
-        return {"recall": 0.0}
+        return {"recall": None}
     d, h, t = np.concatenate(l2), np.concatenate(ham), np.concatenate(true_ref).astype(bool)
     out: dict[str, object] = {"recall": round(float(np.mean(h <= radius)), 4)}
     for lo, hi in NN_L2_BANDS:
         s = (d >= lo) & (d < hi)
         if s.any():
-            out[f"{lo:.1f}-{min(hi, 2.0):.1f}"] = {"frames_share": round(float(s.mean()), 4), "within_radius": round(float(np.mean(h[s] <= radius)), 4),
+            out[f"{lo:.1f}-{hi:.1f}" if hi <= 2.0 else f">= {lo:.1f}"] = {"frames_share": round(float(s.mean()), 4), "within_radius": round(float(np.mean(h[s] <= radius)), 4),
                                                   "nn_in_true_reference": round(float(t[s].mean()), 4)}
     return out
 
@@ -347,7 +348,7 @@ def main() -> None:
                 cands = {by_id[v] for v in recall_candidates(store, q_desc[q["name"]], params) if v in by_id}
                 cand_share.append(sum(ref_desc[n].num_frames for n in cands) / total_ref_frames)
                 window_share.append(resp.candidates["rerank_frames"] / total_ref_frames)
-                true_reached += [m["ref"] in cands for m in q["matches"]]
+                true_reached += [r in cands for r in {m["ref"] for m in q["matches"]}]
             preds[q["name"]] = [
                 {"ref": by_id[r.video_id], "score": r.score, "is_copy": r.is_copy, "segments": [g.to_json() for g in r.segments],
                  "stat": {Mode.embedding: -r.min_distance, Mode.duration: r.repetition_degree, Mode.codes: r.code_ratio}[mode],
@@ -426,7 +427,7 @@ def main() -> None:
         "hamming_recall_by_nn_l2": code_stage,
         "reference_frames_reaching_rerank": round(float(np.mean(cand_share)), 4),
         "reference_frames_reranked_window": round(float(np.mean(window_share)), 4),
-        "true_refs_reaching_rerank": round(float(np.mean(true_reached)), 4),
+        "true_refs_reaching_rerank": round(float(np.mean(true_reached)), 4) if true_reached else None,
         "systems": {},
     }
     report["threshold_sweeps"] = {

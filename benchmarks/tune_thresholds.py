@@ -59,7 +59,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import ROOT, save
+from _common import POPCOUNT, ROOT, save
 from eval_retrieval import evaluate
 from vidret_milvus.align import AlignParams
 from vidret_milvus.decision import FEATURES, TIME_TOLERANCE, Calibration, fit_calibration
@@ -90,9 +90,6 @@ def fingerprints(model, data: Path, names: list[str], sub: str, cache: Path, sam
         d.save(f)
         out[n] = d
     return out
-
-
-POPCOUNT = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(1)
 
 
 def radius_tradeoff(sets: list[tuple], radii: tuple[int, ...] = (16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56)) -> list[dict[str, float]]:

@@ -1,0 +1,97 @@
+"""How the code head's start (quant_init: simhash | itq) moves the code stage's trade-off.
+
+    .venv/bin/python benchmarks/code_heads.py [--data benchmarks/data_hard_tune] [--seeds 0 1 2]
+
+Trains the heads of the shipped default's recipe (train-heads --backbone sscd_distilled --set
+steps1=0 --set lr=0 --set quant_lr=0.001; training images only, train_cache/) once per start
+and seed, on the descriptors cached by train-heads (runs/frozen_cache). The texture head stays
+the identity, so every variant shares the embeddings; only the codes differ. On the TUNING
+split's cached descriptors (tune_thresholds.py fills benchmarks/out/tune_cache) it sweeps the
+radius and prints, at equal shares of reference frames passed to the re-rank (frames of the
+videos with any frame within the radius, interpolated over radii 20-60), the share of copied
+frames whose L2-nearest reference frame lies within the radius and the share of true
+references among the recalled videos. Writes benchmarks/results/code_heads.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from _common import POPCOUNT, ROOT, save
+from vidret_milvus.descriptor import VideoDescriptor
+from vidret_milvus.model import load_model
+from vidret_milvus.model.onnx_model import replace_heads
+from vidret_milvus.train.data import SampleSet
+from vidret_milvus.train.frozen import QUANT_INITS, FrozenConfig, descriptor_cache, train_heads
+
+SHARES = (0.05, 0.1, 0.2, 0.3)
+RADII = tuple(range(20, 61))
+
+
+def curves(model, gt: dict, refs: dict[str, VideoDescriptor], queries: dict[str, VideoDescriptor]) -> dict[str, list[float]]:
+    """At each share in SHARES: copied frames' L2-NN within the radius, and true references recalled."""
+    names = [r["name"] for r in gt["references"]]
+    emb = np.concatenate([refs[n].embeddings for n in names])
+    owner = np.concatenate([np.full(refs[n].num_frames, i) for i, n in enumerate(names)])
+    frames = np.array([refs[n].num_frames for n in names])
+    codes = model.heads_from_descriptors(emb)[1]  # identity texture head: embedding = descriptor
+    nn_ham, ref_ham, shares = [], [], []
+    for q in gt["queries"]:
+        qd = queries[q["name"]]
+        ham = POPCOUNT[model.heads_from_descriptors(qd.embeddings)[1][:, None, :] ^ codes[None]].sum(2)
+        per_video = np.array([ham[:, owner == i].min() for i in range(len(names))])
+        shares.append([frames[per_video <= r].sum() / frames.sum() for r in RADII])
+        for m in q["matches"]:
+            sel = (qd.timestamps >= m["query_start"]) & (qd.timestamps < m["query_end"])
+            if sel.any():
+                nn = np.argmax(qd.embeddings[sel] @ emb.T, axis=1)  # unit vectors: max cosine = min L2
+                nn_ham.append(ham[sel][np.arange(len(nn)), nn])
+                ref_ham.append(per_video[names.index(m["ref"])])
+    h, rh, share = np.concatenate(nn_ham), np.array(ref_ham), np.mean(shares, axis=0)
+    frame_recall = np.array([np.mean(h <= r) for r in RADII])
+    ref_recall = np.array([np.mean(rh <= r) for r in RADII])
+    return {"frames_nn_within": [round(float(np.interp(s, share, frame_recall)), 4) for s in SHARES],
+            "true_refs_recalled": [round(float(np.interp(s, share, ref_recall)), 4) for s in SHARES]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=ROOT / "benchmarks" / "data_hard_tune")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    model = load_model(backbone="sscd_distilled", threads=args.threads)
+    recipe = FrozenConfig(steps1=0, lr=0.0, quant_lr=0.001)  # the shipped default's (its training.json)
+    samples = SampleSet.load(ROOT / "train_cache" / "train.npz")
+    orig, cop = descriptor_cache(model, samples, recipe, ROOT / "runs" / "frozen_cache")  # features of seed 0's edits
+    gt = json.loads((args.data / "ground_truth.json").read_text())
+    cache = ROOT / "benchmarks" / "out" / "tune_cache" / load_model().model_id / args.data.name
+    refs = {r["name"]: VideoDescriptor.load(cache / "refs" / f"{r['name']}.npz") for r in gt["references"]}
+    queries = {q["name"]: VideoDescriptor.load(cache / "queries" / f"{q['name']}.npz") for q in gt["queries"]}
+    rows: dict[str, list[dict]] = {}
+    for init in QUANT_INITS:
+        for seed in args.seeds:
+            heads, _ = train_heads(orig, cop, samples.group_ids(), dataclasses.replace(recipe, quant_init=init, seed=seed), log=lambda s: None)
+            row = {"seed": seed, **curves(replace_heads(model, heads), gt, refs, queries)}
+            rows.setdefault(init, []).append(row)
+            print(init, json.dumps(row), flush=True)
+    summary = {init: {k: [round(float(np.mean([r[k][i] for r in rs])), 4) for i in range(len(SHARES))] for k in ("frames_nn_within", "true_refs_recalled")}
+               | {k + "_spread": [round(float(np.ptp([r[k][i] for r in rs])), 4) for i in range(len(SHARES))] for k in ("frames_nn_within", "true_refs_recalled")}
+               for init, rs in rows.items()}
+    print(f"at shares {SHARES} of reference frames passed on (mean over seeds {args.seeds}; spread = max - min):")
+    for init, s in summary.items():
+        print(f"  {init:8s} L2-NN within {s['frames_nn_within']} (spread {s['frames_nn_within_spread']})  "
+              f"true refs {s['true_refs_recalled']} (spread {s['true_refs_recalled_spread']})")
+    save("code_heads", {"data": args.data.name, "shares": SHARES, "runs": rows, "mean": summary})
+
+
+if __name__ == "__main__":
+    main()
