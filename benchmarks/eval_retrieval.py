@@ -279,7 +279,7 @@ def main() -> None:
     ap.add_argument("--untrained", action="store_true", help="the untrained heads on the embedded Lite0 backbone instead of the default model")
     ap.add_argument("--backbone", default=None, help="untrained heads on this backbone (sscd, sscd_distilled, tf_efficientnet_lite0)")
     ap.add_argument("--threads", type=int, default=None, help="onnxruntime threads (ONNX backbones)")
-    ap.add_argument("--regions", action="store_true", help="also mode 2 with the query's region views (views.py), as system mode_duration_regions")
+    ap.add_argument("--regions", action="store_true", help="also mode 2 with the query's region views (views.py): mode_duration_regions (all views), mode_duration_insets (full + detected insets: the default search), mode_duration_centre (full + fixed crops)")
     ap.add_argument("--limit-queries", type=int, default=None, help="quick check: only N queries (2/3 positive, the rest negative)")
     ap.add_argument("--limit-refs", type=int, default=None, help="quick check: only the references those queries copy plus M others")
     args = ap.parse_args()
@@ -356,21 +356,44 @@ def main() -> None:
                 for r in resp.results
             ]
         systems[f"mode_{mode.value}"] = preds
+    view_cost: dict[str, object] = {}
     if args.regions:
+        from vidret_milvus.regions import FIXED_CROPS
         from vidret_milvus.views import fingerprint_views, search_views
 
         params = dataclasses.replace(tuned, mode=Mode.duration, top_n=len(refs))
-        preds = {}
+        # The same views, also searched in part: which kind of view brings what. ``insets`` is
+        # the default search (views.py with no fixed crop), fingerprinted and timed on its own.
+        subsets = {"mode_duration_regions": lambda n: True, "mode_duration_insets": lambda n: n == "full" or n.startswith("box"),
+                   "mode_duration_centre": lambda n: n == "full" or n in FIXED_CROPS}
+        by_system: dict[str, dict[str, list[dict]]] = {k: {} for k in subsets}
         region_ms: list[float] = []
+        insets_ms: list[float] = []
+        boxes_found = 0
         for q in queries:
             t = time.perf_counter()
             views = fingerprint_views(data / "queries" / q["name"], model, sampling)
             resp = search_views(store, views, params)
             region_ms.append((time.perf_counter() - t) * 1e3)
-            preds[q["name"]] = [{"ref": by_id[r.video_id], "score": r.score, "is_copy": r.is_copy, "segments": [g.to_json() for g in r.segments],
-                                 "stat": r.repetition_degree, "cut_stat": mode2_cut_stat(r, params), "view": r.view} for r in resp.results]
-        systems["mode_duration_regions"] = preds
-        print(f"region views: fingerprint + search p50 {np.percentile(region_ms, 50):.0f} ms per query "
+            t = time.perf_counter()
+            insets = fingerprint_views(data / "queries" / q["name"], model, sampling, crops=())
+            insets_resp = search_views(store, insets, params) if len(insets) > 1 else search_descriptor(store, insets[0][1], params)
+            insets_ms.append((time.perf_counter() - t) * 1e3)
+            boxes_found += len(insets) > 1
+            for system, keep in subsets.items():
+                if system == "mode_duration_centre":
+                    resp = search_views(store, [(n, v) for n, v in views if keep(n)], params)
+                by_system[system][q["name"]] = [
+                    {"ref": by_id[r.video_id], "score": r.score, "is_copy": r.is_copy, "segments": [g.to_json() for g in r.segments],
+                     "stat": r.repetition_degree, "cut_stat": mode2_cut_stat(r, params), "view": r.view}
+                    for r in (insets_resp if system == "mode_duration_insets" else resp).results]
+        systems.update(by_system)
+        view_cost = {"queries_with_inset": boxes_found, "insets_ms_p50": round(float(np.percentile(insets_ms, 50)), 1),
+                     "insets_ms_p95": round(float(np.percentile(insets_ms, 95)), 1), "all_views_ms_p50": round(float(np.percentile(region_ms, 50)), 1),
+                     "all_views_ms_p95": round(float(np.percentile(region_ms, 95)), 1)}
+        print(f"queries with a detected inset: {boxes_found} of {len(queries)}; insets (the default search): fingerprint + search p50 "
+              f"{np.percentile(insets_ms, 50):.0f} ms, p95 {np.percentile(insets_ms, 95):.0f} ms per query")
+        print(f"region views (all): fingerprint + search p50 {np.percentile(region_ms, 50):.0f} ms per query "
               f"(full frame only: fingerprint p50 {np.percentile(fp_ms, 50):.0f} ms + search p50 {np.percentile(search_ms, 50):.0f} ms)")
     store.close()
 
@@ -427,6 +450,7 @@ def main() -> None:
         "hamming_recall_by_nn_l2": code_stage,
         "reference_frames_reaching_rerank": round(float(np.mean(cand_share)), 4),
         "reference_frames_reranked_window": round(float(np.mean(window_share)), 4),
+        "views_fingerprint_and_search": view_cost,
         "true_refs_reaching_rerank": round(float(np.mean(true_reached)), 4) if true_reached else None,
         "systems": {},
     }
@@ -436,9 +460,10 @@ def main() -> None:
         "mode_codes (equal-code ratio)": sweep(systems["mode_codes"], queries, np.round(np.arange(0.05, 0.9, 0.05), 2)),
         "mode_duration (calibrated p, best segment >= min_copy_seconds)": sweep(systems["mode_duration"], queries, np.round(np.arange(0.05, 1.0, 0.05), 2), "cut_stat"),
     }
-    if "mode_duration_regions" in systems:
-        report["threshold_sweeps"]["mode_duration_regions (calibrated p, best segment >= min_copy_seconds)"] = sweep(
-            systems["mode_duration_regions"], queries, np.round(np.arange(0.05, 1.0, 0.05), 2), "cut_stat")
+    for system in ("mode_duration_regions", "mode_duration_insets", "mode_duration_centre"):
+        if system in systems:
+            report["threshold_sweeps"][f"{system} (calibrated p, best segment >= min_copy_seconds)"] = sweep(
+                systems[system], queries, np.round(np.arange(0.05, 1.0, 0.05), 2), "cut_stat")
     pr_curves = {}
     for name, preds in systems.items():
         m = evaluate(preds, gt, queries)

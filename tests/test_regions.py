@@ -3,6 +3,7 @@ end to end through a region view (real decoding, the untrained Lite0 model, Milv
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -17,10 +18,10 @@ from vidret_milvus.fingerprint import Sampling
 from vidret_milvus.ingest import ingest_paths
 from vidret_milvus.model import load_model
 from vidret_milvus.model.settings import thresholds_for
-from vidret_milvus.regions import Box, crop_frames, find_inner_rectangles, fixed_crops
-from vidret_milvus.search import SearchParams, search_descriptor
+from vidret_milvus.regions import Box, QueryViews, crop_frames, find_inner_rectangles, fixed_crops
+from vidret_milvus.search import SearchParams, search_descriptor, search_video
 from vidret_milvus.store import Store
-from vidret_milvus.views import fingerprint_views, search_views
+from vidret_milvus.views import DETECT_FRAMES, _detect_sample, fingerprint_views, search_views
 
 W, H = 455, 256  # what a 16:9 query decodes to at the model's short side (256)
 
@@ -178,3 +179,57 @@ def test_pip_copy_found_through_a_region_view(pip_setup: dict[str, Path]) -> Non
         assert seg.query_start <= 2.0 and seg.query_end >= 9.0
         assert abs((seg.ref_start - seg.query_start)) <= 1.5
         assert "view_box0" in resp.timing_ms and resp.decision["views"] == names
+
+
+def test_default_search_finds_the_pip_copy_and_leaves_plain_queries_alone(pip_setup: dict[str, Path]) -> None:
+    """search_video's default (views=insets): the inset's crop is searched when the query shows
+    one, nothing more otherwise (the same results as the whole frame alone); ``all`` adds the
+    centre crop."""
+    model = load_model(backbone="tf_efficientnet_lite0")
+    params = SearchParams.for_model(thresholds_for(model))
+    with Store.connect(str(pip_setup["root"] / "pip_default.db")) as store:
+        rep = ingest_paths(store, model, [str(pip_setup["ref"]), str(pip_setup["decoy"])], Sampling())
+        ref_id = next(v for p, v, _ in rep.ingested if Path(p).name == "ref.mp4")
+        resp = search_video(store, model, pip_setup["query"], params)
+        assert resp.decision["views"] == ["full", "box0"] or resp.decision["views"][:2] == ["full", "box0"]
+        assert "centre70" not in resp.decision["views"]
+        top = resp.results[0]
+        assert top.video_id == ref_id and top.view.startswith("box") and top.is_copy
+        assert search_video(store, model, pip_setup["query"], params, views=QueryViews.all).decision["views"][-1] == "centre70"
+        # A plain query (the reference itself, no inset): one view, the whole frame's results.
+        plain = search_video(store, model, pip_setup["decoy"], params)
+        alone = search_video(store, model, pip_setup["decoy"], params, views=QueryViews.full)
+        assert plain.decision["views"] == ["full"]
+        assert [(r.video_id, round(r.score, 6), r.is_copy) for r in plain.results] == [(r.video_id, round(r.score, 6), r.is_copy) for r in alone.results]
+
+
+def test_detection_sample_is_evenly_spread_and_bounded() -> None:
+    """The inset detection's frames for a query of unknown length: every stride-th frame, the
+    stride doubling whenever 2 x DETECT_FRAMES are kept."""
+    for n in (5, DETECT_FRAMES, 2 * DETECT_FRAMES + 1, 1000, 5000):
+        kept: list[np.ndarray] = []
+        stride = 1
+        for i in range(n):
+            stride = _detect_sample(kept, stride, np.array([i]), i)
+        idx = np.array([int(k[0]) for k in kept])
+        assert len(idx) <= 2 * DETECT_FRAMES and (len(idx) >= DETECT_FRAMES or len(idx) == n)
+        assert idx[0] == 0 and len(set(np.diff(idx).tolist())) <= 1  # evenly spread
+        assert n - 1 - idx[-1] < stride * 1 + (idx[1] - idx[0] if len(idx) > 1 else 1)  # reaches the end
+
+
+def test_cli_views_option(pip_setup: dict[str, Path], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from vidret_milvus.cli import app
+
+    runner = CliRunner()
+    db = tmp_path / "cli_views.db"
+    assert runner.invoke(app, ["ingest", str(pip_setup["ref"]), "--uri", str(db), "--backbone", "tf_efficientnet_lite0"]).exit_code == 0
+    common = ["search", str(pip_setup["query"]), "--uri", str(db), "--backbone", "tf_efficientnet_lite0", "--json"]
+    for extra, views in (([], ["full", "box0"]), (["--views", "full"], ["full"]), (["--regions"], ["full", "box0", "centre70"])):
+        res = runner.invoke(app, common + extra)
+        assert res.exit_code == 0, res.output
+        got = json.loads(res.stdout)["decision"]["views"]
+        assert [v for v in got if not v.startswith("box") or v == "box0"] == views, (extra, got)
+    bad = runner.invoke(app, common + ["--views", "crops"])
+    assert bad.exit_code == 2 and "crops" in bad.output

@@ -21,6 +21,7 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .decision import Mode
+from .regions import QueryViews
 from .errors import VidretError
 from .model.config import Precision
 
@@ -282,7 +283,8 @@ def search(
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also write a timeline plot (PNG) of the matched segments (one clip only).")] = None,
     report_dir: Annotated[Optional[Path], typer.Option("--report-dir", help="Also write the review page as DIR/index.html with copies of the videos it shows in DIR/media/ (movable, zippable; one clip only).")] = None,
     report_excerpts: Annotated[bool, typer.Option("--report-excerpts", help="With --report-dir: short excerpts around each result's matched segments instead of whole copies.")] = False,
-    regions: Annotated[bool, typer.Option("--regions/--no-regions", help="Also search detected insets and a centre crop of the clip (picture-in-picture, camcorder); about 3x the fingerprinting time.", envvar="VIDRET_REGIONS")] = False,
+    views: Annotated[QueryViews, typer.Option("--views", help="What of each frame is searched: full (the whole frame), insets (also picture-in-picture insets when the clip shows one: a second model pass only then), all (also a centre crop, for crops and camcorder copies: about 2-3x the fingerprinting time).", envvar="VIDRET_VIEWS")] = QueryViews.insets,
+    regions: Annotated[bool, typer.Option("--regions", help="Short for --views all.", envvar="VIDRET_REGIONS")] = False,
     wide: Annotated[bool, typer.Option("--wide", help="Show full paths in the table (--json always has them).")] = False,
 ) -> None:
     """Find the stored videos that copy each CLIP, and the seconds that match.
@@ -321,7 +323,7 @@ def search(
                 progress.update(task, extra=os.path.basename(clip)[:40])
                 try:
                     with _status(f"fingerprinting and searching {os.path.basename(clip)}", single):
-                        resp = search_video(store, model, clip, params, regions=regions)
+                        resp = search_video(store, model, clip, params, views=QueryViews.all if regions else views)
                     doc = resp.to_json()
                     text = json.dumps(doc, allow_nan=False) if as_json else ""  # strict JSON: NaN is an error of this clip
                 except (VidretError, ValueError, OSError) as exc:

@@ -38,11 +38,20 @@ border to find, but a centre crop drops most of the margin).
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 
 import numpy as np
 
-__all__ = ["Box", "FIXED_CROPS", "crop_frames", "find_inner_rectangles", "fixed_crops"]
+__all__ = ["Box", "FIXED_CROPS", "QueryViews", "crop_frames", "find_inner_rectangles", "fixed_crops"]
+
+
+class QueryViews(str, enum.Enum):
+    """What of each query frame is searched (views.py); the names are the CLI's choices."""
+
+    full = "full"  # the whole frame only
+    insets = "insets"  # plus picture-in-picture insets when the query shows one (the default)
+    all = "all"  # plus a fixed centre crop (crops, camcorder): one more model pass always
 
 
 @dataclasses.dataclass(frozen=True)

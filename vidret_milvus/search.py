@@ -66,6 +66,7 @@ from .descriptor import VideoDescriptor
 from .errors import VidretError
 from .fingerprint import Sampling, fingerprint_video
 from .ids import MAX_FRAMES, MAX_LIMIT, frame_ids_at, window_frame_ids
+from .regions import DEFAULT_FIXED, QueryViews
 from .store import READY, FrameHits, Store, StoreMeta, VideoRow
 
 if TYPE_CHECKING:  # the torch model's type only: importing it would import torch and timm
@@ -367,14 +368,16 @@ def _own_video_ids(store: Store, path: str | Path, source: str | None) -> set[in
 
 def search_video(
     store: Store, model: FingerprintModel, path: str | Path, params: SearchParams | None = None, background: Background | None = None,
-    regions: bool = False, own_video_ids: Collection[int] = (),
+    views: QueryViews = QueryViews.insets, own_video_ids: Collection[int] = (),
 ) -> SearchResponse:
     """Fingerprint a query clip with the store's own sampling and search it (``params``:
     default the thresholds tuned for ``model``: ``SearchParams.for_model(thresholds_for(model))``).
 
-    ``regions``: also search detected insets and a centre crop of the query (views.py: for
-    picture-in-picture and camcorder copies), merged per reference; costs one more model
-    pass over the query per view. ``own_video_ids``: stored videos known to be the query's
+    ``views`` (views.py): ``insets`` (default) also searches the crops of picture-in-picture
+    insets found in the query, which costs the detection (a few ms per frame) and, only when
+    one is found, a second decode and one more model pass per inset; ``all`` adds a centre
+    crop (camcorder copies, crops) always; ``full`` searches the whole frame alone. Views are
+    merged per reference. ``own_video_ids``: stored videos known to be the query's
     very file (e.g. by its sha256): marked ``self_match`` and no rival in the query context.
     """
     if params is None:
@@ -390,20 +393,24 @@ def search_video(
         own_video_ids = set(own_video_ids) | _own_video_ids(store, path, loaded.path or None)  # the clip it was made from
         t1 = time.perf_counter()
         resp = search_descriptor(store, desc, params, background, own_video_ids=own_video_ids)
-    elif regions:
+    elif views is not QueryViews.full:
         from .views import fingerprint_views, search_views  # views builds on this module
 
         own_video_ids = set(own_video_ids) | _own_video_ids(store, path, None)
-        views = fingerprint_views(path, model, sampling)
+        found = fingerprint_views(path, model, sampling, crops=DEFAULT_FIXED if views is QueryViews.all else ())
         t1 = time.perf_counter()
-        resp = search_views(store, views, params, own_video_ids=own_video_ids)
-        resp.decision.pop("model_id", None)
+        if len(found) == 1:  # no inset: the plain search (the same result, without the merge)
+            resp = search_descriptor(store, found[0][1], params, background, own_video_ids=own_video_ids)
+        else:
+            resp = search_views(store, found, params, own_video_ids=own_video_ids)
+            resp.decision.pop("model_id", None)
     else:
         own_video_ids = set(own_video_ids) | _own_video_ids(store, path, None)
         desc = fingerprint_video(path, model, sampling)
         t1 = time.perf_counter()
         resp = search_descriptor(store, desc, params, background, own_video_ids=own_video_ids)
     resp.decision = {"model_id": meta.model_id, **resp.decision}
+    resp.decision.setdefault("views", ["full"])  # what of the query's frames was searched
     resp.timing_ms = {"fingerprint": (t1 - t0) * 1e3, **resp.timing_ms}
     for r in resp.results:  # a stored video searched finds itself: say so, a reviewer skips it
         r.self_match = r.video_id in own_video_ids

@@ -6,11 +6,10 @@ A view is a ``(name, VideoDescriptor)`` pair: ``"full"`` (always first), ``"box0
 fixed crops (``"centre70"``...). Crops keep the query's timestamps, so segments of a region
 view are in query time like the full view's.
 
-Cost: the query is decoded once, but each view is one more embedding pass over every
-sampled frame, so fingerprinting costs about ``1 + views`` times the full-frame model time
-(the detection itself is a few ms per frame); benchmarks/bench_regions.py measures it. All
-sampled frames are held in memory (about 350 KB per frame at 256 px short side, i.e. ~21 MB
-per minute of query at 1 fps), which suits query clips, not hour-long videos.
+Cost: each view is one more embedding pass over every sampled frame, so fingerprinting
+costs about ``1 + views`` times the full-frame model time (the detection itself is a few ms
+per frame; a query with an inset is decoded twice); benchmarks/bench_regions.py measures it.
+Memory is bounded by a batch of frames plus the detection's sample, whatever the length.
 """
 
 from __future__ import annotations
@@ -41,6 +40,17 @@ __all__ = ["fingerprint_views", "search_views"]
 DETECT_FRAMES = 64
 
 
+def _detect_sample(kept: list[np.ndarray], stride: int, frame: np.ndarray, index: int) -> int:
+    """Keep every ``stride``-th frame; when 2 x DETECT_FRAMES are kept, drop every other one and
+    double the stride: evenly spread frames of a query of unknown length, in bounded memory."""
+    if index % stride == 0:
+        kept.append(frame.copy())  # not a view into the batch, which is dropped
+        if len(kept) >= 2 * DETECT_FRAMES:
+            kept[:] = kept[::2]
+            return stride * 2
+    return stride
+
+
 def fingerprint_views(
     path: str | Path,
     model: FingerprintModel,
@@ -51,37 +61,56 @@ def fingerprint_views(
     crops: tuple[str, ...] = DEFAULT_FIXED,
     video_id: int = 0,
 ) -> list[tuple[str, VideoDescriptor]]:
-    """Fingerprint the full frame and, with ``regions``, the detected insets and fixed crops.
+    """Fingerprint the full frame and, with ``regions``, the detected insets and fixed crops
+    (``crops`` names them; ``()`` for insets only).
 
-    The video is decoded once (frames at the model's resize size); the detection sees up to
-    :data:`DETECT_FRAMES` of them. ``crops`` names fixed crops (``()`` for none).
+    Memory stays bounded for any length of query: the first decode embeds the full frame and
+    the fixed crops batch by batch and keeps only the frames the inset detection looks at (up
+    to :data:`DETECT_FRAMES`, evenly spread); only when an inset is found is the video decoded
+    a second time, to embed its crops. A query without an inset costs one model pass plus
+    the detection (a few ms per frame).
     """
     info = probe(path)
+    fixed = fixed_crops(crops) if regions else []
+    decode = dict(fps=sampling.fps, keyframes=sampling.keyframes, batch_size=sampling.batch_size, threads=sampling.threads,
+                  short_side=model.config.resize_size)
+    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in ["full", *(n for n, _ in fixed)]}
     times: list[np.ndarray] = []
-    batches: list[np.ndarray] = []
-    for batch in iter_frames(
-        info.path, fps=sampling.fps, keyframes=sampling.keyframes, batch_size=sampling.batch_size,
-        threads=sampling.threads, short_side=model.config.resize_size,
-    ):
+    kept: list[np.ndarray] = []
+    stride, seen = 1, 0
+    for batch in iter_frames(info.path, **decode):
         times.append(batch.timestamps)
-        batches.append(batch.frames)
-    if not batches:
+        parts["full"].append(model.embed_frames(batch.frames, batch_size=sampling.batch_size))
+        for name, box in fixed:
+            parts[name].append(model.embed_frames(crop_frames(batch.frames, box), batch_size=sampling.batch_size))
+        if regions:
+            for f in batch.frames:
+                stride = _detect_sample(kept, stride, f, seen)
+                seen += 1
+    if not times:
         raise VideoError(info.path, "no frame could be sampled")
     ts = np.concatenate(times).astype(np.float32)
-    frames = np.concatenate(batches)
-    del batches
-
-    named: list[tuple[str, Any]] = [("full", None)]
-    if regions:
-        pick = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), DETECT_FRAMES)).round().astype(np.int64))
-        boxes = find_inner_rectangles(frames[pick], max_boxes=max_boxes)
-        named += [(f"box{i}", b) for i, b in enumerate(boxes)]
-        named += fixed_crops(crops)
+    boxes = []
+    if regions and kept:
+        pick = np.unique(np.linspace(0, len(kept) - 1, min(len(kept), DETECT_FRAMES)).round().astype(np.int64))
+        boxes = find_inner_rectangles(np.stack([kept[i] for i in pick]), max_boxes=max_boxes)
+    del kept
+    named_boxes = [(f"box{i}", b) for i, b in enumerate(boxes)]
+    if named_boxes:  # second decode: the insets' crops
+        for name, _ in named_boxes:
+            parts[name] = []
+        n = 0
+        for batch in iter_frames(info.path, **decode):
+            n += len(batch)
+            for name, box in named_boxes:
+                parts[name].append(model.embed_frames(crop_frames(batch.frames, box), batch_size=sampling.batch_size))
+        if n != len(ts):
+            raise VideoError(info.path, f"the second decode gave {n} frames, the first {len(ts)} (the file changed?)")
 
     views: list[tuple[str, VideoDescriptor]] = []
-    for name, box in named:
-        view = frames if box is None else crop_frames(frames, box)
-        emb, codes = model.embed_frames(view, batch_size=sampling.batch_size)
+    for name in ["full", *(n for n, _ in named_boxes), *(n for n, _ in fixed)]:
+        emb = np.concatenate([e for e, _ in parts[name]])
+        codes = np.concatenate([c for _, c in parts[name]])
         views.append((name, VideoDescriptor(
             video_id=video_id, path=info.path, duration=float(info.duration), timestamps=ts, embeddings=emb,
             codes=codes.reshape(-1, CODE_BYTES), fps=sampling.fps, model_id=getattr(model, "model_id", ""),
