@@ -364,29 +364,25 @@ def main() -> None:
         params = dataclasses.replace(tuned, mode=Mode.duration, top_n=len(refs))
         # The same views, also searched in part: which kind of view brings what. ``insets`` is
         # the default search (views.py with no fixed crop), fingerprinted and timed on its own.
-        subsets = {"mode_duration_regions": lambda n: True, "mode_duration_insets": lambda n: n == "full" or n.startswith("box"),
-                   "mode_duration_centre": lambda n: n == "full" or n in FIXED_CROPS}
-        by_system: dict[str, dict[str, list[dict]]] = {k: {} for k in subsets}
+        by_system: dict[str, dict[str, list[dict]]] = {"mode_duration_regions": {}, "mode_duration_insets": {}, "mode_duration_centre": {}}
         region_ms: list[float] = []
         insets_ms: list[float] = []
         boxes_found = 0
         for q in queries:
             t = time.perf_counter()
             views = fingerprint_views(data / "queries" / q["name"], model, sampling)
-            resp = search_views(store, views, params)
+            all_resp = search_views(store, views, params)
             region_ms.append((time.perf_counter() - t) * 1e3)
             t = time.perf_counter()
             insets = fingerprint_views(data / "queries" / q["name"], model, sampling, crops=())
             insets_resp = search_views(store, insets, params) if len(insets) > 1 else search_descriptor(store, insets[0][1], params)
             insets_ms.append((time.perf_counter() - t) * 1e3)
             boxes_found += len(insets) > 1
-            for system, keep in subsets.items():
-                if system == "mode_duration_centre":
-                    resp = search_views(store, [(n, v) for n, v in views if keep(n)], params)
+            centre_resp = search_views(store, [(n, v) for n, v in views if n == "full" or n in FIXED_CROPS], params)
+            for system, resp in (("mode_duration_regions", all_resp), ("mode_duration_insets", insets_resp), ("mode_duration_centre", centre_resp)):
                 by_system[system][q["name"]] = [
                     {"ref": by_id[r.video_id], "score": r.score, "is_copy": r.is_copy, "segments": [g.to_json() for g in r.segments],
-                     "stat": r.repetition_degree, "cut_stat": mode2_cut_stat(r, params), "view": r.view}
-                    for r in (insets_resp if system == "mode_duration_insets" else resp).results]
+                     "stat": r.repetition_degree, "cut_stat": mode2_cut_stat(r, params), "view": r.view} for r in resp.results]
         systems.update(by_system)
         view_cost = {"queries_with_inset": boxes_found, "insets_ms_p50": round(float(np.percentile(insets_ms, 50)), 1),
                      "insets_ms_p95": round(float(np.percentile(insets_ms, 95)), 1), "all_views_ms_p50": round(float(np.percentile(region_ms, 50)), 1),

@@ -283,8 +283,8 @@ def search(
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also write a timeline plot (PNG) of the matched segments (one clip only).")] = None,
     report_dir: Annotated[Optional[Path], typer.Option("--report-dir", help="Also write the review page as DIR/index.html with copies of the videos it shows in DIR/media/ (movable, zippable; one clip only).")] = None,
     report_excerpts: Annotated[bool, typer.Option("--report-excerpts", help="With --report-dir: short excerpts around each result's matched segments instead of whole copies.")] = False,
-    views: Annotated[QueryViews, typer.Option("--views", help="What of each frame is searched: full (the whole frame), insets (also picture-in-picture insets when the clip shows one: a second model pass only then), all (also a centre crop, for crops and camcorder copies: about 2-3x the fingerprinting time).", envvar="VIDRET_VIEWS")] = QueryViews.insets,
-    regions: Annotated[bool, typer.Option("--regions", help="Short for --views all.", envvar="VIDRET_REGIONS")] = False,
+    views: Annotated[Optional[QueryViews], typer.Option("--views", help="What of each frame is searched: full (the whole frame), insets (also picture-in-picture insets when the clip shows one: a second decode and model pass per inset only then; the default), all (also a centre crop, for crops and camcorder copies: about 2-3x the fingerprinting time).", envvar="VIDRET_VIEWS", show_default="insets")] = None,
+    regions: Annotated[Optional[bool], typer.Option("--regions/--no-regions", help="The older switch: --regions is --views all, --no-regions is --views full.", envvar="VIDRET_REGIONS")] = None,
     wide: Annotated[bool, typer.Option("--wide", help="Show full paths in the table (--json always has them).")] = False,
 ) -> None:
     """Find the stored videos that copy each CLIP, and the seconds that match.
@@ -297,6 +297,9 @@ def search(
     from .model.settings import thresholds_for
     from .search import SearchParams, check_store, search_video
 
+    if regions is not None and views is not None and views is not (QueryViews.all if regions else QueryViews.full):
+        raise typer.BadParameter(f"--{'' if regions else 'no-'}regions is --views {'all' if regions else 'full'}; it contradicts --views {views.value}", param_hint="--views")
+    chosen = views or (QueryViews.insets if regions is None else QueryViews.all if regions else QueryViews.full)
     queries, problems = _query_paths(clips or [], recursive, from_file, discover)
     if not queries and not problems:
         raise VidretError("no query clips: give CLIP paths, a folder or --from-file")
@@ -323,7 +326,7 @@ def search(
                 progress.update(task, extra=os.path.basename(clip)[:40])
                 try:
                     with _status(f"fingerprinting and searching {os.path.basename(clip)}", single):
-                        resp = search_video(store, model, clip, params, views=QueryViews.all if regions else views)
+                        resp = search_video(store, model, clip, params, views=chosen)
                     doc = resp.to_json()
                     text = json.dumps(doc, allow_nan=False) if as_json else ""  # strict JSON: NaN is an error of this clip
                 except (VidretError, ValueError, OSError) as exc:

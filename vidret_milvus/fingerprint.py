@@ -46,10 +46,13 @@ def fingerprint_video(
     video_id: int = 0,
     on_frames: Callable[[int], None] | None = None,
     on_expected: Callable[[int | None], None] | None = None,
+    on_batch: Callable[[FrameBatch], None] | None = None,
 ) -> VideoDescriptor:
     """Fingerprint one video. ``on_frames(n)`` after each batch of ``n`` frames;
     ``on_expected(n)`` once, before decoding, with the number of frames uniform sampling will
-    give (duration x fps; None for keyframes, which only decoding counts).
+    give (duration x fps; None for keyframes, which only decoding counts); ``on_batch(batch)``
+    with each decoded batch, in the decoding thread while the model embeds the previous one
+    (views.py: more views of the same frames from one decode).
 
     Decoding runs in this thread (so decode warnings reach the caller) while the model runs
     on the previous batch in a worker thread: torch releases the GIL, so the two overlap.
@@ -91,6 +94,8 @@ def fingerprint_video(
         ):
             if failure:
                 break
+            if on_batch is not None:
+                on_batch(batch)
             todo.put(batch)
     finally:
         todo.put(_DONE)

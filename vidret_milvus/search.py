@@ -377,13 +377,15 @@ def search_video(
     insets found in the query, which costs the detection (a few ms per frame) and, only when
     one is found, a second decode and one more model pass per inset; ``all`` adds a centre
     crop (camcorder copies, crops) always; ``full`` searches the whole frame alone. Views are
-    merged per reference. ``own_video_ids``: stored videos known to be the query's
+    merged per reference. A saved descriptor (.npz) is searched as it is (``views`` does not
+    apply). ``own_video_ids``: stored videos known to be the query's
     very file (e.g. by its sha256): marked ``self_match`` and no rival in the query context.
     """
     if params is None:
         from .model.settings import thresholds_for
 
         params = SearchParams.for_model(thresholds_for(model))
+    views = QueryViews(views)  # a plain "insets" works too
     meta = check_store(store, model)
     t0 = time.perf_counter()
     sampling = Sampling(fps=meta.fps, keyframes=meta.keyframes)

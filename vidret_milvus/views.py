@@ -14,6 +14,7 @@ Memory is bounded by a batch of frames plus the detection's sample, whatever the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Collection
 from pathlib import Path
@@ -23,12 +24,12 @@ import numpy as np
 
 from .descriptor import CODE_BYTES, VideoDescriptor
 from .errors import ModelMismatchError, VidretError, VideoError
-from .fingerprint import Sampling
+from .fingerprint import Sampling, fingerprint_video
 from .regions import DEFAULT_FIXED, crop_frames, find_inner_rectangles, fixed_crops
 from .decision import decide_query
 from .search import Result, SearchParams, SearchResponse, search_descriptor
 from .store import Store
-from .video import iter_frames, probe
+from .video import FrameBatch, iter_frames
 
 if TYPE_CHECKING:  # the torch model's type only: importing it would import torch and timm
     from .model import FingerprintModel
@@ -41,11 +42,12 @@ DETECT_FRAMES = 64
 
 
 def _detect_sample(kept: list[np.ndarray], stride: int, frame: np.ndarray, index: int) -> int:
-    """Keep every ``stride``-th frame; when 2 x DETECT_FRAMES are kept, drop every other one and
-    double the stride: evenly spread frames of a query of unknown length, in bounded memory."""
+    """Keep every ``stride``-th frame; when more than 2 x DETECT_FRAMES are kept, drop every
+    other one and double the stride: evenly spread frames of a query of unknown length, in
+    bounded memory (under 2 x DETECT_FRAMES frames, all of them: what the detection saw before)."""
     if index % stride == 0:
         kept.append(frame.copy())  # not a view into the batch, which is dropped
-        if len(kept) >= 2 * DETECT_FRAMES:
+        if len(kept) > 2 * DETECT_FRAMES:
             kept[:] = kept[::2]
             return stride * 2
     return stride
@@ -64,57 +66,52 @@ def fingerprint_views(
     """Fingerprint the full frame and, with ``regions``, the detected insets and fixed crops
     (``crops`` names them; ``()`` for insets only).
 
-    Memory stays bounded for any length of query: the first decode embeds the full frame and
-    the fixed crops batch by batch and keeps only the frames the inset detection looks at (up
-    to :data:`DETECT_FRAMES`, evenly spread); only when an inset is found is the video decoded
-    a second time, to embed its crops. A query without an inset costs one model pass plus
-    the detection (a few ms per frame).
+    The full view is :func:`~vidret_milvus.fingerprint.fingerprint_video` itself (decoding
+    overlapped with the model); each decoded batch also gives the fixed crops' embeddings and
+    the frames the inset detection looks at (up to :data:`DETECT_FRAMES`, evenly spread), so
+    memory stays bounded for any length of query. Only when an inset is found is the video
+    decoded a second time, to embed its crops (the frames must come out at the same times).
+    A query without an inset costs the full view plus the detection (a few ms per frame).
     """
-    info = probe(path)
     fixed = fixed_crops(crops) if regions else []
-    decode = dict(fps=sampling.fps, keyframes=sampling.keyframes, batch_size=sampling.batch_size, threads=sampling.threads,
-                  short_side=model.config.resize_size)
-    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in ["full", *(n for n, _ in fixed)]}
-    times: list[np.ndarray] = []
+    crop_parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name, _ in fixed}
     kept: list[np.ndarray] = []
-    stride, seen = 1, 0
-    for batch in iter_frames(info.path, **decode):
-        times.append(batch.timestamps)
-        parts["full"].append(model.embed_frames(batch.frames, batch_size=sampling.batch_size))
+    state = {"stride": 1, "seen": 0}
+
+    def on_batch(batch: FrameBatch) -> None:
         for name, box in fixed:
-            parts[name].append(model.embed_frames(crop_frames(batch.frames, box), batch_size=sampling.batch_size))
+            crop_parts[name].append(model.embed_frames(crop_frames(batch.frames, box), batch_size=sampling.batch_size))
         if regions:
             for f in batch.frames:
-                stride = _detect_sample(kept, stride, f, seen)
-                seen += 1
-    if not times:
-        raise VideoError(info.path, "no frame could be sampled")
-    ts = np.concatenate(times).astype(np.float32)
+                state["stride"] = _detect_sample(kept, state["stride"], f, state["seen"])
+                state["seen"] += 1
+
+    full = fingerprint_video(path, model, sampling, video_id=video_id, on_batch=on_batch)
     boxes = []
     if regions and kept:
         pick = np.unique(np.linspace(0, len(kept) - 1, min(len(kept), DETECT_FRAMES)).round().astype(np.int64))
         boxes = find_inner_rectangles(np.stack([kept[i] for i in pick]), max_boxes=max_boxes)
-    del kept
+    kept.clear()  # the detection is done: free the sample
     named_boxes = [(f"box{i}", b) for i, b in enumerate(boxes)]
-    if named_boxes:  # second decode: the insets' crops
-        for name, _ in named_boxes:
-            parts[name] = []
+    for name, _ in named_boxes:
+        crop_parts[name] = []
+    if named_boxes:  # second decode: the insets' crops, frame for frame the first decode's
         n = 0
-        for batch in iter_frames(info.path, **decode):
-            n += len(batch)
-            for name, box in named_boxes:
-                parts[name].append(model.embed_frames(crop_frames(batch.frames, box), batch_size=sampling.batch_size))
-        if n != len(ts):
-            raise VideoError(info.path, f"the second decode gave {n} frames, the first {len(ts)} (the file changed?)")
+        with contextlib.closing(iter_frames(full.path, fps=sampling.fps, keyframes=sampling.keyframes, batch_size=sampling.batch_size,
+                                            threads=sampling.threads, short_side=model.config.resize_size)) as batches:
+            for batch in batches:
+                if not np.array_equal(batch.timestamps.astype(np.float32), full.timestamps[n : n + len(batch)]):
+                    raise VideoError(full.path, "a second decode gave other frames than the first (the file changed while it was searched?)")
+                n += len(batch)
+                for name, box in named_boxes:
+                    crop_parts[name].append(model.embed_frames(crop_frames(batch.frames, box), batch_size=sampling.batch_size))
+        if n != full.num_frames:
+            raise VideoError(full.path, f"a second decode gave {n} frames, the first {full.num_frames} (the file changed while it was searched?)")
 
-    views: list[tuple[str, VideoDescriptor]] = []
-    for name in ["full", *(n for n, _ in named_boxes), *(n for n, _ in fixed)]:
-        emb = np.concatenate([e for e, _ in parts[name]])
-        codes = np.concatenate([c for _, c in parts[name]])
-        views.append((name, VideoDescriptor(
-            video_id=video_id, path=info.path, duration=float(info.duration), timestamps=ts, embeddings=emb,
-            codes=codes.reshape(-1, CODE_BYTES), fps=sampling.fps, model_id=getattr(model, "model_id", ""),
-        )))
+    views: list[tuple[str, VideoDescriptor]] = [("full", full)]
+    for name in [*(n for n, _ in named_boxes), *(n for n, _ in fixed)]:
+        views.append((name, dataclasses.replace(full, embeddings=np.concatenate([e for e, _ in crop_parts[name]]),
+                                                codes=np.concatenate([c for _, c in crop_parts[name]]).reshape(-1, CODE_BYTES))))
     return views
 
 
