@@ -7,7 +7,8 @@ the detector finds a box and the region views are what a PiP query really costs)
 times, side by side in one run, the full frame only (``fingerprint_views(regions=False)``,
 which is ``fingerprint_video`` itself), the default search's views (``crops=()``: the full
 frame plus the detected insets, decoded twice) and all views (``regions=True``) at 1 fps with
-the untrained Lite0 model, and the box detection alone. Prints only (nothing saved). This machine is noisy: read the ratio, not
+the default model (``--backbone`` for another), on that clip and on the same footage without
+the inset, and the box detection alone. Prints only (nothing saved). This machine is noisy: read the ratio, not
 the absolute times.
 """
 
@@ -29,10 +30,10 @@ from vidret_milvus.video import read_all
 from vidret_milvus.views import fingerprint_views
 
 
-def pip_clip(seconds: float, fps: int = 24) -> str:
+def pip_clip(seconds: float, fps: int = 24, inset: bool = True) -> str:
     import skimage.data as data
 
-    path = ROOT / "benchmarks" / "out" / f"pip_640x360_{int(seconds)}s.mp4"
+    path = ROOT / "benchmarks" / "out" / f"{'pip' if inset else 'plain'}_640x360_{int(seconds)}s.mp4"
     if path.is_file():
         return str(path)
     n = int(seconds * fps)
@@ -45,7 +46,8 @@ def pip_clip(seconds: float, fps: int = 24) -> str:
     def frames():  # noqa: ANN202
         for o, i in zip(outer, inner):
             f = np.array(o)
-            f[60 : 60 + ih, 250 : 250 + iw] = i
+            if inset:
+                f[60 : 60 + ih, 250 : 250 + iw] = i
             yield f
 
     write_clip(path, frames(), fps, (640, 360), crf=23)
@@ -56,11 +58,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--backbone", default=None, help="default: the default model (e.g. tf_efficientnet_lite0 for the torch Lite0)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     clip = pip_clip(args.seconds)
-    model = load_model(backbone="tf_efficientnet_lite0")
+    plain = pip_clip(args.seconds, inset=False)
+    model = load_model(backbone=args.backbone, threads=args.threads) if args.backbone else load_model(threads=args.threads)
     sampling = Sampling(threads=args.threads)
+    # A clip without an inset: the default search's views cost the full frame plus the detection.
+    fingerprint_views(plain, model, sampling, regions=False)
+    t = time.perf_counter()
+    fingerprint_views(plain, model, sampling, regions=False)
+    t_plain_full = time.perf_counter() - t
+    t = time.perf_counter()
+    plain_views = fingerprint_views(plain, model, sampling, crops=())
+    t_plain_insets = time.perf_counter() - t
     fingerprint_views(clip, model, sampling, regions=False)  # warm-up (first torch call, file cache)
 
     t = time.perf_counter()
@@ -78,7 +90,9 @@ def main() -> None:
     t_detect = time.perf_counter() - t
 
     n = full[0][1].num_frames
-    print(f"{args.seconds:.0f} s 640x360 clip, {n} frames at 1 fps, {args.threads} threads")
+    print(f"{args.seconds:.0f} s 640x360 clip, {n} frames at 1 fps, {args.threads} threads, model {model.model_id}")
+    print(f"no inset: full frame only {t_plain_full:.2f} s, insets (default) {t_plain_insets:.2f} s "
+          f"(ratio {t_plain_insets / t_plain_full:.2f}x; views {[name for name, _ in plain_views]})")
     print(f"views with regions: {[name for name, _ in views]} (boxes: {boxes})")
     print(f"{'full frame only':>18}: {t_full:7.2f} s")
     print(f"{'insets (default)':>18}: {t_insets:7.2f} s   ratio {t_insets / t_full:.2f}x for {len(insets)} views")
