@@ -265,12 +265,10 @@ def test_cli_views_option(pip_setup: dict[str, Path], tmp_path: Path) -> None:
         assert res.exit_code == 0, res.output
         got = json.loads(res.stdout)["decision"]["views"]
         assert [v for v in got if not v.startswith("box") or v == "box0"] == views, (extra, got)
-    res = runner.invoke(app, common + ["--no-regions"])
-    assert res.exit_code == 0 and json.loads(res.stdout)["decision"]["views"] == ["full"]
-    res = runner.invoke(app, common, env={"VIDRET_VIEWS": "full"})
-    assert res.exit_code == 0 and json.loads(res.stdout)["decision"]["views"] == ["full"]
+    for extra, env in ((["--no-regions"], {}), ([], {"VIDRET_VIEWS": "full"})):
+        res = runner.invoke(app, common + extra, env=env)
+        assert res.exit_code == 0 and json.loads(res.stdout)["decision"]["views"] == ["full"], (extra, env)
     bad = runner.invoke(app, common + ["--views", "crops"])
     assert bad.exit_code == 2 and "crops" in bad.output
     clash = runner.invoke(app, common + ["--regions", "--views", "full"])
     assert clash.exit_code == 2 and "contradicts" in clash.output
-    assert runner.invoke(app, common + ["--regions", "--views", "all"]).exit_code == 0
