@@ -13,6 +13,7 @@ Set ``VIDRET_SCREENSHOT_DIR`` to keep the page's screenshots.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import http.client
 import io
@@ -882,11 +883,16 @@ def test_static_report_in_browser(browser: Any, server: dict[str, Any], media: d
 
     with server["app"].lock:
         resp = search_video(server["store"], server["model"], media["copy"])
+    # As if the top result had been found through an inset of the query (views.py): its card says so.
+    assert resp.decision["views"] == ["full"] and all(r.view == "full" for r in resp.results)
+    resp.results[0] = dataclasses.replace(resp.results[0], view="box0")
     report = write_report(resp, tmp_path / "report.html")
     browser.get(report.as_uri())
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#view[data-ready]"), 30, "report rendered")
     assert not browser.find_elements(By.ID, "query-form")
-    top = browser.find_elements(By.CSS_SELECTOR, ".card.result")[0]
+    top, *others = browser.find_elements(By.CSS_SELECTOR, ".card.result")
+    assert top.find_element(By.CSS_SELECTOR, ".badge.view").text == "through an inset"
+    assert not any(c.find_elements(By.CSS_SELECTOR, ".badge.view") for c in others)
     check_markers_and_seek(browser, top, float(top.get_attribute("data-duration")))
     keep = os.environ.get("VIDRET_SCREENSHOT_DIR")
     if keep:

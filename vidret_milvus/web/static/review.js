@@ -269,11 +269,16 @@
       var badge = r.self_match
         ? el("span", { class: "badge self", text: "the query itself", title: "the searched video (or the same file) finds itself" })
         : el("span", { class: "badge " + (r.is_copy ? "yes" : "no"), text: r.is_copy ? "copy" : "not a copy" });
+      // Found through a region of the query (a picture-in-picture inset, a crop), not the whole frame.
+      var through = r.view && r.view !== "full"
+        ? el("span", { class: "badge view", text: r.view.indexOf("box") === 0 ? "through an inset" : "through the " + r.view + " crop",
+                       title: "matched through a region of the query (" + r.view + "), not the whole frame" })
+        : null;
       var card = el("section", { class: "card result" + (r.is_copy ? " copy" : "") + (r.self_match ? " self" : ""),
         "data-video-id": r.video_id, "data-duration": view.length },
         el("h2", {},
           el("span", { class: "rank", text: "#" + (i + 1) }), " ",
-          el("span", { class: "name", text: name }), " ", badge),
+          el("span", { class: "name", text: name }), " ", badge, through ? " " : null, through),
         el("div", { class: "meta", text: "score " + r.score.toFixed(3) + " \u00b7 repetition " +
           r.repetition_degree.toFixed(2) + " \u00b7 " + r.duration.toFixed(1) + " s \u00b7 " + r.path +
           (view.excerpt ? " \u00b7 excerpt " + fmt(view.offset) + "-" + fmt(view.offset + view.length) : "") }));
