@@ -47,3 +47,15 @@ def clip_720p(seconds: float = 60.0) -> Path:
 
 # set bits of each byte value: Hamming distances of packed codes by table lookup
 POPCOUNT = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(1)
+
+
+def copied_frames_nearest(query, match: dict, emb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The query frames inside one ground-truth copied span (``match``: query_start/query_end),
+    as a mask over the query's frames; the index in ``emb`` (all reference frames, unit vectors)
+    of each one's L2-nearest reference frame; and that L2 distance. What the code stage is
+    measured against (eval_retrieval, tune_thresholds, code_heads)."""
+    sel = (query.timestamps >= match["query_start"]) & (query.timestamps < match["query_end"])
+    sim = query.embeddings[sel] @ emb.T  # unit vectors: L2^2 = 2 - 2 cos, so max cosine = min L2
+    nn = np.argmax(sim, axis=1) if sel.any() else np.zeros(0, np.int64)
+    l2 = np.sqrt(np.maximum(2.0 - 2.0 * sim[np.arange(len(nn)), nn], 0.0))
+    return sel, nn, l2

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import POPCOUNT, ROOT, save
+from _common import POPCOUNT, ROOT, copied_frames_nearest, save
 from vidret_milvus.descriptor import VideoDescriptor
 from vidret_milvus.model import load_model
 from vidret_milvus.model.onnx_model import replace_heads
@@ -47,9 +47,8 @@ def curves(model, gt: dict, refs: dict[str, VideoDescriptor], queries: dict[str,
         per_video = np.array([ham[:, owner == i].min() for i in range(len(names))])
         shares.append([frames[per_video <= r].sum() / frames.sum() for r in RADII])
         for m in q["matches"]:
-            sel = (qd.timestamps >= m["query_start"]) & (qd.timestamps < m["query_end"])
+            sel, nn, _ = copied_frames_nearest(qd, m, emb)
             if sel.any():
-                nn = np.argmax(qd.embeddings[sel] @ emb.T, axis=1)  # unit vectors: max cosine = min L2
                 nn_ham.append(ham[sel][np.arange(len(nn)), nn])
                 ref_ham.append(per_video[names.index(m["ref"])])
     h, rh, share = np.concatenate(nn_ham), np.array(ref_ham), np.mean(shares, axis=0)

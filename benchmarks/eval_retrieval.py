@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from _common import POPCOUNT, ROOT, save
+from _common import POPCOUNT, ROOT, copied_frames_nearest, save
 from vidret_milvus.align import align, repetition_degree
 from vidret_milvus.descriptor import VideoDescriptor
 from vidret_milvus.fingerprint import Sampling, fingerprint_video
@@ -138,12 +138,10 @@ def code_stage_recall(q_desc: dict[str, VideoDescriptor], ref_desc: dict[str, Vi
     for q in queries:
         qd = q_desc[q["name"]]
         for m in q["matches"]:
-            sel = (qd.timestamps >= m["query_start"]) & (qd.timestamps < m["query_end"])
+            sel, nn, d = copied_frames_nearest(qd, m, emb)
             if not sel.any():
                 continue
-            sim = qd.embeddings[sel] @ emb.T  # unit vectors: L2^2 = 2 - 2 cos
-            nn = np.argmax(sim, axis=1)
-            l2.append(np.sqrt(np.maximum(2.0 - 2.0 * sim[np.arange(len(nn)), nn], 0.0)))
+            l2.append(d)
             ham.append(POPCOUNT[qd.codes[sel] ^ codes[nn]].sum(1))
             true_ref.append(owner[nn] == m["ref"])
     if not l2:

@@ -59,7 +59,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import POPCOUNT, ROOT, save
+from _common import POPCOUNT, ROOT, copied_frames_nearest, save
 from eval_retrieval import evaluate
 from vidret_milvus.align import AlignParams
 from vidret_milvus.decision import FEATURES, TIME_TOLERANCE, Calibration, fit_calibration
@@ -116,9 +116,8 @@ def radius_tradeoff(sets: list[tuple], radii: tuple[int, ...] = (16, 20, 24, 28,
                     noise[r].append(float((ham <= r).mean()))
                     reach[r].append(float((ham <= r).any(axis=0).mean()))
             for m in q["matches"]:
-                sel = (qd.timestamps >= m["query_start"]) & (qd.timestamps < m["query_end"])
+                sel, nn, _ = copied_frames_nearest(qd, m, emb)
                 if sel.any():
-                    nn = np.argmin(((qd.embeddings[sel][:, None] - emb[None]) ** 2).sum(2), axis=1)
                     d = ham[sel][np.arange(int(sel.sum())), nn]
                     for r in radii:
                         found[r] += int((d <= r).sum())

@@ -206,32 +206,26 @@ def test_default_search_finds_the_pip_copy_and_leaves_plain_queries_alone(pip_se
 
 def test_views_decode_once_without_an_inset_and_check_the_second_decode(pip_setup: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     import vidret_milvus.fingerprint as fingerprint_mod
-    import vidret_milvus.views as views_mod
     from vidret_milvus.errors import VideoError
     from vidret_milvus.video import FrameBatch, iter_frames
 
     model = load_model(backbone="tf_efficientnet_lite0")
-    calls: list[str] = []
+    calls: list[int] = []
+    shift = {"second": 0.0}
 
-    def counting(where: str):  # noqa: ANN202
-        def wrapped(*a, **k):  # noqa: ANN002, ANN003, ANN202
-            calls.append(where)
-            return iter_frames(*a, **k)
-        return wrapped
+    def counting(*a, **k):  # noqa: ANN002, ANN003, ANN202  (every decode goes through Sampling.decode)
+        calls.append(1)
+        for b in iter_frames(*a, **k):
+            yield FrameBatch(timestamps=b.timestamps + (shift["second"] if len(calls) > 1 else 0.0), frames=b.frames)
 
-    monkeypatch.setattr(fingerprint_mod, "iter_frames", counting("first"))
-    monkeypatch.setattr(views_mod, "iter_frames", counting("second"))
+    monkeypatch.setattr(fingerprint_mod, "iter_frames", counting)
     assert [n for n, _ in fingerprint_views(pip_setup["decoy"], model, Sampling(), crops=())] == ["full"]
-    assert calls == ["first"]  # no inset: one decode
+    assert len(calls) == 1  # no inset: one decode
     calls.clear()
     assert [n for n, _ in fingerprint_views(pip_setup["query"], model, Sampling(), crops=())][:2] == ["full", "box0"]
-    assert calls == ["first", "second"]
-
-    def shifted(*a, **k):  # noqa: ANN002, ANN003, ANN202
-        for b in iter_frames(*a, **k):
-            yield FrameBatch(timestamps=b.timestamps + 0.5, frames=b.frames)
-
-    monkeypatch.setattr(views_mod, "iter_frames", shifted)
+    assert len(calls) == 2
+    calls.clear()
+    shift["second"] = 0.5  # the second decode gives frames at other times: refused
     with pytest.raises(VideoError, match="second decode"):
         fingerprint_views(pip_setup["query"], model, Sampling(), crops=())
 

@@ -6,7 +6,7 @@ import dataclasses
 import math
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +34,10 @@ class Sampling:
             raise ValueError(f"fps must be a positive number, got {self.fps}")
         if self.batch_size < 1:
             raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
+
+    def decode(self, path: str | Path, short_side: int | None) -> Iterator[FrameBatch]:
+        """The sampled frames of ``path`` in batches (video.iter_frames with these settings)."""
+        return iter_frames(path, fps=self.fps, keyframes=self.keyframes, batch_size=self.batch_size, threads=self.threads, short_side=short_side)
 
 
 _DONE = object()
@@ -84,14 +88,7 @@ def fingerprint_video(
     thread = threading.Thread(target=worker, name="vidret-embed", daemon=True)
     thread.start()
     try:
-        for batch in iter_frames(
-            info.path,
-            fps=sampling.fps,
-            keyframes=sampling.keyframes,
-            batch_size=sampling.batch_size,
-            threads=sampling.threads,
-            short_side=model.config.resize_size,
-        ):
+        for batch in sampling.decode(info.path, model.config.resize_size):
             if failure:
                 break
             if on_batch is not None:

@@ -29,7 +29,7 @@ from .regions import DEFAULT_FIXED, crop_frames, find_inner_rectangles, fixed_cr
 from .decision import decide_query
 from .search import Result, SearchParams, SearchResponse, search_descriptor
 from .store import Store
-from .video import FrameBatch, iter_frames
+from .video import FrameBatch
 
 if TYPE_CHECKING:  # the torch model's type only: importing it would import torch and timm
     from .model import FingerprintModel
@@ -97,8 +97,7 @@ def fingerprint_views(
         crop_parts[name] = []
     if named_boxes:  # second decode: the insets' crops, frame for frame the first decode's
         n = 0
-        with contextlib.closing(iter_frames(full.path, fps=sampling.fps, keyframes=sampling.keyframes, batch_size=sampling.batch_size,
-                                            threads=sampling.threads, short_side=model.config.resize_size)) as batches:
+        with contextlib.closing(sampling.decode(full.path, model.config.resize_size)) as batches:
             for batch in batches:
                 if not np.array_equal(batch.timestamps.astype(np.float32), full.timestamps[n : n + len(batch)]):
                     raise VideoError(full.path, "a second decode gave other frames than the first (the file changed while it was searched?)")
