@@ -23,7 +23,7 @@ label (the reference is one of the query's true ``matches``). Per grid point:
   not change);
 * for comparison only, the old rule (copy when the repetition degree >= ``duration_threshold``
   and a segment exists; score = the repetition degree) and the hand-set calibration
-  (``decision.Calibration()``) at the same cuts.
+  (``decision.Calibration()``) and the model's own (shipped) calibration at the same cuts.
 
 The Hamming radius trades speed at scale for recall, which a small set cannot price: pass the
 one chosen from the printed radius table (``radius_tradeoff``). With ``background_beta`` > 0,
@@ -71,7 +71,9 @@ from vidret_milvus.model.settings import thresholds_for
 from vidret_milvus.model.checkpoint import BACKGROUND_FILE, CONFIG_FILE, WEIGHTS_FILE, save_onnx_checkpoint
 from vidret_milvus.model.onnx_model import OnnxFingerprintModel
 from vidret_milvus.search import Mode, SearchParams, search_descriptor
+from vidret_milvus.regions import QueryViews
 from vidret_milvus.store import Store, StoreMeta
+from vidret_milvus.views import fingerprint_views, search_views
 
 
 def floats(text: str) -> list[float]:
@@ -92,6 +94,29 @@ def fingerprints(model, data: Path, names: list[str], sub: str, cache: Path, sam
     return out
 
 
+def query_views(model, data: Path, names: list[str], views: QueryViews, cache: Path, sampling: Sampling,
+                full: dict[str, VideoDescriptor]) -> dict[str, list[tuple[str, VideoDescriptor]]]:
+    """Each query's views as the search with ``views`` makes them (views.fingerprint_views), cached
+    per query under ``cache/queries-VIEWS/NAME/`` (``views.json`` keeps their order). The full
+    view is the cached whole-frame descriptor (the same function makes it)."""
+    if views is QueryViews.full:
+        return {n: [("full", full[n])] for n in names}
+    out = {}
+    for n in names:
+        d = cache / f"queries-{views.value}" / n
+        order = d / "views.json"
+        if order.is_file():
+            out[n] = [(v, full[n] if v == "full" else VideoDescriptor.load(d / f"{v}.npz")) for v in json.loads(order.read_text())]
+            continue
+        made = fingerprint_views(data / "queries" / n, model, sampling, regions=True, crops=views.crops)
+        d.mkdir(parents=True, exist_ok=True)
+        for v, desc in made[1:]:
+            desc.save(d / f"{v}.npz")
+        order.write_text(json.dumps([v for v, _ in made]))
+        out[n] = [("full", full[n]), *made[1:]]
+    return out
+
+
 def radius_tradeoff(sets: list[tuple], radii: tuple[int, ...] = (16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56)) -> list[dict[str, float]]:
     """What the category recall costs and finds at each Hamming radius, from the descriptors
     alone (exhaustive numpy, no Milvus): the share of copied query frames whose L2-nearest
@@ -104,7 +129,7 @@ def radius_tradeoff(sets: list[tuple], radii: tuple[int, ...] = (16, 20, 24, 28,
     total = 0
     noise: dict[int, list[float]] = {r: [] for r in radii}
     reach: dict[int, list[float]] = {r: [] for r in radii}
-    for _, _, _, q_desc, gt, ref_desc in sets:
+    for _, _, _, q_desc, gt, ref_desc, _ in sets:
         names = [r["name"] for r in gt["references"]]
         emb = np.concatenate([ref_desc[n].embeddings for n in names])
         codes = np.concatenate([ref_desc[n].codes for n in names])
@@ -131,7 +156,7 @@ def background_default(sets: list[tuple]) -> float:
     """What a store with no other video stands in for (SearchParams.background_default): the
     median similarity of negative queries' frames to their nearest stored frame."""
     near = [(q_desc[q["name"]].embeddings @ np.concatenate([d.embeddings for d in ref_desc.values()]).T).max(1)
-            for _, _, _, q_desc, gt, ref_desc in sets for q in gt["queries"] if not q["positive"]]
+            for _, _, _, q_desc, gt, ref_desc, _ in sets for q in gt["queries"] if not q["positive"]]
     return round(float(np.median(np.concatenate(near))), 3) if near else 0.0
 
 
@@ -198,6 +223,9 @@ def main() -> None:
     ap.add_argument("--duration-threshold", type=floats, default=[round(x, 2) for x in np.arange(0.1, 0.75, 0.05)],
                     help="the old repetition rule's thresholds (printed for comparison, never chosen)")
     ap.add_argument("--max-fpr", type=float, default=0.02)
+    ap.add_argument("--views", choices=[v.value for v in QueryViews], default=QueryViews.insets.value,
+                    help="the query views searched, as `search --views` (default: insets, the default search): the calibration is fitted "
+                         "on the candidates the search will score")
     ap.add_argument("--write-config", nargs="?", const="", default=None, metavar="DIR",
                     help="write the chosen thresholds into DIR/config.json (no DIR: the --checkpoint folder)")
     args = ap.parse_args()
@@ -207,6 +235,7 @@ def main() -> None:
         args.backbone = "tf_efficientnet_lite0"
     model = load_model(backbone=args.backbone, threads=args.threads) if args.backbone else load_model(checkpoint=args.checkpoint, threads=args.threads)
     bg_path = thresholds_for(model).background_path
+    shipped = Calibration.from_keys(thresholds_for(model).values)  # None: the model was never tuned
     print(f"model {model.model_id} ({args.checkpoint or 'untrained heads on ' + str(args.backbone or 'default')})")
     sampling = Sampling()
     work = ROOT / "benchmarks" / "out" / "tune"
@@ -223,6 +252,7 @@ def main() -> None:
         t0 = time.perf_counter()
         ref_desc = fingerprints(model, data, [r["name"] for r in gt["references"]], "refs", cache, sampling)
         q_desc = fingerprints(model, data, [q["name"] for q in gt["queries"]], "queries", cache, sampling)
+        q_views = query_views(model, data, [q["name"] for q in gt["queries"]], QueryViews(args.views), cache, sampling, q_desc)
         print(f"{data.name}: {len(ref_desc)} references, {len(q_desc)} queries; fingerprints ready in {time.perf_counter() - t0:.0f} s (cache {cache.relative_to(ROOT)})")
         store = Store.connect(str(work / f"tune{i}.db"), prefix=f"tune{i}")
         store.ensure_collections(StoreMeta(model.model_id, model.config.embed_dim, model.config.code_bits, sampling.fps, sampling.keyframes))
@@ -232,7 +262,7 @@ def main() -> None:
             d = dataclasses.replace(ref_desc[r["name"]], video_id=store.free_video_id(sha), path=str(data / "refs" / r["name"]))
             store.add_video(d, sha)
             by_id[d.video_id] = f"{data.name}/{r['name']}"
-        sets.append((data.name, store, by_id, q_desc, gt, ref_desc))
+        sets.append((data.name, store, by_id, q_desc, gt, ref_desc, q_views))
         queries += [{**q, "name": f"{data.name}/{q['name']}", "matches": [{**m, "ref": f"{data.name}/{m['ref']}"} for m in q["matches"]]} for q in gt["queries"]]
     truth = {(q["name"], m["ref"]) for q in queries for m in q["matches"]}
     neg = [q for q in queries if not q["positive"]]
@@ -245,12 +275,13 @@ def main() -> None:
     calibrations: list[dict] = []
     for ms, l2, radius, beta in itertools.product(args.min_score, args.frame_match_l2, args.radius, args.background_beta):
         raw: dict[str, list] = {}
-        for name, store, ids, q_desc, gt, _ in sets:
+        for name, store, ids, q_desc, gt, _, q_views in sets:
             # repetition_rule off: is_copy is recomputed below anyway; every candidate is kept.
             params = SearchParams(mode=Mode.duration, radius=int(radius), top_n=len(gt["references"]), frame_match_l2=l2, duration_threshold=0.0,
                                   repetition_rule=False, background_beta=beta, background_default=bg_default if beta > 0 else 0.0,
                                   background_path=bg_path, align=dataclasses.replace(AlignParams(), min_score=ms))
-            raw.update({f"{name}/{qn}": [(ids[r.video_id], r) for r in search_descriptor(store, d, params).results] for qn, d in q_desc.items()})
+            raw.update({f"{name}/{qn}": [(ids[r.video_id], r) for r in (search_views(store, vs, params) if len(vs) > 1 else search_descriptor(store, vs[0][1], params)).results]
+                        for qn, vs in q_views.items()})
         base = {"min_score": ms, "frame_match_l2": l2, "radius": int(radius), "background_beta": beta}
         pairs = [(qn, ref, r) for qn, rs in raw.items() for ref, r in rs]
         X = np.stack([r.evidence for _, _, r in pairs]) if pairs else np.zeros((0, len(FEATURES)))
@@ -272,7 +303,10 @@ def main() -> None:
             return preds
 
         here = []
-        for rule, probs in (("calibrated", p_fit), ("hand-set", p_hand)):
+        compared = [("calibrated", p_fit), ("hand-set", p_hand)]
+        if shipped is not None:  # the model's own calibration (as it was tuned), on these candidates
+            compared.append(("shipped", (1.0 / (1.0 + np.exp(-(X @ np.asarray(shipped.weights) + shipped.bias)))).tolist()))
+        for rule, probs in compared:
             for th, mcs in itertools.product(args.copy_threshold, args.min_copy_seconds):
                 copy = [p >= th and s >= mcs - TIME_TOLERANCE for p, s in zip(probs, best_seconds)]
                 here.append({**base, "rule": rule, "copy_threshold": th, "min_copy_seconds": mcs, **metrics(by_query(probs, copy), queries)})
@@ -283,7 +317,7 @@ def main() -> None:
         rows += here
         print(f"min_score {ms:.2f} l2 {l2:.2f} radius {int(radius)} beta {beta:.2f}: {len(y)} candidates ({int(y.sum())} true); fitted w "
               + " ".join(f"{w:+.2f}" for w in calib.weights) + f" b {calib.bias:+.2f}")
-        for rule in ("calibrated", "hand-set", "repetition"):
+        for rule in ("calibrated", "hand-set", *(("shipped",) if shipped is not None else ()), "repetition"):
             cand = [r for r in here if r["rule"] == rule]
             best = max(cand, key=lambda r: (r["negatives_fpr"] <= args.max_fpr, *preference(r)))
             cut = f"th {best['duration_threshold']:.2f}      " if rule == "repetition" else f"p>={best['copy_threshold']:.2f} >={best['min_copy_seconds']:.0f}s"
@@ -312,10 +346,10 @@ def main() -> None:
     print(f"  old repetition rule at the same grid point: th {old['duration_threshold']:.2f}", {k: old[k] for k in keys})
     save("tune" + (f"-{args.name}" if args.name else ""), {
         "model_id": model.model_id, "checkpoint": args.checkpoint, "backbone": args.backbone, "background": bg_path or "store sample",
-        "data": [d.name for d in args.data], "max_fpr": args.max_fpr, "calib_l2": args.calib_l2, "features": list(FEATURES),
+        "data": [d.name for d in args.data], "views": args.views, "max_fpr": args.max_fpr, "calib_l2": args.calib_l2, "features": list(FEATURES),
         "rule": "calibrated rows (repetition_rule 0): max mean(muAP, detected, segment F1) over (grid point, copy_threshold, min_copy_seconds) "
                 "with negatives FPR <= max_fpr; ties: higher copy_threshold, then min_copy_seconds nearest 3. Calibration fitted per grid point "
-                "on all candidates of the tuning queries (in-sample). 'hand-set' and 'repetition' rows are for comparison only.",
+                "on all candidates of the tuning queries (in-sample). 'hand-set', 'shipped' (the model's calibration before this run) and 'repetition' rows are for comparison only.",
         "chosen": {**thresholds, "calibration": {"weights": fit["weights"], "bias": fit["bias"], "candidates": fit["candidates"], "true_candidates": fit["true_candidates"]},
                    "metrics": {k: chosen[k] for k in ("muAP", "recall_at_p90", "top1", "detected", "negatives_fpr", "segment_f1", "objective")},
                    "old_repetition_rule_same_point": {"duration_threshold": old["duration_threshold"], **{k: old[k] for k in keys}}},
@@ -323,7 +357,7 @@ def main() -> None:
     })
     if args.write_config is not None:
         out = Path(args.write_config or args.checkpoint)
-        source = (f"benchmarks/tune_thresholds.py on {'+'.join(d.name for d in args.data)} (max FPR {args.max_fpr}, calibration fitted on "
+        source = (f"benchmarks/tune_thresholds.py on {'+'.join(d.name for d in args.data)} (--views {args.views}, max FPR {args.max_fpr}, calibration fitted on "
                   f"{fit['candidates']} candidates): muAP {chosen['muAP']}, detected {chosen['detected']}, negatives FPR {chosen['negatives_fpr']}, "
                   f"segment F1 {chosen['segment_f1']}")
         write_config(model, args, out, thresholds, source)

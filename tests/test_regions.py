@@ -3,6 +3,7 @@ end to end through a region view (real decoding, the untrained Lite0 model, Milv
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -19,7 +20,7 @@ from vidret_milvus.ingest import ingest_paths
 from vidret_milvus.model import load_model
 from vidret_milvus.model.settings import thresholds_for
 from vidret_milvus.regions import Box, QueryViews, crop_frames, find_inner_rectangles, fixed_crops
-from vidret_milvus.search import SearchParams, search_descriptor, search_video
+from vidret_milvus.search import Background, SearchParams, search_descriptor, search_video
 from vidret_milvus.store import Store
 from vidret_milvus.views import DETECT_FRAMES, _detect_sample, fingerprint_views, search_views
 
@@ -179,6 +180,15 @@ def test_pip_copy_found_through_a_region_view(pip_setup: dict[str, Path]) -> Non
         assert seg.query_start <= 2.0 and seg.query_end >= 9.0
         assert abs((seg.ref_start - seg.query_start)) <= 1.5
         assert "view_box0" in resp.timing_ms and resp.decision["views"] == names
+        # An explicit normalisation background serves every view. The query's own frames as
+        # background cancel every match (each frame's similarity minus itself); the store's
+        # sample (the candidate's own frames excluded) leaves the reference's match standing.
+        own = np.concatenate([v.embeddings for _, v in views])
+        bg_params = dataclasses.replace(params, background_beta=1.0)
+        cancelled = search_views(store, views, bg_params, Background(own, np.full(len(own), -1, np.int64)))
+        assert cancelled.results and not any(r.segments or r.is_copy for r in cancelled.results)
+        sampled = search_views(store, views, bg_params)
+        assert any(r.segments for r in sampled.results if r.video_id == ref_id)
 
 
 def test_default_search_finds_the_pip_copy_and_leaves_plain_queries_alone(pip_setup: dict[str, Path]) -> None:

@@ -53,6 +53,11 @@ class QueryViews(str, enum.Enum):
     insets = "insets"  # plus picture-in-picture insets when the query shows one (the default)
     all = "all"  # plus a fixed centre crop (crops, camcorder): one more model pass always
 
+    @property
+    def crops(self) -> tuple[str, ...]:
+        """The fixed crops searched with these views (fingerprint_views' ``crops``)."""
+        return DEFAULT_FIXED if self is QueryViews.all else ()
+
 
 @dataclasses.dataclass(frozen=True)
 class Box:

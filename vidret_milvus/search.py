@@ -66,7 +66,7 @@ from .descriptor import VideoDescriptor
 from .errors import VidretError
 from .fingerprint import Sampling, fingerprint_video
 from .ids import MAX_FRAMES, MAX_LIMIT, frame_ids_at, window_frame_ids
-from .regions import DEFAULT_FIXED, QueryViews
+from .regions import QueryViews
 from .store import READY, FrameHits, Store, StoreMeta, VideoRow
 
 if TYPE_CHECKING:  # the torch model's type only: importing it would import torch and timm
@@ -399,12 +399,12 @@ def search_video(
         from .views import fingerprint_views, search_views  # views builds on this module
 
         own_video_ids = set(own_video_ids) | _own_video_ids(store, path, None)
-        found = fingerprint_views(path, model, sampling, crops=DEFAULT_FIXED if views is QueryViews.all else ())
+        found = fingerprint_views(path, model, sampling, crops=views.crops)
         t1 = time.perf_counter()
         if len(found) == 1:  # no inset: the plain search (the same result, without the merge)
             resp = search_descriptor(store, found[0][1], params, background, own_video_ids=own_video_ids)
         else:
-            resp = search_views(store, found, params, own_video_ids=own_video_ids)
+            resp = search_views(store, found, params, background, own_video_ids=own_video_ids)
             resp.decision.pop("model_id", None)
     else:
         own_video_ids = set(own_video_ids) | _own_video_ids(store, path, None)

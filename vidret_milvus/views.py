@@ -27,7 +27,7 @@ from .errors import ModelMismatchError, VidretError, VideoError
 from .fingerprint import Sampling, fingerprint_video
 from .regions import DEFAULT_FIXED, crop_frames, find_inner_rectangles, fixed_crops
 from .decision import decide_query
-from .search import Result, SearchParams, SearchResponse, search_descriptor
+from .search import Background, Result, SearchParams, SearchResponse, search_descriptor
 from .store import Store
 from .video import FrameBatch
 
@@ -115,12 +115,13 @@ def fingerprint_views(
 
 
 def search_views(store: Store, views: list[tuple[str, VideoDescriptor]], params: SearchParams = SearchParams(),
-                 own_video_ids: Collection[int] = ()) -> SearchResponse:
+                 background: Background | None = None, own_video_ids: Collection[int] = ()) -> SearchResponse:
     """Search every view and merge per reference video: the view whose result scores best on
     its own wins, with the best similarity of any view at each query frame; the query context
     (``decision.decide_query``) is then applied once over the merged candidates, so that every
     view's scores stay on one scale (a crop recalling few candidates would otherwise look
-    unrivalled). ``own_video_ids`` as in ``search.search_descriptor``.
+    unrivalled). ``background`` and ``own_video_ids`` as in ``search.search_descriptor`` (one
+    background for every view: they are frames of the same query).
 
     Each result says which view found it (``Result.view``); timings are summed over views
     (plus ``"view_<name>"``: each view's own total), candidates summed, with the per-view counts kept.
@@ -139,7 +140,7 @@ def search_views(store: Store, views: list[tuple[str, VideoDescriptor]], params:
     per_view_cand: dict[str, Any] = {}
     first: SearchResponse | None = None
     for name, desc in views:
-        resp = search_descriptor(store, desc, params, own_video_ids=own_video_ids, _context=False)
+        resp = search_descriptor(store, desc, params, background, own_video_ids=own_video_ids, _context=False)
         first = first or resp
         for key, ms in resp.timing_ms.items():
             timing[key] = timing.get(key, 0.0) + ms
