@@ -19,7 +19,7 @@ from vidret_milvus.fingerprint import Sampling
 from vidret_milvus.ingest import ingest_paths
 from vidret_milvus.model import load_model
 from vidret_milvus.model.settings import thresholds_for
-from vidret_milvus.regions import Box, QueryViews, crop_frames, find_inner_rectangles, fixed_crops
+from vidret_milvus.regions import Box, QueryViews, crop_frames, find_bars, find_inner_rectangles, fixed_crops
 from vidret_milvus.search import Background, SearchParams, search_descriptor, search_video
 from vidret_milvus.store import Store
 from vidret_milvus.views import DETECT_FRAMES, _detect_sample, fingerprint_views, search_views
@@ -105,6 +105,52 @@ def test_letterbox_and_pillarbox_and_stills_give_no_box() -> None:
     # Too few frames to tell a persistent edge from content.
     pip, _ = with_inset(footage("coffee", 2, (W, H), seed=1), footage("astronaut", 2, inset_size(), seed=2), 0.3, 0.2)
     assert find_inner_rectangles(pip) == []
+
+
+@pytest.mark.parametrize("fill", [(0, 0, 0), (40, 22, 51)])
+def test_letterbox_and_pillarbox_bars_are_found(fill: tuple[int, int, int]) -> None:
+    """The picture inside bars of any plain colour (a padded re-upload): top and bottom,
+    left and right, both, and with a caption band or a logo over one bar."""
+    content = footage("astronaut", 16, (W, 176), seed=7)
+    letterbox = np.empty((16, H, W, 3), np.uint8)
+    letterbox[:] = fill
+    letterbox[:, 40:216] = content
+    assert coords(find_bars(letterbox)) == pytest.approx([0, 40 / H, 1, 216 / H], abs=0.025)
+    narrow = footage("chelsea", 16, (300, H), seed=8)
+    pillarbox = np.empty((16, H, W, 3), np.uint8)
+    pillarbox[:] = fill
+    pillarbox[:, :, 77:377] = narrow
+    assert coords(find_bars(pillarbox)) == pytest.approx([77 / W, 0, 377 / W, 1], abs=0.025)
+    both = np.empty((16, H, W, 3), np.uint8)
+    both[:] = fill
+    both[:, 30:226, 60:395] = footage("coffee", 16, (335, 196), seed=3)
+    assert coords(find_bars(both)) == pytest.approx([60 / W, 30 / H, 395 / W, 226 / H], abs=0.025)
+    # A static caption band with text over the bottom bar and the picture's edge: the top
+    # bar alone sets the trim of both.
+    captioned = letterbox.copy()
+    captioned[:, 200:] = (200, 40, 40)
+    captioned[:, 215:235, 30:300:7] = 255
+    assert coords(find_bars(captioned)) == pytest.approx([0, 40 / H, 1, 216 / H], abs=0.025)
+    logo = pillarbox.copy()  # a logo over a corner of the left bar
+    logo[:, 10:60, 5:90] = (250, 200, 0)
+    assert coords(find_bars(logo)) == pytest.approx([77 / W, 0, 377 / W, 1], abs=0.025)
+
+
+def test_no_bars_in_plain_footage_insets_or_stills() -> None:
+    for i, name in enumerate(["astronaut", "chelsea", "coffee", "rocket", "camera", "text"]):
+        assert find_bars(footage(name, 16, (W, H), seed=6 + i)) is None, name
+    # One bar only (a static band along one edge, e.g. a ticker): not a frame around a picture.
+    band = footage("coffee", 16, (W, H), seed=4)
+    band[:, :40] = 0
+    assert find_bars(band) is None
+    pip, _ = with_inset(footage("coffee", 16, (W, H), seed=1), footage("astronaut", 16, inset_size(), seed=2), 0.3, 0.2)
+    assert find_bars(pip) is None
+    still = np.zeros((16, H, W, 3), np.uint8)
+    still[:, 40:216] = footage("astronaut", 1, (W, 176), seed=7)
+    assert find_bars(still) is None  # nothing moves: nothing to tell a bar from the picture
+    assert find_bars(still[:2]) is None
+    with pytest.raises(ValueError):
+        find_bars(np.zeros((4, 10, 10), np.uint8))
 
 
 def test_box_validation_and_crops() -> None:
@@ -212,6 +258,30 @@ def test_default_search_finds_the_pip_copy_and_leaves_plain_queries_alone(pip_se
         key = lambda resp: [(r.video_id, round(r.score, 6), r.is_copy, [g.to_json() for g in r.segments]) for r in resp.results]  # noqa: E731
         assert key(plain) == key(alone)
         assert key(search_video(store, model, pip_setup["decoy"], params, views="full")) == key(alone)  # a plain string works too
+
+
+def test_default_search_trims_letterbox_bars(pip_setup: dict[str, Path]) -> None:
+    """A padded copy (the reference squeezed between dark bars) gets a ``bars`` view: the
+    picture inside them, in query time, searched beside the whole frame."""
+    frames, rate = decode_all(pip_setup["ref"])
+    qw, qh = 480, 270
+    pic = np.stack([np.asarray(Image.fromarray(f).resize((qw, 200), Image.Resampling.BILINEAR)) for f in frames])
+    padded = np.empty((len(frames), qh, qw, 3), np.uint8)
+    padded[:] = (25, 18, 30)
+    padded[:, 35:235] = pic
+    path = pip_setup["root"] / "padded.mp4"
+    make_video(path, lambda i, _t: padded[i], duration=len(padded) / rate, fps=rate, size=(qw, qh), gop=10, crf=28)
+    model = load_model(backbone="tf_efficientnet_lite0")
+    views = dict(fingerprint_views(path, model, Sampling(), crops=()))
+    assert list(views) == ["full", "bars"]
+    assert np.array_equal(views["full"].timestamps, views["bars"].timestamps)
+    params = SearchParams.for_model(thresholds_for(model))
+    with Store.connect(str(pip_setup["root"] / "bars.db")) as store:
+        rep = ingest_paths(store, model, [str(pip_setup["ref"]), str(pip_setup["decoy"])], Sampling())
+        ref_id = next(v for p, v, _ in rep.ingested if Path(p).name == "ref.mp4")
+        resp = search_video(store, model, path, params)
+        assert resp.decision["views"] == ["full", "bars"]
+        assert resp.results[0].video_id == ref_id and resp.results[0].is_copy
 
 
 def test_views_decode_once_without_an_inset_and_check_the_second_decode(pip_setup: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,6 +30,12 @@ On 16 generated picture-in-picture cases (each bundled photo as background, anot
 backgrounds of fine texture (gravel, moon, text), where a side of the border is no ridge.
 Plain full-frame footage of the same photos gave a false box once (grass) in 16.
 
+:func:`find_bars` finds the other frame a copy is put in: letterbox or pillarbox bars
+(padding), flat static lines from two opposite edges of the frame inward. The picture
+between them is searched as its own view, trimmed, at its own aspect ratio (bars keep the
+content's aspect in the usual case; a squashed copy stays squashed, which the descriptor
+tolerates).
+
 :func:`fixed_crops` are the regions searched whatever is detected (a camcorder copy's
 screen is a slightly tilted quadrilateral with dark or moire margins: no axis-aligned
 border to find, but a centre crop drops most of the margin).
@@ -43,14 +49,14 @@ import math
 
 import numpy as np
 
-__all__ = ["Box", "FIXED_CROPS", "QueryViews", "crop_frames", "find_inner_rectangles", "fixed_crops"]
+__all__ = ["Box", "FIXED_CROPS", "QueryViews", "crop_frames", "find_bars", "find_inner_rectangles", "fixed_crops"]
 
 
 class QueryViews(str, enum.Enum):
     """What of each query frame is searched (views.py); the names are the CLI's choices."""
 
     full = "full"  # the whole frame only
-    insets = "insets"  # plus picture-in-picture insets when the query shows one (the default)
+    insets = "insets"  # plus picture-in-picture insets and the picture inside letterbox / pillarbox bars, when shown (the default)
     all = "all"  # plus a fixed centre crop (crops, camcorder): one more model pass always
 
     @property
@@ -279,3 +285,74 @@ def find_inner_rectangles(
         c = np.median(np.array([[b.x0, b.y0, b.x1, b.y1] for b in members]), axis=0)
         out.append(Box(float(c[0]), float(c[1]), float(c[2]), float(c[3]), float(sum(b.score for b in members) / len(starts))))
     return out
+
+
+# Bars (letterbox / pillarbox), in grey levels of the downscaled frames.
+_BAR_STATIC = 2.0  # a bar line's mean temporal standard deviation, at most
+_BAR_FLAT = 6.0  # a bar pixel is within this of its line's median ...
+_BAR_FLAT_SHARE = 0.7  # ... for at least this share of the line (a logo may sit on a bar)
+_BAR_MIN = 0.03  # a bar covers at least this fraction of the side (and 2 px)
+_BAR_MAX = 0.3  # each bar at most this fraction: the picture keeps >= 40 % of the side
+
+
+def _bar_depth(ok: np.ndarray) -> int:
+    """How many lines from the start of ``ok`` are all True."""
+    bad = np.flatnonzero(~ok)
+    return int(bad[0]) if len(bad) else len(ok)
+
+
+def _bars_on_axis(tstd: np.ndarray, med: np.ndarray) -> tuple[int, int] | None:
+    """Bars at the two ends of axis 0 of (L, M) line statistics: their depths in lines, or None.
+
+    A bar line is static (it does not change over time) and flat (most of it one grey
+    level). Both ends need bars (the picture is centred between them), but one end's bar
+    may be covered by a static overlay (a caption band, a logo): it then only has to be
+    static as deep as the other end's bar. Where both ends are flat, the shallower depth is
+    taken for both (a flat edge of the picture itself continues one of them)."""
+    n = len(tstd)
+    static = tstd.mean(axis=1) < _BAR_STATIC
+    flat = (np.abs(med - np.median(med, axis=1, keepdims=True)) <= _BAR_FLAT).mean(axis=1) >= _BAR_FLAT_SHARE
+    bar = static & flat
+    lo_bar, hi_bar = _bar_depth(bar), _bar_depth(bar[::-1])
+    lo_static, hi_static = _bar_depth(static), _bar_depth(static[::-1])
+    least = max(2, int(math.ceil(_BAR_MIN * n)))
+    if min(lo_bar, hi_bar) >= least:
+        d = min(lo_bar, hi_bar)
+        lo = hi = d
+    elif lo_bar >= least and hi_static >= lo_bar:
+        lo = hi = lo_bar
+    elif hi_bar >= least and lo_static >= hi_bar:
+        lo = hi = hi_bar
+    else:
+        return None
+    if max(lo, hi) > _BAR_MAX * n:
+        return None
+    return lo, hi
+
+
+def find_bars(frames: np.ndarray) -> Box | None:
+    """The picture inside letterbox (top and bottom) and/or pillarbox (left and right) bars,
+    or None when the frames show none.
+
+    frames: (N, H, W, 3) uint8 RGB, samples of one video (e.g. the detection's sample). A
+    bar is a band of lines along an edge of the frame that do not change over time and are
+    mostly one grey level (any colour: black, or the dark fill of a padded re-upload), on
+    two opposite edges. Fewer than 3 frames: None (a still frame's plain sky or floor would
+    look like a bar)."""
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.shape} {frames.dtype}")
+    if len(frames) < _MIN_WINDOW or min(frames.shape[1:3]) < 8:
+        return None
+    small = _grey_small(frames)
+    # A still query has nothing static to tell apart: the whole frame would pass as a bar.
+    if np.abs(np.diff(small, axis=0)).mean() < _MIN_MOTION:
+        return None
+    tstd, med = small.std(axis=0), np.median(small, axis=0)
+    h, w = tstd.shape
+    rows = _bars_on_axis(tstd, med)
+    cols = _bars_on_axis(tstd.T, med.T)
+    if rows is None and cols is None:
+        return None
+    y0, y1 = (rows[0] / h, 1 - rows[1] / h) if rows else (0.0, 1.0)
+    x0, x1 = (cols[0] / w, 1 - cols[1] / w) if cols else (0.0, 1.0)
+    return Box(x0, y0, x1, y1)

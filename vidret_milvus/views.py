@@ -2,8 +2,9 @@
 side by side (picture-in-picture and camcorder copies are found through a region).
 
 A view is a ``(name, VideoDescriptor)`` pair: ``"full"`` (always first), ``"box0"``,
-``"box1"`` (insets found by :func:`~vidret_milvus.regions.find_inner_rectangles`) and the
-fixed crops (``"centre70"``...). Crops keep the query's timestamps, so segments of a region
+``"box1"`` (insets found by :func:`~vidret_milvus.regions.find_inner_rectangles`),
+``"bars"`` (the picture inside letterbox / pillarbox bars, :func:`~vidret_milvus.regions.find_bars`)
+and the fixed crops (``"centre70"``...). Crops keep the query's timestamps, so segments of a region
 view are in query time like the full view's.
 
 Cost: each view is one more embedding pass over every sampled frame, so fingerprinting
@@ -25,7 +26,7 @@ import numpy as np
 from .descriptor import CODE_BYTES, VideoDescriptor
 from .errors import ModelMismatchError, VidretError, VideoError
 from .fingerprint import Sampling, fingerprint_video
-from .regions import DEFAULT_FIXED, crop_frames, find_inner_rectangles, fixed_crops
+from .regions import DEFAULT_FIXED, Box, crop_frames, find_bars, find_inner_rectangles, fixed_crops
 from .decision import decide_query
 from .search import Background, Result, SearchParams, SearchResponse, search_descriptor
 from .store import Store
@@ -63,15 +64,16 @@ def fingerprint_views(
     crops: tuple[str, ...] = DEFAULT_FIXED,
     video_id: int = 0,
 ) -> list[tuple[str, VideoDescriptor]]:
-    """Fingerprint the full frame and, with ``regions``, the detected insets and fixed crops
-    (``crops`` names them; ``()`` for insets only).
+    """Fingerprint the full frame and, with ``regions``, the detected insets, the picture
+    inside bars and the fixed crops (``crops`` names them; ``()`` for the detected ones only).
 
     The full view is :func:`~vidret_milvus.fingerprint.fingerprint_video` itself (decoding
     overlapped with the model); each decoded batch also gives the fixed crops' embeddings and
     the frames the inset detection looks at (up to :data:`DETECT_FRAMES`, evenly spread), so
-    memory stays bounded for any length of query. Only when an inset is found is the video
-    decoded a second time, to embed its crops (the frames must come out at the same times).
-    A query without an inset costs the full view plus the detection (a few ms per frame).
+    memory stays bounded for any length of query. Only when an inset or bars are found is
+    the video decoded a second time, to embed their crops (the frames must come out at the
+    same times). A query without either costs the full view plus the detection (a few ms
+    per frame).
     """
     fixed = fixed_crops(crops) if regions else []
     crop_parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name, _ in fixed}
@@ -87,12 +89,15 @@ def fingerprint_views(
                 state["seen"] += 1
 
     full = fingerprint_video(path, model, sampling, video_id=video_id, on_batch=on_batch)
-    boxes = []
+    named_boxes: list[tuple[str, Box]] = []
     if regions and kept:
         pick = np.unique(np.linspace(0, len(kept) - 1, min(len(kept), DETECT_FRAMES)).round().astype(np.int64))
-        boxes = find_inner_rectangles(np.stack([kept[i] for i in pick]), max_boxes=max_boxes)
+        sample = np.stack([kept[i] for i in pick])
+        named_boxes = [(f"box{i}", b) for i, b in enumerate(find_inner_rectangles(sample, max_boxes=max_boxes))]
+        bars = find_bars(sample)
+        if bars is not None and all(bars.iou(b) < 0.8 for _, b in named_boxes):  # else the same picture
+            named_boxes.append(("bars", bars))
     kept.clear()  # the detection is done: free the sample
-    named_boxes = [(f"box{i}", b) for i, b in enumerate(boxes)]
     for name, _ in named_boxes:
         crop_parts[name] = []
     if named_boxes:  # second decode: the insets' crops, frame for frame the first decode's
