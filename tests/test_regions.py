@@ -19,7 +19,7 @@ from vidret_milvus.fingerprint import Sampling
 from vidret_milvus.ingest import ingest_paths
 from vidret_milvus.model import load_model
 from vidret_milvus.model.settings import thresholds_for
-from vidret_milvus.regions import Box, QueryViews, crop_frames, find_bars, find_inner_rectangles, fixed_crops
+from vidret_milvus.regions import Box, QueryViews, crop_frames, find_band, find_bars, find_inner_rectangles, fixed_crops
 from vidret_milvus.search import Background, SearchParams, search_descriptor, search_video
 from vidret_milvus.store import Store
 from vidret_milvus.views import DETECT_FRAMES, _detect_sample, fingerprint_views, search_views
@@ -151,6 +151,33 @@ def test_no_bars_in_plain_footage_insets_or_stills() -> None:
     assert find_bars(still[:2]) is None
     with pytest.raises(ValueError):
         find_bars(np.zeros((4, 10, 10), np.uint8))
+
+
+def captioned(frames: np.ndarray, y0: float, y1: float, colour: tuple[int, int, int] = (30, 60, 160)) -> np.ndarray:
+    """A tinted caption band (2/3 opaque, as a subtitle bar) with white text blocks, rows y0..y1."""
+    out = frames.copy()
+    h, w = out.shape[1:3]
+    a, b = int(y0 * h), int(y1 * h)
+    out[:, a:b] = (out[:, a:b] * (1 / 3) + np.array(colour) * (2 / 3)).astype(np.uint8)
+    out[:, a + (b - a) // 3 : b - (b - a) // 3, int(0.05 * w) : int(0.6 * w) : 9] = 255
+    return out
+
+
+def test_caption_band_is_found() -> None:
+    """The picture beside a caption band, at the bottom or the top, over moving or still footage."""
+    moving = footage("astronaut", 16, (W, H), seed=5)
+    assert coords(find_band(captioned(moving, 0.78, 1.0))) == pytest.approx([0, 0, 1, 0.78], abs=0.025)
+    assert coords(find_band(captioned(moving, 0.0, 0.2, (200, 200, 40)))) == pytest.approx([0, 0.2, 1, 1], abs=0.025)
+    still = np.repeat(footage("coffee", 1, (W, H), seed=2), 8, axis=0)
+    assert coords(find_band(captioned(still, 0.75, 1.0))) == pytest.approx([0, 0, 1, 0.75], abs=0.025)
+    # No band: plain footage, an inset (its sides span less than the width), too few frames.
+    for i, name in enumerate(["astronaut", "chelsea", "coffee", "rocket", "camera", "text"]):
+        assert find_band(footage(name, 16, (W, H), seed=6 + i)) is None, name
+    pip, _ = with_inset(footage("coffee", 16, (W, H), seed=1), footage("astronaut", 16, inset_size(0.45), seed=2), 0.1, 0.3)
+    assert find_band(pip) is None
+    assert find_band(captioned(moving, 0.78, 1.0)[:2]) is None
+    with pytest.raises(ValueError):
+        find_band(np.zeros((4, 10, 10), np.uint8))
 
 
 def test_box_validation_and_crops() -> None:

@@ -36,6 +36,12 @@ between them is searched as its own view, trimmed, at its own aspect ratio (bars
 content's aspect in the usual case; a squashed copy stays squashed, which the descriptor
 tolerates).
 
+:func:`find_band` finds a caption band (a strip laid over the bottom or top of the picture,
+e.g. subtitles on a tinted bar): a straight line across the whole width that persists in
+every frame, within the outer 35 % of the height. The picture beside it is searched as its
+own view. On the hard tuning sets, cutting the band away raised copied frames' similarity
+to their reference from 0.50 to 0.64 on average (unrelated references: 0.33 -> 0.36).
+
 :func:`fixed_crops` are the regions searched whatever is detected (a camcorder copy's
 screen is a slightly tilted quadrilateral with dark or moire margins: no axis-aligned
 border to find, but a centre crop drops most of the margin).
@@ -49,14 +55,14 @@ import math
 
 import numpy as np
 
-__all__ = ["Box", "FIXED_CROPS", "QueryViews", "crop_frames", "find_bars", "find_inner_rectangles", "fixed_crops"]
+__all__ = ["Box", "FIXED_CROPS", "QueryViews", "crop_frames", "find_band", "find_bars", "find_inner_rectangles", "fixed_crops"]
 
 
 class QueryViews(str, enum.Enum):
     """What of each query frame is searched (views.py); the names are the CLI's choices."""
 
     full = "full"  # the whole frame only
-    insets = "insets"  # plus picture-in-picture insets and the picture inside letterbox / pillarbox bars, when shown (the default)
+    insets = "insets"  # plus, when shown: picture-in-picture insets, the picture inside bars or beside a caption band (the default)
     all = "all"  # plus a fixed centre crop (crops, camcorder): one more model pass always
 
     @property
@@ -356,3 +362,40 @@ def find_bars(frames: np.ndarray) -> Box | None:
     y0, y1 = (rows[0] / h, 1 - rows[1] / h) if rows else (0.0, 1.0)
     x0, x1 = (cols[0] / w, 1 - cols[1] / w) if cols else (0.0, 1.0)
     return Box(x0, y0, x1, y1)
+
+
+# Caption bands.
+_BAND_REACH = 0.35  # a band's inner edge lies within this fraction of the height from the top or bottom
+_BAND_COVER = 0.8  # ... and is a ridge over at least this share of the width
+
+
+def find_band(frames: np.ndarray) -> Box | None:
+    """The picture beside a caption band at the bottom and/or top, or None.
+
+    frames: (N, H, W, 3) uint8 RGB, samples of one video. The band's inner edge is a line
+    of ridges (the temporal median gradient, as for insets) across at least 80 % of the
+    width, within the outer 35 % of the height; of several such lines, the one nearest the
+    middle of the frame (the band's edge, not a line of its text). Unlike bars, the band may
+    let the picture through (a tinted bar) and the query may not move (a still shown with
+    a caption): a full-width straight edge that stays put is evidence enough; an inset's
+    edges cover less of the width. Fewer than 3 frames: None."""
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.shape} {frames.dtype}")
+    if len(frames) < _MIN_WINDOW or min(frames.shape[1:3]) < 8:
+        return None
+    small = _grey_small(frames)
+    h = small.shape[1]
+    ey = np.median(np.abs(small[:, 2:] - small[:, :-2]), axis=0)
+    on = np.pad(_ridges(ey), ((1, 1), (0, 0)))
+    dil = on.copy()  # one pixel of wobble, as for an inset's sides
+    dil[1:] |= on[:-1]
+    dil[:-1] |= on[1:]
+    lines = np.flatnonzero(dil.mean(axis=1) >= _BAND_COVER)
+    # A line on row y is the edge at y + 0.5; the frame's own first and last rows are no band.
+    bottom = [y for y in lines.tolist() if (1 - _BAND_REACH) * h <= y < h - 2]
+    top = [y for y in lines.tolist() if 2 <= y <= _BAND_REACH * h]
+    if not bottom and not top:
+        return None
+    y0 = (max(top) + 0.5) / h if top else 0.0
+    y1 = (min(bottom) + 0.5) / h if bottom else 1.0
+    return Box(0.0, y0, 1.0, y1)

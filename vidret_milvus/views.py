@@ -3,8 +3,9 @@ side by side (picture-in-picture and camcorder copies are found through a region
 
 A view is a ``(name, VideoDescriptor)`` pair: ``"full"`` (always first), ``"box0"``,
 ``"box1"`` (insets found by :func:`~vidret_milvus.regions.find_inner_rectangles`),
-``"bars"`` (the picture inside letterbox / pillarbox bars, :func:`~vidret_milvus.regions.find_bars`)
-and the fixed crops (``"centre70"``...). Crops keep the query's timestamps, so segments of a region
+``"bars"`` (the picture inside letterbox / pillarbox bars, :func:`~vidret_milvus.regions.find_bars`),
+``"band"`` (the picture beside a caption band, :func:`~vidret_milvus.regions.find_band`) and the
+fixed crops (``"centre70"``...). Crops keep the query's timestamps, so segments of a region
 view are in query time like the full view's.
 
 Cost: each view is one more embedding pass over every sampled frame, so fingerprinting
@@ -26,7 +27,7 @@ import numpy as np
 from .descriptor import CODE_BYTES, VideoDescriptor
 from .errors import ModelMismatchError, VidretError, VideoError
 from .fingerprint import Sampling, fingerprint_video
-from .regions import DEFAULT_FIXED, Box, crop_frames, find_bars, find_inner_rectangles, fixed_crops
+from .regions import DEFAULT_FIXED, Box, crop_frames, find_band, find_bars, find_inner_rectangles, fixed_crops
 from .decision import decide_query
 from .search import Background, Result, SearchParams, SearchResponse, search_descriptor
 from .store import Store
@@ -65,12 +66,12 @@ def fingerprint_views(
     video_id: int = 0,
 ) -> list[tuple[str, VideoDescriptor]]:
     """Fingerprint the full frame and, with ``regions``, the detected insets, the picture
-    inside bars and the fixed crops (``crops`` names them; ``()`` for the detected ones only).
+    inside bars or beside a caption band, and the fixed crops (``crops`` names them; ``()`` for the detected ones only).
 
     The full view is :func:`~vidret_milvus.fingerprint.fingerprint_video` itself (decoding
     overlapped with the model); each decoded batch also gives the fixed crops' embeddings and
     the frames the inset detection looks at (up to :data:`DETECT_FRAMES`, evenly spread), so
-    memory stays bounded for any length of query. Only when an inset or bars are found is
+    memory stays bounded for any length of query. Only when an inset, bars or a band are found is
     the video decoded a second time, to embed their crops (the frames must come out at the
     same times). A query without either costs the full view plus the detection (a few ms
     per frame).
@@ -94,9 +95,9 @@ def fingerprint_views(
         pick = np.unique(np.linspace(0, len(kept) - 1, min(len(kept), DETECT_FRAMES)).round().astype(np.int64))
         sample = np.stack([kept[i] for i in pick])
         named_boxes = [(f"box{i}", b) for i, b in enumerate(find_inner_rectangles(sample, max_boxes=max_boxes))]
-        bars = find_bars(sample)
-        if bars is not None and all(bars.iou(b) < 0.8 for _, b in named_boxes):  # else the same picture
-            named_boxes.append(("bars", bars))
+        for name, found in (("bars", find_bars(sample)), ("band", find_band(sample))):
+            if found is not None and all(found.iou(b) < 0.8 for _, b in named_boxes):  # else the same picture
+                named_boxes.append((name, found))
     kept.clear()  # the detection is done: free the sample
     for name, _ in named_boxes:
         crop_parts[name] = []

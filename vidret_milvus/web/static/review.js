@@ -269,9 +269,11 @@
       var badge = r.self_match
         ? el("span", { class: "badge self", text: "the query itself", title: "the searched video (or the same file) finds itself" })
         : el("span", { class: "badge " + (r.is_copy ? "yes" : "no"), text: r.is_copy ? "copy" : "not a copy" });
-      // Found through a region of the query (a picture-in-picture inset, a crop), not the whole frame.
+      // Found through a region of the query (a picture-in-picture inset, the picture inside
+      // bars or beside a caption band, a crop), not the whole frame (views.py names them).
       var through = r.view && r.view !== "full"
-        ? el("span", { class: "badge view", text: r.view.indexOf("box") === 0 ? "through an inset" : "through the " + r.view + " crop",
+        ? el("span", { class: "badge view", text: r.view.indexOf("box") === 0 ? "through an inset"
+                         : r.view === "bars" ? "inside the bars" : r.view === "band" ? "beside a caption band" : "through the " + r.view + " crop",
                        title: "matched through a region of the query (" + r.view + "), not the whole frame" })
         : null;
       var card = el("section", { class: "card result" + (r.is_copy ? " copy" : "") + (r.self_match ? " self" : ""),
