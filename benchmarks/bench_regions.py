@@ -6,9 +6,9 @@ Writes a 640x360 H.264 clip of generated footage with a 30 % picture-in-picture 
 the detector finds a box and the region views are what a PiP query really costs), then
 times, side by side in one run, the full frame only (``fingerprint_views(regions=False)``,
 which is ``fingerprint_video`` itself), the default search's views (``crops=()``: the full
-frame plus the detected insets, bars or caption band, decoded twice) and all views (``regions=True``) at 1 fps with
+frame plus the detected insets, bars, caption band or filmed screen, decoded twice) and all views (``regions=True``) at 1 fps with
 the default model (``--backbone`` for another), on that clip and on the same footage without
-the inset, and the detection alone (insets, bars and band). Prints only (nothing saved). This machine is noisy: read the ratio, not
+the inset, and the detection alone (insets, bars, band and screen). Prints only (nothing saved). This machine is noisy: read the ratio, not
 the absolute times.
 """
 
@@ -25,7 +25,7 @@ from _common import ROOT
 from vidret_milvus.clips import ken_burns, write_clip
 from vidret_milvus.fingerprint import Sampling
 from vidret_milvus.model import load_model
-from vidret_milvus.regions import find_band, find_bars, find_inner_rectangles
+from vidret_milvus.regions import find_band, find_bars, find_inner_rectangles, find_screen
 from vidret_milvus.video import read_all
 from vidret_milvus.views import fingerprint_views
 
@@ -89,6 +89,7 @@ def main() -> None:
     boxes = find_inner_rectangles(frames)
     find_bars(frames)
     find_band(frames)
+    find_screen(frames)
     t_detect = time.perf_counter() - t
 
     n = full[0][1].num_frames

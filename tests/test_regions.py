@@ -19,7 +19,7 @@ from vidret_milvus.fingerprint import Sampling
 from vidret_milvus.ingest import ingest_paths
 from vidret_milvus.model import load_model
 from vidret_milvus.model.settings import thresholds_for
-from vidret_milvus.regions import Box, QueryViews, crop_frames, find_band, find_bars, find_inner_rectangles, fixed_crops
+from vidret_milvus.regions import Box, QueryViews, Quad, crop_frames, find_band, find_bars, find_inner_rectangles, find_screen, fixed_crops, warp_frames
 from vidret_milvus.search import Background, SearchParams, search_descriptor, search_video
 from vidret_milvus.store import Store
 from vidret_milvus.views import DETECT_FRAMES, _detect_sample, fingerprint_views, search_views
@@ -178,6 +178,49 @@ def test_caption_band_is_found() -> None:
     assert find_band(captioned(moving, 0.78, 1.0)[:2]) is None
     with pytest.raises(ValueError):
         find_band(np.zeros((4, 10, 10), np.uint8))
+
+
+def filmed(frames: np.ndarray, k: float, seed: int = 0) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """A camcorder-like copy: the picture on a tilted quadrilateral (corners as fractions)
+    inside dark margins, dimmed, with sensor noise; also the true corners."""
+    h, w = frames.shape[1:3]
+    corners = [(k, k * 0.6), (1 - k * 0.5, 0.0), (1.0, 1.0), (k * 0.4, 1 - k)]  # benchmarks/video_edits.py's camcorder
+    src = [(0, 0), (w, 0), (w, h), (0, h)]
+    from vidret_milvus.regions import _homography
+
+    coeffs = _homography([(x * w, y * h) for x, y in corners], src)  # output pixel -> input pixel
+    rng = np.random.default_rng(seed)
+    out = np.stack([np.asarray(Image.fromarray(f).transform((w, h), Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BILINEAR, fillcolor=(10, 10, 10)))
+                    for f in frames]).astype(np.float32)
+    out = out * 0.75 + rng.normal(0, 6, out.shape)
+    return np.clip(out, 0, 255).astype(np.uint8), corners
+
+
+def test_filmed_screen_is_found_and_warped_back() -> None:
+    moving = footage("astronaut", 12, (W, H), seed=5)
+    for k in (0.07, 0.12):
+        copy, corners = filmed(moving, k)
+        quad = find_screen(copy)
+        assert quad is not None
+        assert np.array(quad.corners) == pytest.approx(np.array(corners), abs=0.03)
+        back = warp_frames(copy, quad).astype(np.float32)
+        grey = lambda f: f.astype(np.float32).mean(axis=-1).ravel()  # noqa: E731
+        # Warped back, the picture lines up with the original again (far better than the copy did).
+        assert np.corrcoef(grey(back[0]), grey(moving[0]))[0, 1] > np.corrcoef(grey(copy[0]), grey(moving[0]))[0, 1] + 0.2
+    # No screen: plain footage, a letterbox (axis-aligned: bars), too few frames, a dark still.
+    for i, name in enumerate(["astronaut", "chelsea", "coffee", "rocket", "camera", "text"]):
+        assert find_screen(footage(name, 12, (W, H), seed=6 + i)) is None, name
+    letterbox = np.zeros((12, H, W, 3), np.uint8)
+    letterbox[:, 40:216] = footage("astronaut", 12, (W, 176), seed=7)
+    assert find_screen(letterbox) is None
+    copy, _ = filmed(moving, 0.1)
+    assert find_screen(copy[:2]) is None
+    dark_still = np.repeat(footage("coffee", 1, (W, H), seed=3) // 6, 12, axis=0)  # all dark, nothing moves
+    assert find_screen(dark_still) is None
+    with pytest.raises(ValueError):
+        find_screen(np.zeros((4, 10, 10), np.uint8))
+    with pytest.raises(ValueError):
+        Quad(((0, 0), (0, 1), (1, 1), (1, 0)))  # counter-clockwise
 
 
 def test_box_validation_and_crops() -> None:

@@ -898,7 +898,7 @@ def test_static_report_in_browser(browser: Any, server: dict[str, Any], media: d
     if keep:
         browser.save_screenshot(str(Path(keep) / "report_page.png"))
     # The other detected views say what of the query matched.
-    for name, label in (("band", "beside a caption band"), ("bars", "inside the bars")):
+    for name, label in (("band", "beside a caption band"), ("bars", "inside the bars"), ("screen", "on a filmed screen")):
         resp.results[0] = dataclasses.replace(resp.results[0], view=name)
         browser.get(write_report(resp, tmp_path / f"report_{name}.html").as_uri())
         wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#view[data-ready]"), 30, "report rendered")

@@ -4,8 +4,9 @@ side by side (picture-in-picture and camcorder copies are found through a region
 A view is a ``(name, VideoDescriptor)`` pair: ``"full"`` (always first), ``"box0"``,
 ``"box1"`` (insets found by :func:`~vidret_milvus.regions.find_inner_rectangles`),
 ``"bars"`` (the picture inside letterbox / pillarbox bars, :func:`~vidret_milvus.regions.find_bars`),
-``"band"`` (the picture beside a caption band, :func:`~vidret_milvus.regions.find_band`) and the
-fixed crops (``"centre70"``...). Crops keep the query's timestamps, so segments of a region
+``"band"`` (the picture beside a caption band, :func:`~vidret_milvus.regions.find_band`),
+``"screen"`` (a filmed screen warped back to the whole frame, :func:`~vidret_milvus.regions.find_screen`)
+and the fixed crops (``"centre70"``...). Crops keep the query's timestamps, so segments of a region
 view are in query time like the full view's.
 
 Cost: each view is one more embedding pass over every sampled frame, so fingerprinting
@@ -27,7 +28,7 @@ import numpy as np
 from .descriptor import CODE_BYTES, VideoDescriptor
 from .errors import ModelMismatchError, VidretError, VideoError
 from .fingerprint import Sampling, fingerprint_video
-from .regions import DEFAULT_FIXED, Box, crop_frames, find_band, find_bars, find_inner_rectangles, fixed_crops
+from .regions import DEFAULT_FIXED, Box, Quad, crop_frames, find_band, find_bars, find_inner_rectangles, find_screen, fixed_crops, warp_frames
 from .decision import decide_query
 from .search import Background, Result, SearchParams, SearchResponse, search_descriptor
 from .store import Store
@@ -55,6 +56,15 @@ def _detect_sample(kept: list[np.ndarray], stride: int, frame: np.ndarray, index
     return stride
 
 
+def _region_box(region: Box | Quad) -> Box:
+    return region if isinstance(region, Box) else region.bounds()
+
+
+def _region_frames(frames: np.ndarray, region: Box | Quad) -> np.ndarray:
+    """A view's frames: a box is cropped, a filmed screen's quad warped onto the whole frame."""
+    return crop_frames(frames, region) if isinstance(region, Box) else warp_frames(frames, region)
+
+
 def fingerprint_views(
     path: str | Path,
     model: FingerprintModel,
@@ -66,12 +76,12 @@ def fingerprint_views(
     video_id: int = 0,
 ) -> list[tuple[str, VideoDescriptor]]:
     """Fingerprint the full frame and, with ``regions``, the detected insets, the picture
-    inside bars or beside a caption band, and the fixed crops (``crops`` names them; ``()`` for the detected ones only).
+    inside bars, beside a caption band or on a filmed screen, and the fixed crops (``crops`` names them; ``()`` for the detected ones only).
 
     The full view is :func:`~vidret_milvus.fingerprint.fingerprint_video` itself (decoding
     overlapped with the model); each decoded batch also gives the fixed crops' embeddings and
     the frames the inset detection looks at (up to :data:`DETECT_FRAMES`, evenly spread), so
-    memory stays bounded for any length of query. Only when an inset, bars or a band are found is
+    memory stays bounded for any length of query. Only when one of those is found is
     the video decoded a second time, to embed their crops (the frames must come out at the
     same times). A query without either costs the full view plus the detection (a few ms
     per frame).
@@ -90,14 +100,15 @@ def fingerprint_views(
                 state["seen"] += 1
 
     full = fingerprint_video(path, model, sampling, video_id=video_id, on_batch=on_batch)
-    named_boxes: list[tuple[str, Box]] = []
+    named_boxes: list[tuple[str, Box | Quad]] = []
     if regions and kept:
         pick = np.unique(np.linspace(0, len(kept) - 1, min(len(kept), DETECT_FRAMES)).round().astype(np.int64))
         sample = np.stack([kept[i] for i in pick])
         named_boxes = [(f"box{i}", b) for i, b in enumerate(find_inner_rectangles(sample, max_boxes=max_boxes))]
-        for name, found in (("bars", find_bars(sample)), ("band", find_band(sample))):
-            if found is not None and all(found.iou(b) < 0.8 for _, b in named_boxes):  # else the same picture
-                named_boxes.append((name, found))
+        found: tuple[tuple[str, Box | Quad | None], ...] = (("bars", find_bars(sample)), ("band", find_band(sample)), ("screen", find_screen(sample)))
+        for name, region in found:
+            if region is not None and all(_region_box(region).iou(_region_box(b)) < 0.8 for _, b in named_boxes):  # else the same picture
+                named_boxes.append((name, region))
     kept.clear()  # the detection is done: free the sample
     for name, _ in named_boxes:
         crop_parts[name] = []
@@ -108,8 +119,8 @@ def fingerprint_views(
                 if not np.array_equal(batch.timestamps.astype(np.float32), full.timestamps[n : n + len(batch)]):
                     raise VideoError(full.path, "a second decode gave other frames than the first (the file changed while it was searched?)")
                 n += len(batch)
-                for name, box in named_boxes:
-                    crop_parts[name].append(model.embed_frames(crop_frames(batch.frames, box), batch_size=sampling.batch_size))
+                for name, region in named_boxes:
+                    crop_parts[name].append(model.embed_frames(_region_frames(batch.frames, region), batch_size=sampling.batch_size))
         if n != full.num_frames:
             raise VideoError(full.path, f"a second decode gave {n} frames, the first {full.num_frames} (the file changed while it was searched?)")
 

@@ -273,7 +273,8 @@
       // bars or beside a caption band, a crop), not the whole frame (views.py names them).
       var through = r.view && r.view !== "full"
         ? el("span", { class: "badge view", text: r.view.indexOf("box") === 0 ? "through an inset"
-                         : r.view === "bars" ? "inside the bars" : r.view === "band" ? "beside a caption band" : "through the " + r.view + " crop",
+                         : r.view === "bars" ? "inside the bars" : r.view === "band" ? "beside a caption band"
+                         : r.view === "screen" ? "on a filmed screen" : "through the " + r.view + " crop",
                        title: "matched through a region of the query (" + r.view + "), not the whole frame" })
         : null;
       var card = el("section", { class: "card result" + (r.is_copy ? " copy" : "") + (r.self_match ? " self" : ""),
