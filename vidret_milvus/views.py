@@ -1,5 +1,5 @@
 """Query views: the full frame plus regions of it, fingerprinted from one decode and searched
-side by side (picture-in-picture and camcorder copies are found through a region).
+side by side (picture-in-picture, padded, captioned and camcorder copies are found through a region).
 
 A view is a ``(name, VideoDescriptor)`` pair: ``"full"`` (always first), ``"box0"``,
 ``"box1"`` (insets found by :func:`~vidret_milvus.regions.find_inner_rectangles`),
@@ -11,7 +11,7 @@ view are in query time like the full view's.
 
 Cost: each view is one more embedding pass over every sampled frame, so fingerprinting
 costs about ``1 + views`` times the full-frame model time (the detection itself is a few ms
-per frame; a query with an inset is decoded twice); benchmarks/bench_regions.py measures it.
+per frame; a query with a detected view is decoded twice); benchmarks/bench_regions.py measures it.
 Memory is bounded by a batch of frames plus the detection's sample, whatever the length.
 """
 
@@ -75,16 +75,16 @@ def fingerprint_views(
     crops: tuple[str, ...] = DEFAULT_FIXED,
     video_id: int = 0,
 ) -> list[tuple[str, VideoDescriptor]]:
-    """Fingerprint the full frame and, with ``regions``, the detected insets, the picture
-    inside bars, beside a caption band or on a filmed screen, and the fixed crops (``crops`` names them; ``()`` for the detected ones only).
+    """Fingerprint the full frame and, with ``regions``, the detected views (insets, the
+    picture inside bars, beside a caption band or on a filmed screen) and the fixed crops
+    (``crops`` names them; ``()`` for the detected views only).
 
     The full view is :func:`~vidret_milvus.fingerprint.fingerprint_video` itself (decoding
     overlapped with the model); each decoded batch also gives the fixed crops' embeddings and
-    the frames the inset detection looks at (up to :data:`DETECT_FRAMES`, evenly spread), so
-    memory stays bounded for any length of query. Only when one of those is found is
-    the video decoded a second time, to embed their crops (the frames must come out at the
-    same times). A query without either costs the full view plus the detection (a few ms
-    per frame).
+    the frames the detectors look at (up to :data:`DETECT_FRAMES`, evenly spread), so memory
+    stays bounded for any length of query. Only when a view is detected is the video decoded
+    a second time, to embed its frames (they must come out at the same times). A query
+    without any costs the full view plus the detection (a few ms per frame).
     """
     fixed = fixed_crops(crops) if regions else []
     crop_parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name, _ in fixed}
@@ -112,7 +112,7 @@ def fingerprint_views(
     kept.clear()  # the detection is done: free the sample
     for name, _ in named_boxes:
         crop_parts[name] = []
-    if named_boxes:  # second decode: the insets' crops, frame for frame the first decode's
+    if named_boxes:  # second decode: the detected views' frames, frame for frame the first decode's
         n = 0
         with contextlib.closing(sampling.decode(full.path, model.config.resize_size)) as batches:
             for batch in batches:
