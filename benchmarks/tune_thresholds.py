@@ -94,16 +94,30 @@ def fingerprints(model, data: Path, names: list[str], sub: str, cache: Path, sam
     return out
 
 
+def detectors_version() -> str:
+    """A hash of the code that decides a query's views (regions.py, views.py)."""
+    import hashlib
+
+    import vidret_milvus.regions
+    import vidret_milvus.views
+
+    h = hashlib.sha256()
+    for mod in (vidret_milvus.regions, vidret_milvus.views):
+        h.update(Path(mod.__file__).read_bytes())
+    return h.hexdigest()[:12]
+
+
 def query_views(model, data: Path, names: list[str], views: QueryViews, cache: Path, sampling: Sampling,
                 full: dict[str, VideoDescriptor]) -> dict[str, list[tuple[str, VideoDescriptor]]]:
     """Each query's views as the search with ``views`` makes them (views.fingerprint_views), cached
-    per query under ``cache/queries-VIEWS/NAME/`` (``views.json`` keeps their order). The full
-    view is the cached whole-frame descriptor (the same function makes it)."""
+    per query under ``cache/queries-VIEWS-DETECTORS/NAME/`` (``views.json`` keeps their order;
+    DETECTORS: :func:`detectors_version`, so a changed detector never reuses old views). The
+    full view is the cached whole-frame descriptor (the same function makes it)."""
     if views is QueryViews.full:
         return {n: [("full", full[n])] for n in names}
     out = {}
     for n in names:
-        d = cache / f"queries-{views.value}" / n
+        d = cache / f"queries-{views.value}-{detectors_version()}" / n
         order = d / "views.json"
         if order.is_file():
             out[n] = [(v, full[n] if v == "full" else VideoDescriptor.load(d / f"{v}.npz")) for v in json.loads(order.read_text())]
@@ -346,7 +360,7 @@ def main() -> None:
     print(f"  old repetition rule at the same grid point: th {old['duration_threshold']:.2f}", {k: old[k] for k in keys})
     save("tune" + (f"-{args.name}" if args.name else ""), {
         "model_id": model.model_id, "checkpoint": args.checkpoint, "backbone": args.backbone, "background": bg_path or "store sample",
-        "data": [d.name for d in args.data], "views": args.views, "max_fpr": args.max_fpr, "calib_l2": args.calib_l2, "features": list(FEATURES),
+        "data": [d.name for d in args.data], "views": args.views, "detectors_version": detectors_version(), "max_fpr": args.max_fpr, "calib_l2": args.calib_l2, "features": list(FEATURES),
         "rule": "calibrated rows (repetition_rule 0): max mean(muAP, detected, segment F1) over (grid point, copy_threshold, min_copy_seconds) "
                 "with negatives FPR <= max_fpr; ties: higher copy_threshold, then min_copy_seconds nearest 3. Calibration fitted per grid point "
                 "on all candidates of the tuning queries (in-sample). 'hand-set', 'shipped' (the model's calibration before this run) and 'repetition' rows are for comparison only.",

@@ -356,6 +356,8 @@ def find_bars(frames: np.ndarray) -> Box | None:
     if len(frames) < _MIN_WINDOW or min(frames.shape[1:3]) < 8:
         return None
     small = _grey_small(frames)
+    if min(small.shape[1:]) < 8:  # a sliver of a frame (extreme aspect): nothing to measure
+        return None
     # A still query has nothing static to tell apart: the whole frame would pass as a bar.
     if np.abs(np.diff(small, axis=0)).mean() < _MIN_MOTION:
         return None
@@ -391,15 +393,21 @@ def find_band(frames: np.ndarray) -> Box | None:
         return None
     small = _grey_small(frames)
     h = small.shape[1]
+    if min(small.shape[1:]) < 8:  # a sliver of a frame (extreme aspect): nothing to measure
+        return None
     ey = np.median(np.abs(small[:, 2:] - small[:, :-2]), axis=0)
     on = np.pad(_ridges(ey), ((1, 1), (0, 0)))
-    dil = on.copy()  # one pixel of wobble, as for an inset's sides
+    dil = on.copy()  # one pixel of wobble, as for an inset's sides: for the coverage only
     dil[1:] |= on[:-1]
     dil[:-1] |= on[1:]
-    lines = np.flatnonzero(dil.mean(axis=1) >= _BAND_COVER)
-    # A line on row y is the edge at y + 0.5; the frame's own first and last rows are no band.
-    bottom = [y for y in lines.tolist() if (1 - _BAND_REACH) * h <= y < h - 2]
-    top = [y for y in lines.tolist() if 2 <= y <= _BAND_REACH * h]
+    covered = dil.mean(axis=1) >= _BAND_COVER
+    # Each run of covered rows is one line; it lies on its row of most (undilated) ridge
+    # pixels, and a line on row y is the edge at y + 0.5. The frame's own first and last
+    # rows are no band.
+    count = on.sum(axis=1)
+    lines = [int(run[np.argmax(count[run])]) for run in np.split(np.flatnonzero(covered), np.flatnonzero(np.diff(np.flatnonzero(covered)) > 1) + 1) if len(run)]
+    bottom = [y for y in lines if (1 - _BAND_REACH) * h <= y < h - 2]
+    top = [y for y in lines if 2 <= y <= _BAND_REACH * h]
     if not bottom and not top:
         return None
     y0 = (max(top) + 0.5) / h if top else 0.0
@@ -416,16 +424,14 @@ class Quad:
 
     def __post_init__(self) -> None:
         c = self.corners
-        if len(c) != 4 or not all(len(p) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0 for v in p) for p in c):
+        number = (int, float, np.integer, np.floating)
+        if len(c) != 4 or not all(len(p) == 2 and all(isinstance(v, number) and not isinstance(v, bool) and 0.0 <= v <= 1.0 for v in p) for p in c):
             raise ValueError(f"a quad is 4 (x, y) corners in [0, 1], got {c}")
-        if self.area <= 0.0:
-            raise ValueError(f"quad corners must run clockwise (top-left first) around a positive area, got {c}")
-
-    @property
-    def area(self) -> float:
-        """Shoelace area (positive for the clockwise order on screen, y down)."""
-        c = self.corners
-        return 0.5 * sum(c[i][0] * c[(i + 1) % 4][1] - c[(i + 1) % 4][0] * c[i][1] for i in range(4))
+        # Convex and clockwise on screen (y down): every turn between edges goes the same way.
+        turns = [(c[(i + 1) % 4][0] - c[i][0]) * (c[(i + 2) % 4][1] - c[(i + 1) % 4][1])
+                 - (c[(i + 1) % 4][1] - c[i][1]) * (c[(i + 2) % 4][0] - c[(i + 1) % 4][0]) for i in range(4)]
+        if min(turns) <= 1e-9:
+            raise ValueError(f"quad corners must run clockwise (top-left first) around a convex area, got {c}")
 
     def bounds(self) -> Box:
         xs, ys = [p[0] for p in self.corners], [p[1] for p in self.corners]
@@ -446,8 +452,8 @@ def warp_frames(frames: np.ndarray, quad: Quad) -> np.ndarray:
     """Each frame's ``quad`` warped onto the whole frame (same size), bilinear."""
     from PIL import Image  # Pillow comes with the decoding stack; only this view needs it
 
-    if frames.ndim != 4:
-        raise ValueError(f"frames must be (N, H, W, C), got shape {frames.shape}")
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.shape} {frames.dtype}")
     h, w = frames.shape[1:3]
     coeffs = _homography([(0, 0), (w, 0), (w, h), (0, h)], [(x * w, y * h) for x, y in quad.corners])
     out = np.empty_like(frames)
@@ -461,7 +467,7 @@ _SCREEN_DARK = 40.0  # a margin pixel's temporal median, at most
 _SCREEN_STATIC = 3.0  # ... and its temporal standard deviation
 _SCREEN_MARGIN = (0.02, 0.35)  # the margins' share of the frame
 _SCREEN_CORNER = 0.25  # each corner of the picture within this of the frame's corner (x and y)
-_SCREEN_TILT = 0.015  # some corner off the bounding box by this much (else bars, find_bars)
+_SCREEN_TILT = 0.015  # two corners off the bounding box by this much, at least (else bars, find_bars)
 _SCREEN_FIT = 0.8  # share of the margin pixels outside the quad, at least (and <= 5 % of the inside)
 
 
@@ -471,8 +477,8 @@ def find_screen(frames: np.ndarray) -> Quad | None:
     frames: (N, H, W, 3) uint8 RGB, samples of one video. Margin pixels are dark and do not
     change over time; the picture's corners are the extreme points of the rest (the
     top-left one minimises x + y, and so on). Accepted when the margins cover 2-35 % of the
-    frame, every corner lies within 25 % of the frame's own corner, the quad is tilted
-    (an axis-aligned one is a letterbox, :func:`find_bars`) and explains the margins (most
+    frame, every corner lies within 25 % of the frame's own corner, the quad is tilted (two
+    corners off its bounding box; an axis-aligned one is a letterbox, :func:`find_bars`) and explains the margins (most
     margin pixels outside it, almost none inside). Fewer than 3 frames, or nothing moving:
     None (a dark still would be all margin)."""
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -480,14 +486,14 @@ def find_screen(frames: np.ndarray) -> Quad | None:
     if len(frames) < _MIN_WINDOW or min(frames.shape[1:3]) < 8:
         return None
     small = _grey_small(frames)
-    if np.abs(np.diff(small, axis=0)).mean() < _MIN_MOTION:
+    if min(small.shape[1:]) < 8 or np.abs(np.diff(small, axis=0)).mean() < _MIN_MOTION:
         return None
     h, w = small.shape[1:]
     margin = (np.median(small, axis=0) < _SCREEN_DARK) & (small.std(axis=0) < _SCREEN_STATIC)
     if not _SCREEN_MARGIN[0] <= margin.mean() <= _SCREEN_MARGIN[1]:
         return None
-    pic = ~margin
-    pic[1:-1, 1:-1] &= pic[:-2, 1:-1] & pic[2:, 1:-1] & pic[1:-1, :-2] & pic[1:-1, 2:]  # drop specks
+    e = np.pad(~margin, 1, mode="edge")  # drop specks (a glint), on the frame's edges too: corners are picked there
+    pic = e[1:-1, 1:-1] & e[:-2, 1:-1] & e[2:, 1:-1] & e[1:-1, :-2] & e[1:-1, 2:]
     ys, xs = np.nonzero(pic)
     if len(xs) == 0:
         return None
@@ -503,7 +509,9 @@ def find_screen(frames: np.ndarray) -> Quad | None:
         return None
     b = quad.bounds()
     box_corners = ((b.x0, b.y0), (b.x1, b.y0), (b.x1, b.y1), (b.x0, b.y1))
-    if max(max(abs(x - bx), abs(y - by)) for (x, y), (bx, by) in zip(corners, box_corners)) < _SCREEN_TILT:
+    # A perspective moves several corners; one corner pulled in is a dark patch of the picture
+    # beside thin bars (or a logo on a bar).
+    if sum(max(abs(x - bx), abs(y - by)) >= _SCREEN_TILT for (x, y), (bx, by) in zip(corners, box_corners)) < 2:
         return None
     # Inside the quad: on the inner side of all four edges (clockwise on screen).
     gx, gy = (np.arange(w) + 0.5) / w, (np.arange(h) + 0.5) / h

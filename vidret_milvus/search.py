@@ -373,9 +373,10 @@ def search_video(
     """Fingerprint a query clip with the store's own sampling and search it (``params``:
     default the thresholds tuned for ``model``: ``SearchParams.for_model(thresholds_for(model))``).
 
-    ``views`` (views.py): ``insets`` (default) also searches the crops of picture-in-picture
-    insets found in the query, which costs the detection (a few ms per frame) and, only when
-    one is found, a second decode and one more model pass per inset; ``all`` adds a centre
+    ``views`` (views.py): ``insets`` (default) also searches the views the query shows
+    (picture-in-picture insets, the picture inside bars or beside a caption band, a filmed
+    screen warped back), which costs the detection (a few ms per frame) and, only when one is
+    found, a second decode and one more model pass per view; ``all`` adds a centre
     crop (camcorder copies, crops) always; ``full`` searches the whole frame alone. Views are
     merged per reference. A saved descriptor (.npz) is searched as it is (``views`` does not
     apply). ``own_video_ids``: stored videos known to be the query's
@@ -401,7 +402,7 @@ def search_video(
         own_video_ids = set(own_video_ids) | _own_video_ids(store, path, None)
         found = fingerprint_views(path, model, sampling, crops=views.crops)
         t1 = time.perf_counter()
-        if len(found) == 1:  # no inset: the plain search (the same result, without the merge)
+        if len(found) == 1:  # no detected view: the plain search (the same result, without the merge)
             resp = search_descriptor(store, found[0][1], params, background, own_video_ids=own_video_ids)
         else:
             resp = search_views(store, found, params, background, own_video_ids=own_video_ids)

@@ -29,7 +29,7 @@ from .descriptor import CODE_BYTES, VideoDescriptor
 from .errors import ModelMismatchError, VidretError, VideoError
 from .fingerprint import Sampling, fingerprint_video
 from .regions import DEFAULT_FIXED, Box, Quad, crop_frames, find_band, find_bars, find_inner_rectangles, find_screen, fixed_crops, warp_frames
-from .decision import decide_query
+from .decision import Mode, decide_query
 from .search import Background, Result, SearchParams, SearchResponse, search_descriptor
 from .store import Store
 from .video import FrameBatch
@@ -37,9 +37,9 @@ from .video import FrameBatch
 if TYPE_CHECKING:  # the torch model's type only: importing it would import torch and timm
     from .model import FingerprintModel
 
-__all__ = ["fingerprint_views", "search_views"]
+__all__ = ["detect_views", "fingerprint_views", "search_views"]
 
-# Frames the box detection looks at, evenly spread over the query: enough for the temporal
+# Frames the detectors look at, evenly spread over the query: enough for the temporal
 # medians of several windows, and a bounded cost for long queries.
 DETECT_FRAMES = 64
 
@@ -56,6 +56,11 @@ def _detect_sample(kept: list[np.ndarray], stride: int, frame: np.ndarray, index
     return stride
 
 
+_WHOLE = Box(0.0, 0.0, 1.0, 1.0)
+_SAME_VIEW = 0.8  # IoU of two views' boxes above which they show the same picture
+_NEARLY_WHOLE = 0.9  # a crop's IoU with the whole frame above which it adds nothing (padding of 15 %: 0.85)
+
+
 def _region_box(region: Box | Quad) -> Box:
     return region if isinstance(region, Box) else region.bounds()
 
@@ -63,6 +68,25 @@ def _region_box(region: Box | Quad) -> Box:
 def _region_frames(frames: np.ndarray, region: Box | Quad) -> np.ndarray:
     """A view's frames: a box is cropped, a filmed screen's quad warped onto the whole frame."""
     return crop_frames(frames, region) if isinstance(region, Box) else warp_frames(frames, region)
+
+
+def detect_views(sample: np.ndarray, max_boxes: int = 2) -> list[tuple[str, Box | Quad]]:
+    """The views a query shows, from evenly spread frames of it (uint8 (N, H, W, 3)), in this
+    order of precedence: ``screen``, insets ``box0``, ``box1``..., ``bars``, ``band``. A
+    filmed screen comes first: its picture may also pass as an inset or its dark margins as
+    bars, and only its view undoes the tilt. A crop that is nearly the whole frame (thin
+    black lines), or nearly a view already kept, shows the same picture: it is left out (no
+    second pass for it)."""
+    found: list[tuple[str, Box | Quad | None]] = [("screen", find_screen(sample))]
+    found += [(f"box{i}", b) for i, b in enumerate(find_inner_rectangles(sample, max_boxes=max_boxes))]
+    found += [("bars", find_bars(sample)), ("band", find_band(sample))]
+    views: list[tuple[str, Box | Quad]] = []
+    for name, region in found:
+        if region is None or (isinstance(region, Box) and region.iou(_WHOLE) >= _NEARLY_WHOLE):
+            continue
+        if all(_region_box(region).iou(_region_box(v)) < _SAME_VIEW for _, v in views):
+            views.append((name, region))
+    return views
 
 
 def fingerprint_views(
@@ -103,12 +127,7 @@ def fingerprint_views(
     named_boxes: list[tuple[str, Box | Quad]] = []
     if regions and kept:
         pick = np.unique(np.linspace(0, len(kept) - 1, min(len(kept), DETECT_FRAMES)).round().astype(np.int64))
-        sample = np.stack([kept[i] for i in pick])
-        named_boxes = [(f"box{i}", b) for i, b in enumerate(find_inner_rectangles(sample, max_boxes=max_boxes))]
-        found: tuple[tuple[str, Box | Quad | None], ...] = (("bars", find_bars(sample)), ("band", find_band(sample)), ("screen", find_screen(sample)))
-        for name, region in found:
-            if region is not None and all(_region_box(region).iou(_region_box(b)) < 0.8 for _, b in named_boxes):  # else the same picture
-                named_boxes.append((name, region))
+        named_boxes = detect_views(np.stack([kept[i] for i in pick]), max_boxes=max_boxes)
     kept.clear()  # the detection is done: free the sample
     for name, _ in named_boxes:
         crop_parts[name] = []
@@ -131,10 +150,21 @@ def fingerprint_views(
     return views
 
 
+def _strength(r: Result, params: SearchParams) -> tuple[float, ...]:
+    """Which view's result of one reference is kept. Mode 2: its confident seconds (segment
+    evidence), then its best frame, not the calibrated p: a calibration is fitted on the
+    candidates this choice makes (benchmarks/tune_thresholds.py), so the choice must not
+    depend on it. Other modes: the mode's score."""
+    ev = r.evidence_detail
+    if params.mode is Mode.duration and ev is not None:
+        return (round(ev.weighted_seconds, 9), round(ev.best_frame_similarity, 9))
+    return (r.score,)
+
+
 def search_views(store: Store, views: list[tuple[str, VideoDescriptor]], params: SearchParams = SearchParams(),
                  background: Background | None = None, own_video_ids: Collection[int] = ()) -> SearchResponse:
-    """Search every view and merge per reference video: the view whose result scores best on
-    its own wins, with the best similarity of any view at each query frame; the query context
+    """Search every view and merge per reference video: the view whose result is strongest on
+    its own wins (:func:`_strength`), with the best similarity of any view at each query frame; the query context
     (``decision.decide_query``) is then applied once over the merged candidates, so that every
     view's scores stay on one scale (a crop recalling few candidates would otherwise look
     unrivalled). ``background`` and ``own_video_ids`` as in ``search.search_descriptor`` (one
@@ -166,7 +196,7 @@ def search_views(store: Store, views: list[tuple[str, VideoDescriptor]], params:
         for r in resp.results:
             # Scored alone, every view's candidates compare (same store, same settings); the
             # earlier view (full first) keeps a tie.
-            if r.video_id not in best or r.score > best[r.video_id].score:
+            if r.video_id not in best or _strength(r, params) > _strength(best[r.video_id], params):
                 best[r.video_id] = dataclasses.replace(r, view=name)
             fs = r.evidence_detail.frame_similarity  # type: ignore[union-attr]  # score_candidate always sets it
             if fs is not None:  # views share the query's timestamps: per frame, the best view

@@ -270,7 +270,7 @@
         ? el("span", { class: "badge self", text: "the query itself", title: "the searched video (or the same file) finds itself" })
         : el("span", { class: "badge " + (r.is_copy ? "yes" : "no"), text: r.is_copy ? "copy" : "not a copy" });
       // Found through a region of the query (a picture-in-picture inset, the picture inside
-      // bars or beside a caption band, a crop), not the whole frame (views.py names them).
+      // bars or beside a caption band, a filmed screen, a crop), not the whole frame (views.py names them).
       var through = r.view && r.view !== "full"
         ? el("span", { class: "badge view", text: r.view.indexOf("box") === 0 ? "through an inset"
                          : r.view === "bars" ? "inside the bars" : r.view === "band" ? "beside a caption band"
