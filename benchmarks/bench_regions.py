@@ -25,9 +25,8 @@ from _common import ROOT
 from vidret_milvus.clips import ken_burns, write_clip
 from vidret_milvus.fingerprint import Sampling
 from vidret_milvus.model import load_model
-from vidret_milvus.regions import find_band, find_bars, find_inner_rectangles, find_screen
 from vidret_milvus.video import read_all
-from vidret_milvus.views import fingerprint_views
+from vidret_milvus.views import detect_views, fingerprint_views
 
 
 def pip_clip(seconds: float, fps: int = 24, inset: bool = True) -> str:
@@ -86,17 +85,14 @@ def main() -> None:
     t_regions = time.perf_counter() - t
     frames = read_all(clip, fps=1.0, short_side=model.config.resize_size).frames
     t = time.perf_counter()
-    boxes = find_inner_rectangles(frames)
-    find_bars(frames)
-    find_band(frames)
-    find_screen(frames)
+    boxes = detect_views(frames)  # every detector, on one grey sample
     t_detect = time.perf_counter() - t
 
     n = full[0][1].num_frames
     print(f"{args.seconds:.0f} s 640x360 clip, {n} frames at 1 fps, {args.threads} threads, model {model.model_id}")
     print(f"no inset: full frame only {t_plain_full:.2f} s, insets (default) {t_plain_insets:.2f} s "
           f"(ratio {t_plain_insets / t_plain_full:.2f}x; views {[name for name, _ in plain_views]})")
-    print(f"views with regions: {[name for name, _ in views]} (boxes: {boxes})")
+    print(f"views with regions: {[name for name, _ in views]} (detected: {boxes})")
     print(f"{'full frame only':>18}: {t_full:7.2f} s")
     print(f"{'insets (default)':>18}: {t_insets:7.2f} s   ratio {t_insets / t_full:.2f}x for {len(insets)} views")
     print(f"{'all views':>18}: {t_regions:7.2f} s   ratio {t_regions / t_full:.2f}x for {len(views)} views")

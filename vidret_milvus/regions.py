@@ -60,7 +60,7 @@ import math
 
 import numpy as np
 
-__all__ = ["Box", "FIXED_CROPS", "QueryViews", "Quad", "crop_frames", "find_band", "find_bars", "find_inner_rectangles", "find_screen", "fixed_crops",
+__all__ = ["Box", "FIXED_CROPS", "GreySample", "QueryViews", "Quad", "crop_frames", "find_band", "find_bars", "find_inner_rectangles", "find_screen", "fixed_crops",
            "warp_frames"]
 
 
@@ -166,6 +166,28 @@ def _grey_small(frames: np.ndarray) -> np.ndarray:
     return grey.reshape(n, hh // f, f, ww // f, f).mean(axis=(2, 4))
 
 
+@dataclasses.dataclass(frozen=True)
+class GreySample:
+    """Frames of one query as the detectors see them: grey, block-averaged (``_grey_small``),
+    plus the frames' own size. Made once (:meth:`of`) and shared by all detectors
+    (views.detect_views): the conversion is most of their cost."""
+
+    small: np.ndarray  # (N, h, w) float32
+    size: tuple[int, int]  # (H, W) of the frames
+
+    @classmethod
+    def of(cls, frames: "np.ndarray | GreySample") -> "GreySample":
+        """``frames``: (N, H, W, 3) uint8 RGB (or a GreySample, returned as it is)."""
+        if isinstance(frames, GreySample):
+            return frames
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.shape} {frames.dtype}")
+        return cls(_grey_small(frames), (int(frames.shape[1]), int(frames.shape[2])))
+
+    def __len__(self) -> int:
+        return len(self.small)
+
+
 def _ridges(edge: np.ndarray) -> np.ndarray:
     """Boolean ridge map of a (L, M) median gradient image across axis 0 (lines along axis 1)."""
     g = _RIDGE_GAP
@@ -254,7 +276,7 @@ def _window_boxes(small: np.ndarray, min_area: float, max_area: float, keep: int
 
 
 def find_inner_rectangles(
-    frames: np.ndarray, max_boxes: int = 2, min_area: float = 0.08, max_area: float = 0.7, window: int = 16
+    frames: "np.ndarray | GreySample", max_boxes: int = 2, min_area: float = 0.08, max_area: float = 0.7, window: int = 16
 ) -> list[Box]:
     """Persistent axis-aligned rectangles inside the picture (inset borders), best first.
 
@@ -267,14 +289,13 @@ def find_inner_rectangles(
     Returns [] for fewer than 3 frames: with so few, a still picture's own straight edges
     cannot be told from an inset's border.
     """
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.shape} {frames.dtype}")
+    grey = GreySample.of(frames)
     if not 0 < min_area < max_area <= 1:
         raise ValueError(f"need 0 < min_area < max_area <= 1, got {min_area}, {max_area}")
     if max_boxes < 1 or window < _MIN_WINDOW:
         raise ValueError(f"max_boxes must be >= 1 and window >= {_MIN_WINDOW}")
-    n = len(frames)
-    if n < _MIN_WINDOW or min(frames.shape[1:3]) < 8:
+    n = len(grey)
+    if n < _MIN_WINDOW or min(grey.size) < 8:
         return []
     # Windows of equal length covering every frame (the last one shares frames if needed).
     starts = list(range(0, max(1, n - window + 1), window))
@@ -282,8 +303,7 @@ def find_inner_rectangles(
         starts.append(n - window)
     clusters: list[list[Box]] = []
     for s in starts:
-        small = _grey_small(frames[s : s + window])
-        for box in _window_boxes(small, min_area, max_area, keep=max_boxes + 2):
+        for box in _window_boxes(grey.small[s : s + window], min_area, max_area, keep=max_boxes + 2):
             for members in clusters:
                 if members[0].iou(box) >= 0.6:
                     members.append(box)
@@ -342,7 +362,7 @@ def _bars_on_axis(tstd: np.ndarray, med: np.ndarray) -> tuple[int, int] | None:
     return lo, hi
 
 
-def find_bars(frames: np.ndarray) -> Box | None:
+def find_bars(frames: "np.ndarray | GreySample") -> Box | None:
     """The picture inside letterbox (top and bottom) and/or pillarbox (left and right) bars,
     or None when the frames show none.
 
@@ -351,11 +371,10 @@ def find_bars(frames: np.ndarray) -> Box | None:
     mostly one grey level (any colour: black, or the dark fill of a padded re-upload), on
     two opposite edges. Fewer than 3 frames: None (a still frame's plain sky or floor would
     look like a bar)."""
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.shape} {frames.dtype}")
-    if len(frames) < _MIN_WINDOW or min(frames.shape[1:3]) < 8:
+    grey = GreySample.of(frames)
+    if len(grey) < _MIN_WINDOW or min(grey.size) < 8:
         return None
-    small = _grey_small(frames)
+    small = grey.small
     if min(small.shape[1:]) < 8:  # a sliver of a frame (extreme aspect): nothing to measure
         return None
     # A still query has nothing static to tell apart: the whole frame would pass as a bar.
@@ -377,7 +396,7 @@ _BAND_REACH = 0.35  # a band's inner edge lies within this fraction of the heigh
 _BAND_COVER = 0.8  # ... and is a ridge over at least this share of the width
 
 
-def find_band(frames: np.ndarray) -> Box | None:
+def find_band(frames: "np.ndarray | GreySample") -> Box | None:
     """The picture beside a caption band at the bottom and/or top, or None.
 
     frames: (N, H, W, 3) uint8 RGB, samples of one video. The band's inner edge is a line
@@ -387,11 +406,10 @@ def find_band(frames: np.ndarray) -> Box | None:
     let the picture through (a tinted bar) and the query may not move (a still shown with
     a caption): a full-width straight edge that stays put is evidence enough; an inset's
     edges cover less of the width. Fewer than 3 frames: None."""
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.shape} {frames.dtype}")
-    if len(frames) < _MIN_WINDOW or min(frames.shape[1:3]) < 8:
+    grey = GreySample.of(frames)
+    if len(grey) < _MIN_WINDOW or min(grey.size) < 8:
         return None
-    small = _grey_small(frames)
+    small = grey.small
     h = small.shape[1]
     if min(small.shape[1:]) < 8:  # a sliver of a frame (extreme aspect): nothing to measure
         return None
@@ -471,7 +489,7 @@ _SCREEN_TILT = 0.015  # two corners off the bounding box by this much, at least 
 _SCREEN_FIT = 0.8  # share of the margin pixels outside the quad, at least (and <= 5 % of the inside)
 
 
-def find_screen(frames: np.ndarray) -> Quad | None:
+def find_screen(frames: "np.ndarray | GreySample") -> Quad | None:
     """The tilted picture of a filmed screen inside dark, static margins, or None.
 
     frames: (N, H, W, 3) uint8 RGB, samples of one video. Margin pixels are dark and do not
@@ -481,11 +499,10 @@ def find_screen(frames: np.ndarray) -> Quad | None:
     corners off its bounding box; an axis-aligned one is a letterbox, :func:`find_bars`) and explains the margins (most
     margin pixels outside it, almost none inside). Fewer than 3 frames, or nothing moving:
     None (a dark still would be all margin)."""
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.shape} {frames.dtype}")
-    if len(frames) < _MIN_WINDOW or min(frames.shape[1:3]) < 8:
+    grey = GreySample.of(frames)
+    if len(grey) < _MIN_WINDOW or min(grey.size) < 8:
         return None
-    small = _grey_small(frames)
+    small = grey.small
     if min(small.shape[1:]) < 8 or np.abs(np.diff(small, axis=0)).mean() < _MIN_MOTION:
         return None
     h, w = small.shape[1:]

@@ -28,7 +28,7 @@ import numpy as np
 from .descriptor import CODE_BYTES, VideoDescriptor
 from .errors import ModelMismatchError, VidretError, VideoError
 from .fingerprint import Sampling, fingerprint_video
-from .regions import DEFAULT_FIXED, Box, Quad, crop_frames, find_band, find_bars, find_inner_rectangles, find_screen, fixed_crops, warp_frames
+from .regions import DEFAULT_FIXED, Box, GreySample, Quad, crop_frames, find_band, find_bars, find_inner_rectangles, find_screen, fixed_crops, warp_frames
 from .decision import Mode, decide_query
 from .search import Background, Result, SearchParams, SearchResponse, search_descriptor
 from .store import Store
@@ -77,9 +77,10 @@ def detect_views(sample: np.ndarray, max_boxes: int = 2) -> list[tuple[str, Box 
     bars, and only its view undoes the tilt. A crop that is nearly the whole frame (thin
     black lines), or nearly a view already kept, shows the same picture: it is left out (no
     second pass for it)."""
-    found: list[tuple[str, Box | Quad | None]] = [("screen", find_screen(sample))]
-    found += [(f"box{i}", b) for i, b in enumerate(find_inner_rectangles(sample, max_boxes=max_boxes))]
-    found += [("bars", find_bars(sample)), ("band", find_band(sample))]
+    grey = GreySample.of(sample)  # once for all detectors
+    found: list[tuple[str, Box | Quad | None]] = [("screen", find_screen(grey))]
+    found += [(f"box{i}", b) for i, b in enumerate(find_inner_rectangles(grey, max_boxes=max_boxes))]
+    found += [("bars", find_bars(grey)), ("band", find_band(grey))]
     views: list[tuple[str, Box | Quad]] = []
     for name, region in found:
         if region is None or (isinstance(region, Box) and region.iou(_WHOLE) >= _NEARLY_WHOLE):
