@@ -31,7 +31,10 @@ one chosen from the printed radius table (``radius_tradeoff``). With ``backgroun
 stored frame) is measured before the grid and used in it, so that the fitted features are on
 the scale the search will use.
 
-Descriptors are fingerprinted once and cached under benchmarks/out/tune_cache/MODEL_ID/.
+The queries are searched the way ``search`` does with ``--views`` (default ``insets``, the
+default search: the whole frame plus the views the query shows, views.py), so that the
+calibration is fitted on the candidates the search will score. Descriptors (and each query's
+views) are fingerprinted once and cached under benchmarks/out/tune_cache/MODEL_ID/.
 
 Selection rule: among the calibrated rows (grid point, copy threshold, min copy seconds) whose
 negatives' false-positive rate (a negative query with any result flagged) is <= --max-fpr,
@@ -116,8 +119,9 @@ def query_views(model, data: Path, names: list[str], views: QueryViews, cache: P
     if views is QueryViews.full:
         return {n: [("full", full[n])] for n in names}
     out = {}
+    root = cache / f"queries-{views.value}-{detectors_version()}"
     for n in names:
-        d = cache / f"queries-{views.value}-{detectors_version()}" / n
+        d = root / n
         order = d / "views.json"
         if order.is_file():
             out[n] = [(v, full[n] if v == "full" else VideoDescriptor.load(d / f"{v}.npz")) for v in json.loads(order.read_text())]
