@@ -334,6 +334,9 @@ def test_pip_copy_found_through_a_region_view(pip_setup: dict[str, Path]) -> Non
         assert seg.query_start <= 2.0 and seg.query_end >= 9.0
         assert abs((seg.ref_start - seg.query_start)) <= 1.5
         assert "view_box0" in resp.timing_ms and resp.decision["views"] == names
+        # Candidate videos are counted once over the views (the store holds two), per view kept.
+        per_view = resp.candidates["views"]
+        assert resp.candidates["videos"] == len({r.video_id for r in resp.results}) <= 2 < sum(c["videos"] for c in per_view.values())
         # An explicit normalisation background serves every view. The query's own frames as
         # background cancel every match (each frame's similarity minus itself); the store's
         # sample (the candidate's own frames excluded) leaves the reference's match standing.

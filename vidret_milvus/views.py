@@ -172,7 +172,8 @@ def search_views(store: Store, views: list[tuple[str, VideoDescriptor]], params:
     background for every view: they are frames of the same query).
 
     Each result says which view found it (``Result.view``); timings are summed over views
-    (plus ``"view_<name>"``: each view's own total), candidates summed, with the per-view counts kept.
+    (plus ``"view_<name>"``: each view's own total); candidate frames are summed (the work
+    done), candidate videos counted once over all views, with the per-view counts kept.
     """
     if not views or views[0][0] != "full":
         raise ValueError("views must start with the 'full' view (fingerprint_views makes them so)")
@@ -211,7 +212,7 @@ def search_views(store: Store, views: list[tuple[str, VideoDescriptor]], params:
     results = sorted(merged, key=lambda r: (-r.score, r.video_id))[: params.top_n]
     candidates = {
         "frames": sum(c["frames"] for c in per_view_cand.values()),
-        "videos": sum(c["videos"] for c in per_view_cand.values()),
+        "videos": len(best),  # distinct: the views of one query recall the same videos
         "capped": any(c["capped"] for c in per_view_cand.values()),
         "rerank_frames": sum(c.get("rerank_frames", 0) for c in per_view_cand.values()),
         "views": per_view_cand,
