@@ -187,6 +187,13 @@ class GreySample:
     def __len__(self) -> int:
         return len(self.small)
 
+    @property
+    def usable(self) -> bool:
+        """Enough to detect anything: at least 3 frames (a still picture's own edges cannot be
+        told from a border with fewer) and 8 px each way, in the frames and after the block
+        averaging (a sliver of a frame, of extreme aspect, has nothing to measure)."""
+        return len(self) >= _MIN_WINDOW and min(self.size) >= 8 and min(self.small.shape[1:]) >= 8
+
 
 def _ridges(edge: np.ndarray) -> np.ndarray:
     """Boolean ridge map of a (L, M) median gradient image across axis 0 (lines along axis 1)."""
@@ -212,12 +219,17 @@ def _candidate_lines(on: np.ndarray, min_len: int) -> np.ndarray:
     return np.array(sorted(kept), np.int64)
 
 
-def _side_cover(on: np.ndarray, lines: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """Cover[i, p]: fraction of line ``lines[i]`` with support between the p-th pair of ``other``."""
-    # Tolerate one pixel of wobble: a side may use its line or the rows next to it.
+def _wobble(on: np.ndarray) -> np.ndarray:
+    """A ridge map (lines along axis 1) dilated by one row each way: one pixel of wobble."""
     dil = on.copy()
     dil[1:] |= on[:-1]
     dil[:-1] |= on[1:]
+    return dil
+
+
+def _side_cover(on: np.ndarray, lines: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Cover[i, p]: fraction of line ``lines[i]`` with support between the p-th pair of ``other``."""
+    dil = _wobble(on)  # a side may use its line or the rows next to it
     pref = np.concatenate([np.zeros((len(on), 1)), np.cumsum(dil, axis=1)], axis=1)[lines]  # (L, M+1)
     a, b = np.triu_indices(len(other), k=1)
     lo, hi = other[a], other[b] + 1  # from one side's pixel to the other's, inclusive
@@ -295,7 +307,7 @@ def find_inner_rectangles(
     if max_boxes < 1 or window < _MIN_WINDOW:
         raise ValueError(f"max_boxes must be >= 1 and window >= {_MIN_WINDOW}")
     n = len(grey)
-    if n < _MIN_WINDOW or min(grey.size) < 8:
+    if not grey.usable:
         return []
     # Windows of equal length covering every frame (the last one shares frames if needed).
     starts = list(range(0, max(1, n - window + 1), window))
@@ -372,11 +384,9 @@ def find_bars(frames: "np.ndarray | GreySample") -> Box | None:
     two opposite edges. Fewer than 3 frames: None (a still frame's plain sky or floor would
     look like a bar)."""
     grey = GreySample.of(frames)
-    if len(grey) < _MIN_WINDOW or min(grey.size) < 8:
+    if not grey.usable:
         return None
     small = grey.small
-    if min(small.shape[1:]) < 8:  # a sliver of a frame (extreme aspect): nothing to measure
-        return None
     # A still query has nothing static to tell apart: the whole frame would pass as a bar.
     if np.abs(np.diff(small, axis=0)).mean() < _MIN_MOTION:
         return None
@@ -407,18 +417,13 @@ def find_band(frames: "np.ndarray | GreySample") -> Box | None:
     a caption): a full-width straight edge that stays put is evidence enough; an inset's
     edges cover less of the width. Fewer than 3 frames: None."""
     grey = GreySample.of(frames)
-    if len(grey) < _MIN_WINDOW or min(grey.size) < 8:
+    if not grey.usable:
         return None
     small = grey.small
     h = small.shape[1]
-    if min(small.shape[1:]) < 8:  # a sliver of a frame (extreme aspect): nothing to measure
-        return None
     ey = np.median(np.abs(small[:, 2:] - small[:, :-2]), axis=0)
     on = np.pad(_ridges(ey), ((1, 1), (0, 0)))
-    dil = on.copy()  # one pixel of wobble, as for an inset's sides: for the coverage only
-    dil[1:] |= on[:-1]
-    dil[:-1] |= on[1:]
-    covered = dil.mean(axis=1) >= _BAND_COVER
+    covered = _wobble(on).mean(axis=1) >= _BAND_COVER  # wobble as for an inset's sides, for the coverage only
     # Each run of covered rows is one line; it lies on its row of most (undilated) ridge
     # pixels, and a line on row y is the edge at y + 0.5. The frame's own first and last
     # rows are no band.
@@ -468,7 +473,7 @@ def _homography(src: list[tuple[float, float]], dst: list[tuple[float, float]]) 
 
 def warp_frames(frames: np.ndarray, quad: Quad) -> np.ndarray:
     """Each frame's ``quad`` warped onto the whole frame (same size), bilinear."""
-    from PIL import Image  # Pillow comes with the decoding stack; only this view needs it
+    from PIL import Image  # a declared dependency; imported here, where the one warped view needs it
 
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.shape} {frames.dtype}")
@@ -500,10 +505,10 @@ def find_screen(frames: "np.ndarray | GreySample") -> Quad | None:
     margin pixels outside it, almost none inside). Fewer than 3 frames, or nothing moving:
     None (a dark still would be all margin)."""
     grey = GreySample.of(frames)
-    if len(grey) < _MIN_WINDOW or min(grey.size) < 8:
+    if not grey.usable:
         return None
     small = grey.small
-    if min(small.shape[1:]) < 8 or np.abs(np.diff(small, axis=0)).mean() < _MIN_MOTION:
+    if np.abs(np.diff(small, axis=0)).mean() < _MIN_MOTION:
         return None
     h, w = small.shape[1:]
     margin = (np.median(small, axis=0) < _SCREEN_DARK) & (small.std(axis=0) < _SCREEN_STATIC)
