@@ -5,6 +5,7 @@ Real decoding (PyAV), the real embedded ImageNet backbone and a real Milvus Lite
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -138,6 +139,41 @@ def test_search_with_region_views(db: Path, media: dict[str, Path]) -> None:
     assert out["decision"]["views"][0] == "full" and len(out["decision"]["views"]) >= 2
     assert Path(out["results"][0]["path"]).name == "a.mp4" and out["results"][0]["is_copy"]
     assert "views" in out["candidates"]
+
+
+def test_code_votes_count_query_frames_that_agree_on_an_offset() -> None:
+    """Hand-computed: video 1 is recalled by 5 query frames at offset ~100 s (one vote
+    each), video 2 by 5 hits at scattered offsets, video 3 by ONE query frame hitting 4
+    consecutive frames (a still: one vote, not four)."""
+    from vidret_milvus.search import code_votes
+    from vidret_milvus.store import FrameHits
+
+    qi = np.r_[0, 1, 2, 3, 4, 0, 2, 4, 6, 8, 5, 5, 5, 5].astype(np.int64)
+    t = np.r_[100.2, 101, 102.3, 102.9, 104, 3, 40, 17, 80, 1, 50, 51, 52, 53].astype(np.float32)
+    vid = np.r_[[1] * 5, [2] * 5, [3] * 4].astype(np.int64)
+    hits = FrameHits(qi, np.arange(14, dtype=np.int64), vid, t, np.zeros(14, np.float32), np.zeros(10, bool))
+    assert code_votes(np.arange(10, dtype=np.float64), hits, 1.0) == {1: (5, 5), 2: (1, 5), 3: (1, 4)}
+    # video 2's offsets are 3, 38, 13, 74, -7: 5 s windows still part them, 20 s ones do not
+    assert code_votes(np.arange(10, dtype=np.float64), hits, 5.0)[2] == (1, 5)
+    assert code_votes(np.arange(10, dtype=np.float64), hits, 20.0)[2][0] >= 2
+    assert code_votes(np.arange(10, dtype=np.float64), FrameHits.empty(10), 1.0) == {}
+
+
+def test_min_code_votes_keeps_the_copy_and_drops_stray_recalls(db: Path, media: dict[str, Path], model) -> None:  # noqa: ANN001
+    """The 12 s copy lines up about 12 query frames in a.mp4 (14 coherent votes when
+    measured); b.mp4, recalled at a wide radius by a few stray codes, does not line them up
+    (2), so min_code_votes 4 leaves only the copy in the re-rank, found as before."""
+    from vidret_milvus.search import SearchParams
+
+    with Store.connect(str(db)) as store:
+        base = SearchParams.for_model(thresholds_for(model), radius=48)  # wide: both videos recalled
+        all_in = search_video(store, model, media["copy"], base)
+        strict = search_video(store, model, media["copy"], dataclasses.replace(base, min_code_votes=4))
+        assert all_in.candidates["videos"] == 2
+    assert strict.candidates["videos"] == 1 and strict.candidates["rerank_frames"] < all_in.candidates["rerank_frames"]
+    top = strict.results[0]
+    assert Path(top.path).name == "a.mp4" and top.is_copy
+    assert abs(top.score - all_in.results[0].score) < 0.2
 
 
 def test_unrelated_clip_gets_no_copy(db: Path, media: dict[str, Path]) -> None:

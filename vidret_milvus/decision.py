@@ -407,7 +407,12 @@ class SearchParams:
     # stage recalled, in the candidate videos) or "video" (every frame of every candidate).
     rerank_scope: str = "window"
     rerank_window_s: float = 5.0
-    max_candidates: int = 2000  # videos sent to re-rank (most recalled first)
+    max_candidates: int = 2000  # videos sent to re-rank (most coherent code votes first)
+    # A video reaches the re-rank when at least min_code_votes distinct query frames recall it
+    # at one time offset (within vote_tolerance_s; search.code_votes): 1 passes every video
+    # the codes recall.
+    min_code_votes: int = 1
+    vote_tolerance_s: float = 2.0
     recall_limit: int = MAX_LIMIT  # hits per query frame in the Hamming stage
     align: AlignParams = AlignParams()
     # Down-weighting of query frames recalled in many candidate videos (module docstring);
@@ -433,6 +438,10 @@ class SearchParams:
             raise ValueError(f"rerank_scope must be one of {RERANK_SCOPES}")
         if not 0.0 <= self.rerank_window_s <= 3600.0:
             raise ValueError("rerank_window_s must be in [0, 3600]")
+        if self.min_code_votes < 1:
+            raise ValueError("min_code_votes must be >= 1")
+        if not 0.0 < self.vote_tolerance_s <= 3600.0:
+            raise ValueError("vote_tolerance_s must be in (0, 3600]")
         if self.common_frame_videos < 0:
             raise ValueError("common_frame_videos must be >= 0")
         if not 0.0 <= self.background_beta <= 2.0:

@@ -221,6 +221,28 @@ def _rows_by_video(video_ids: np.ndarray) -> dict[int, np.ndarray]:
     return {int(v): order[bounds[i] : bounds[i + 1]] for i, v in enumerate(uniq.tolist())}
 
 
+def code_votes(query_times: np.ndarray, hits: FrameHits, tolerance: float) -> dict[int, tuple[int, int]]:
+    """Per recalled video: (coherent votes, hits). Coherent votes: the most distinct query
+    frames whose code hits in that video agree on one time offset (reference time - query
+    time) within ``tolerance`` seconds, the code stage's own temporal vote; a copy lines up
+    its frames, a look-alike that shares a few codes by chance does not. Offsets are binned
+    ``tolerance`` wide and each hit votes in the window of its bin and of the bin before,
+    so two hits whose offsets differ by at most ``tolerance`` always share a window. Numpy
+    only: a query recalls up to frames x recall_limit hits."""
+    if len(hits.video_ids) == 0:
+        return {}
+    off = hits.t.astype(np.float64) - query_times[hits.query_index]
+    b = np.floor(off / max(tolerance, 1e-6)).astype(np.int64)
+    vid = np.r_[hits.video_ids, hits.video_ids]
+    keys = np.unique(np.stack([vid, np.r_[b, b - 1], np.r_[hits.query_index, hits.query_index]]), axis=1)
+    win, per_win = np.unique(keys[:2], axis=1, return_counts=True)  # distinct query frames per (video, window)
+    order = np.lexsort((-per_win, win[0]))
+    first = np.r_[True, win[0][order][1:] != win[0][order][:-1]]
+    best = dict(zip(win[0][order][first].tolist(), per_win[order][first].tolist()))
+    v, n = np.unique(hits.video_ids, return_counts=True)
+    return {int(a): (int(best[int(a)]), int(c)) for a, c in zip(v.tolist(), n.tolist())}
+
+
 def rerank_frame_ids(recall: FrameHits, cand: list[int], videos: dict[int, VideoRow], window: int) -> np.ndarray:
     """Frame ids the window re-rank searches: per candidate video, every stored frame within
     ``window`` frames of a frame the code stage recalled (sorted, unique). Built only from the
@@ -245,10 +267,9 @@ def search_descriptor(
     interval = 1.0 / query.fps
     # 1. category recall
     recall = store.range_search_codes(query.codes, radius=params.radius, limit=params.recall_limit)
-    votes: dict[int, int] = {}
-    for v in recall.video_ids.tolist():
-        votes[v] = votes.get(v, 0) + 1
-    ranked = sorted(votes, key=lambda v: (-votes[v], v))[: params.max_candidates]
+    # Candidates: videos with enough temporally coherent code votes, most first (then most hits)
+    votes = code_votes(query.timestamps, recall, params.vote_tolerance_s)
+    ranked = sorted((v for v, (c, _) in votes.items() if c >= params.min_code_votes), key=lambda v: (-votes[v][0], -votes[v][1], v))[: params.max_candidates]
     videos = store.get_videos(ranked, ready_only=True)  # never a half-ingested video
     cand = [v for v in ranked if v in videos]
     t1 = time.perf_counter()
