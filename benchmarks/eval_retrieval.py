@@ -50,7 +50,7 @@ from vidret_milvus.metrics import micro_ap, precision_recall_curve, recall_at_pr
 from vidret_milvus.model import load_model
 from vidret_milvus.model.settings import thresholds_for
 from vidret_milvus.decision import TIME_TOLERANCE, Matches, Result, decide_query, score_candidate
-from vidret_milvus.search import Background, Mode, SearchParams, search_descriptor
+from vidret_milvus.search import Background, Mode, SearchParams, search_descriptor, select_candidates
 from vidret_milvus.store import Store, StoreMeta
 from vidret_milvus.video import iter_frames
 
@@ -156,6 +156,31 @@ def code_stage_recall(q_desc: dict[str, VideoDescriptor], ref_desc: dict[str, Vi
     return out
 
 
+def code_stage_recall_views(q_views: dict[str, list[tuple[str, VideoDescriptor]]], ref_desc: dict[str, VideoDescriptor], queries: list[dict],
+                            radius: int) -> float | None:
+    """The code stage as the default search runs it (the whole frame and the query's detected
+    views, each searched with its own codes): the share of copied query frames whose
+    L2-nearest reference frame, taken in the view that comes nearest (a picture-in-picture's
+    inset, not the frame around it), lies within ``radius`` of that view's code."""
+    emb = np.concatenate([d.embeddings for d in ref_desc.values()])
+    codes = np.concatenate([d.codes for d in ref_desc.values()])
+    found, total = 0, 0
+    for q in queries:
+        views = [v for _, v in q_views[q["name"]]]
+        for m in q["matches"]:
+            near = [copied_frames_nearest(v, m, emb) for v in views]
+            sel = near[0][0]
+            if not sel.any():
+                continue
+            l2 = np.stack([d for _, _, d in near])  # (views, copied frames)
+            best = np.argmin(l2, axis=0)
+            for j, k in enumerate(best):
+                v_sel, nn, _ = near[k]
+                found += int(POPCOUNT[views[k].codes[v_sel][j] ^ codes[nn[j]]].sum() <= radius)
+            total += len(best)
+    return round(found / total, 4) if total else None
+
+
 def hash_decision(q_t: np.ndarray, q_dur: float, r_t: np.ndarray, r_dur: float, sim: np.ndarray, params: SearchParams, min_sim: float) -> tuple[float, bool, list]:
     """The decision of the perceptual-hash baselines (pHash, vPDQ) on a (query frames x
     reference frames) similarity matrix: the same alignment, then the patent's repetition
@@ -176,12 +201,9 @@ def hash_decision(q_t: np.ndarray, q_dur: float, r_t: np.ndarray, r_dur: float, 
 
 
 def recall_candidates(store: Store, query: VideoDescriptor, params: SearchParams) -> list[int]:
-    """The videos the code (Hamming) stage sends to the re-rank, as search_descriptor picks them:
-    recalled frames' videos ranked by votes, at most ``max_candidates``."""
-    recall = store.range_search_codes(query.codes, radius=params.radius, limit=params.recall_limit)
-    vids, votes = np.unique(recall.video_ids, return_counts=True)
-    order = sorted(range(len(vids)), key=lambda i: (-int(votes[i]), int(vids[i])))
-    return [int(vids[i]) for i in order[: params.max_candidates]]
+    """The videos the code (Hamming) stage sends to the re-rank, as search_descriptor picks them
+    (search.select_candidates: coherent code votes, at most ``max_candidates``)."""
+    return select_candidates(query.timestamps, store.range_search_codes(query.codes, radius=params.radius, limit=params.recall_limit), params)
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -366,6 +388,9 @@ def main() -> None:
         region_ms: list[float] = []
         insets_ms: list[float] = []
         shown: dict[str, int] = {}  # queries with each kind of detected view (box = an inset)
+        q_views: dict[str, list] = {}
+        views_share: list[float] = []
+        views_true: list[bool] = []
         for q in queries:
             t = time.perf_counter()
             views = fingerprint_views(data / "queries" / q["name"], model, sampling)
@@ -375,6 +400,11 @@ def main() -> None:
             insets = fingerprint_views(data / "queries" / q["name"], model, sampling, crops=())
             insets_resp = search_views(store, insets, params) if len(insets) > 1 else search_descriptor(store, insets[0][1], params)
             insets_ms.append((time.perf_counter() - t) * 1e3)
+            # The code stage of the default search: every candidate is returned (top_n = all)
+            q_views[q["name"]] = insets
+            got = {by_id[r.video_id] for r in insets_resp.results}
+            views_share.append(sum(ref_desc[n].num_frames for n in got) / total_ref_frames)
+            views_true += [r in got for r in {m["ref"] for m in q["matches"]}]
             for kind in {n.rstrip("0123456789") for n, _ in insets[1:]}:
                 shown[kind] = shown.get(kind, 0) + 1
             centre_resp = search_views(store, [(n, v) for n, v in views if n == "full" or n in FIXED_CROPS], params)
@@ -383,9 +413,14 @@ def main() -> None:
                     {"ref": by_id[r.video_id], "score": r.score, "is_copy": r.is_copy, "segments": [g.to_json() for g in r.segments],
                      "stat": r.repetition_degree, "cut_stat": mode2_cut_stat(r, params), "view": r.view} for r in resp.results]
         systems.update(by_system)
-        view_cost = {"queries_with_inset": shown.get("box", 0), "queries_with_view": shown, "insets_ms_p50": round(float(np.percentile(insets_ms, 50)), 1),
+        view_cost = {"code_stage_recall_of_l2_nn": code_stage_recall_views(q_views, ref_desc, queries, params.radius),
+                     "reference_frames_reaching_rerank": round(float(np.mean(views_share)), 4),
+                     "true_refs_reaching_rerank": round(float(np.mean(views_true)), 4) if views_true else None,
+                     "queries_with_inset": shown.get("box", 0), "queries_with_view": shown, "insets_ms_p50": round(float(np.percentile(insets_ms, 50)), 1),
                      "insets_ms_p95": round(float(np.percentile(insets_ms, 95)), 1), "all_views_ms_p50": round(float(np.percentile(region_ms, 50)), 1),
                      "all_views_ms_p95": round(float(np.percentile(region_ms, 95)), 1)}
+        print(f"code stage of the default search (whole frame + detected views): copied frames' L2-NN within radius {view_cost['code_stage_recall_of_l2_nn']}, "
+              f"reference frames in candidate videos {view_cost['reference_frames_reaching_rerank']}, true references reaching the re-rank {view_cost['true_refs_reaching_rerank']}")
         print(f"of {len(queries)} queries, with a detected view (box: an inset): {shown}; insets (the default search): fingerprint + search p50 "
               f"{np.percentile(insets_ms, 50):.0f} ms, p95 {np.percentile(insets_ms, 95):.0f} ms per query")
         print(f"region views (all): fingerprint + search p50 {np.percentile(region_ms, 50):.0f} ms per query "

@@ -233,6 +233,7 @@ def main() -> None:
     ap.add_argument("--min-score", type=floats, default=floats("0.6,0.65,0.7,0.75,0.8,0.85,0.9"))
     ap.add_argument("--frame-match-l2", type=floats, default=floats("0.6,0.7,0.8,0.9,1.0"))
     ap.add_argument("--radius", type=floats, default=[32.0])
+    ap.add_argument("--min-code-votes", type=floats, default=[1.0], help="candidate videos need this many coherent code votes (search.code_votes)")
     ap.add_argument("--background-beta", type=floats, default=[0.0], help="background normalisation strengths to try (search.py)")
     ap.add_argument("--copy-threshold", type=floats, default=[round(x, 3) for x in np.r_[np.arange(0.05, 0.95, 0.05), 0.95, 0.97, 0.98, 0.99]],
                     help="calibrated-probability cuts to try")
@@ -291,16 +292,29 @@ def main() -> None:
     bg_default = background_default(sets) if any(b > 0 for b in args.background_beta) else 0.0
     rows: list[dict] = []
     calibrations: list[dict] = []
-    for ms, l2, radius, beta in itertools.product(args.min_score, args.frame_match_l2, args.radius, args.background_beta):
+    for ms, l2, radius, beta, votes in itertools.product(args.min_score, args.frame_match_l2, args.radius, args.background_beta, args.min_code_votes):
         raw: dict[str, list] = {}
+        frames_in = {name: sum(d.num_frames for d in ref_desc.values()) for name, _, _, _, _, ref_desc, _ in sets}
+        ref_frames = {f"{name}/{n}": d.num_frames for name, _, _, _, _, ref_desc, _ in sets for n, d in ref_desc.items()}
+        passed: list[float] = []
+        rerank_share: list[float] = []
         for name, store, ids, q_desc, gt, _, q_views in sets:
             # repetition_rule off: is_copy is recomputed below anyway; every candidate is kept.
             params = SearchParams(mode=Mode.duration, radius=int(radius), top_n=len(gt["references"]), frame_match_l2=l2, duration_threshold=0.0,
                                   repetition_rule=False, background_beta=beta, background_default=bg_default if beta > 0 else 0.0,
-                                  background_path=bg_path, align=dataclasses.replace(AlignParams(), min_score=ms))
-            raw.update({f"{name}/{qn}": [(ids[r.video_id], r) for r in (search_views(store, vs, params) if len(vs) > 1 else search_descriptor(store, vs[0][1], params)).results]
-                        for qn, vs in q_views.items()})
-        base = {"min_score": ms, "frame_match_l2": l2, "radius": int(radius), "background_beta": beta}
+                                  background_path=bg_path, align=dataclasses.replace(AlignParams(), min_score=ms), min_code_votes=int(votes))
+            for qn, vs in q_views.items():
+                resp = search_views(store, vs, params) if len(vs) > 1 else search_descriptor(store, vs[0][1], params)
+                raw[f"{name}/{qn}"] = [(ids[r.video_id], r) for r in resp.results]
+                # What the code stage passes on: the share of the set's reference frames that
+                # belong to candidate videos, and that the window re-rank searches (summed over
+                # the views: each view searches on its own).
+                passed.append(sum(ref_frames[ids[r.video_id]] for r in resp.results) / frames_in[name])
+                rerank_share.append(resp.candidates.get("rerank_frames", 0) / frames_in[name])
+        base = {"min_score": ms, "frame_match_l2": l2, "radius": int(radius), "background_beta": beta, "min_code_votes": int(votes)}
+        true_reached = sum((qn, ref) in truth for qn, rs in raw.items() for ref, _ in rs) / max(1, len(truth))
+        code_stage = {"ref_frames_in_candidates": round(float(np.mean(passed)), 4), "ref_frames_reranked": round(float(np.mean(rerank_share)), 4),
+                      "true_refs_reaching_rerank": round(true_reached, 4)}
         pairs = [(qn, ref, r) for qn, rs in raw.items() for ref, r in rs]
         X = np.stack([r.evidence for _, _, r in pairs]) if pairs else np.zeros((0, len(FEATURES)))
         y = np.array([(qn, ref) in truth for qn, ref, _ in pairs], np.float64)
@@ -327,14 +341,16 @@ def main() -> None:
         for rule, probs in compared:
             for th, mcs in itertools.product(args.copy_threshold, args.min_copy_seconds):
                 copy = [p >= th and s >= mcs - TIME_TOLERANCE for p, s in zip(probs, best_seconds)]
-                here.append({**base, "rule": rule, "copy_threshold": th, "min_copy_seconds": mcs, **metrics(by_query(probs, copy), queries)})
+                here.append({**base, **code_stage, "rule": rule, "copy_threshold": th, "min_copy_seconds": mcs, **metrics(by_query(probs, copy), queries)})
         rep = [r.repetition_degree for _, _, r in pairs]
         for th in args.duration_threshold:
             copy = [d >= th and bool(r.segments) for d, (_, _, r) in zip(rep, pairs)]
             here.append({**base, "rule": "repetition", "duration_threshold": th, **metrics(by_query(rep, copy), queries)})
         rows += here
-        print(f"min_score {ms:.2f} l2 {l2:.2f} radius {int(radius)} beta {beta:.2f}: {len(y)} candidates ({int(y.sum())} true); fitted w "
+        print(f"min_score {ms:.2f} l2 {l2:.2f} radius {int(radius)} beta {beta:.2f} min_code_votes {int(votes)}: {len(y)} candidates ({int(y.sum())} true); fitted w "
               + " ".join(f"{w:+.2f}" for w in calib.weights) + f" b {calib.bias:+.2f}")
+        print(f"    code stage: reference frames in candidate videos {code_stage['ref_frames_in_candidates']:.3f}, re-ranked {code_stage['ref_frames_reranked']:.3f}; "
+              f"true references reaching the re-rank {code_stage['true_refs_reaching_rerank']:.3f}")
         for rule in ("calibrated", "hand-set", *(("shipped",) if shipped is not None else ()), "repetition"):
             cand = [r for r in here if r["rule"] == rule]
             best = max(cand, key=lambda r: (r["negatives_fpr"] <= args.max_fpr, *preference(r)))
@@ -348,10 +364,10 @@ def main() -> None:
     if not ok:
         raise SystemExit(f"no calibrated grid point keeps the negatives' FPR <= {args.max_fpr}")
     chosen = max(ok, key=lambda r: (*preference(r), -r["min_score"], r["frame_match_l2"]))
-    grid_key = ("min_score", "frame_match_l2", "radius", "background_beta")
+    grid_key = ("min_score", "frame_match_l2", "radius", "background_beta", "min_code_votes")
     fit = next(c for c in calibrations if all(c[k] == chosen[k] for k in grid_key))
     calib = Calibration(tuple(fit["weights"][f] for f in FEATURES), fit["bias"])
-    thresholds: dict[str, float] = {"radius": chosen["radius"], "frame_match_l2": chosen["frame_match_l2"], "align_min_score": chosen["min_score"],
+    thresholds: dict[str, float] = {"radius": chosen["radius"], "min_code_votes": chosen["min_code_votes"], "frame_match_l2": chosen["frame_match_l2"], "align_min_score": chosen["min_score"],
                                     "background_beta": chosen["background_beta"], **calib.to_keys(),
                                     "copy_threshold": chosen["copy_threshold"], "min_copy_seconds": chosen["min_copy_seconds"], "repetition_rule": 0}
     if chosen["background_beta"] > 0:

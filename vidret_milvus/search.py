@@ -243,6 +243,15 @@ def code_votes(query_times: np.ndarray, hits: FrameHits, tolerance: float) -> di
     return {int(a): (int(best[int(a)]), int(c)) for a, c in zip(v.tolist(), n.tolist())}
 
 
+def select_candidates(query_times: np.ndarray, recall: FrameHits, params: SearchParams) -> list[int]:
+    """The videos the code stage sends to the re-rank: those with at least
+    ``params.min_code_votes`` coherent votes (:func:`code_votes`), most votes first (then most
+    hits, then the lower id), at most ``params.max_candidates``."""
+    votes = code_votes(query_times, recall, params.vote_tolerance_s)
+    keep = [v for v, (c, _) in votes.items() if c >= params.min_code_votes]
+    return sorted(keep, key=lambda v: (-votes[v][0], -votes[v][1], v))[: params.max_candidates]
+
+
 def rerank_frame_ids(recall: FrameHits, cand: list[int], videos: dict[int, VideoRow], window: int) -> np.ndarray:
     """Frame ids the window re-rank searches: per candidate video, every stored frame within
     ``window`` frames of a frame the code stage recalled (sorted, unique). Built only from the
@@ -267,9 +276,7 @@ def search_descriptor(
     interval = 1.0 / query.fps
     # 1. category recall
     recall = store.range_search_codes(query.codes, radius=params.radius, limit=params.recall_limit)
-    # Candidates: videos with enough temporally coherent code votes, most first (then most hits)
-    votes = code_votes(query.timestamps, recall, params.vote_tolerance_s)
-    ranked = sorted((v for v, (c, _) in votes.items() if c >= params.min_code_votes), key=lambda v: (-votes[v][0], -votes[v][1], v))[: params.max_candidates]
+    ranked = select_candidates(query.timestamps, recall, params)
     videos = store.get_videos(ranked, ready_only=True)  # never a half-ingested video
     cand = [v for v in ranked if v in videos]
     t1 = time.perf_counter()
