@@ -59,6 +59,8 @@ SETTINGS = {
     "video": {"rerank_scope": "video"},
     "window": {"rerank_scope": "window"},
     "window_top": {"rerank_scope": "window", "recall_limit": 128, "max_candidates": 50},
+    # the same, with candidates that at least 2 query frames recall at one time offset
+    "window_top_votes2": {"rerank_scope": "window", "recall_limit": 128, "max_candidates": 50, "min_code_votes": 2},
 }
 SCOPES = tuple(SETTINGS)
 POPCOUNT = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(1).astype(np.uint8)

@@ -242,6 +242,8 @@ def main() -> None:
     ap.add_argument("--duration-threshold", type=floats, default=[round(x, 2) for x in np.arange(0.1, 0.75, 0.05)],
                     help="the old repetition rule's thresholds (printed for comparison, never chosen)")
     ap.add_argument("--max-fpr", type=float, default=0.02)
+    ap.add_argument("--dump-candidates", type=Path, default=None, metavar="NPZ",
+                    help="also save every grid point's candidates (query, reference, label, evidence features) for offline study")
     ap.add_argument("--views", choices=[v.value for v in QueryViews], default=QueryViews.insets.value,
                     help="the query views searched, as `search --views` (default: insets, the default search): the calibration is fitted "
                          "on the candidates the search will score")
@@ -292,6 +294,7 @@ def main() -> None:
     bg_default = background_default(sets) if any(b > 0 for b in args.background_beta) else 0.0
     rows: list[dict] = []
     calibrations: list[dict] = []
+    dumps: dict[str, tuple[np.ndarray, ...]] = {}
     for ms, l2, radius, beta, votes in itertools.product(args.min_score, args.frame_match_l2, args.radius, args.background_beta, args.min_code_votes):
         raw: dict[str, list] = {}
         frames_in = {name: sum(d.num_frames for d in ref_desc.values()) for name, _, _, _, _, ref_desc, _ in sets}
@@ -322,6 +325,8 @@ def main() -> None:
             print(f"{base}: {len(y)} candidates, {int(y.sum())} true: nothing to fit, skipped")
             continue
         calib = fit_calibration(X, y, l2=args.calib_l2)
+        if args.dump_candidates is not None:
+            dumps[json.dumps(base, sort_keys=True)] = (np.array([qn for qn, _, _ in pairs]), np.array([ref for _, ref, _ in pairs]), y, X)
         p_fit = (1.0 / (1.0 + np.exp(-(X @ np.asarray(calib.weights) + calib.bias)))).tolist()
         p_hand = [r.confidence for _, _, r in pairs]  # the search ran with the hand-set Calibration()
         best_seconds = np.expm1(X[:, FEATURES.index("log1p_best_segment_seconds")]).tolist()
@@ -359,6 +364,10 @@ def main() -> None:
                   f"FPR {best['negatives_fpr']:.3f} segF1 {best['segment_f1']:.3f}" + ("" if best["negatives_fpr"] <= args.max_fpr else "  (no cut meets the FPR)"), flush=True)
     for _, store, *_ in sets:
         store.close()
+    if args.dump_candidates is not None:
+        np.savez_compressed(args.dump_candidates, features=np.array(FEATURES), **{
+            f"{k}_{i}": a for i, (point, arrs) in enumerate(dumps.items()) for k, a in zip(("query", "ref", "label", "X"), arrs)},
+            points=np.array(list(dumps)))
 
     ok = [r for r in rows if r["rule"] == "calibrated" and r["negatives_fpr"] <= args.max_fpr]
     if not ok:
