@@ -174,6 +174,11 @@ def test_min_code_votes_keeps_the_copy_and_drops_stray_recalls(db: Path, media: 
     top = strict.results[0]
     assert Path(top.path).name == "a.mp4" and top.is_copy
     assert abs(top.score - all_in.results[0].score) < 0.2
+    # the same through the CLI option, reported with the decision settings
+    res = runner.invoke(app, ["search", str(media["copy"]), "--uri", str(db), "--radius", "48", "--min-code-votes", "4", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["decision"]["min_code_votes"] == 4 and out["candidates"]["videos"] == 1
 
 
 def test_unrelated_clip_gets_no_copy(db: Path, media: dict[str, Path]) -> None:

@@ -253,6 +253,10 @@ def ingest(
 MaxCandidatesOpt = Annotated[Optional[int], typer.Option(
     "--max-candidates", help="Most-recalled videos sent to the re-rank (default 2000; 50 keeps a search of 1,000 h of references near 300 ms, see benchmarks/RESULTS.md).",
     envvar="VIDRET_MAX_CANDIDATES", min=1, max=16384, show_default=False)]
+MinCodeVotesOpt = Annotated[Optional[int], typer.Option(
+    "--min-code-votes", help="Query frames that must recall a video at one time offset before it is re-ranked (default: the model's tuned value, 1: every recalled video; "
+    "2 passes about a third fewer reference frames on the hard tuning sets for about 1 point of muAP, see README 'The code stage').",
+    envvar="VIDRET_MIN_CODE_VOTES", min=1, max=1000, show_default=False)]
 RecallLimitOpt = Annotated[Optional[int], typer.Option(
     "--recall-limit", help="Nearest codes kept per query frame in the code recall (default 16384, Milvus' cap; 128 for a large library).",
     envvar="VIDRET_RECALL_LIMIT", min=1, max=16384, show_default=False)]
@@ -267,6 +271,7 @@ def search(
     radius: Annotated[Optional[int], typer.Option("--radius", help="Hamming radius of the code recall (bits, inclusive; default: the model's tuned value, 32 untrained).", envvar="VIDRET_RADIUS", min=0, max=128)] = None,
     max_candidates: MaxCandidatesOpt = None,
     recall_limit: RecallLimitOpt = None,
+    min_code_votes: MinCodeVotesOpt = None,
     mode: Annotated[Mode, typer.Option("--mode", help="Copy decision: embedding (mode 1), duration (mode 2), codes (mode 3).", envvar="VIDRET_MODE")] = Mode.duration,
     threshold: Annotated[Optional[float], typer.Option("--threshold", help="Decision threshold of the mode (default: the model's tuned value for the mode, see README).", callback=_finite)] = None,
     binary_index: BinaryIndexOpt = None,
@@ -313,7 +318,7 @@ def search(
         with _status("loading the model"):
             model = _load_model(checkpoint, backbone, weights, precision, threads)
         field = mode_threshold_field(mode)
-        params = SearchParams.for_model(thresholds_for(model), top_n=top_n, radius=radius, mode=mode, max_candidates=max_candidates, recall_limit=recall_limit, **{field: threshold})
+        params = SearchParams.for_model(thresholds_for(model), top_n=top_n, radius=radius, mode=mode, max_candidates=max_candidates, recall_limit=recall_limit, min_code_votes=min_code_votes, **{field: threshold})
         check_store(store, model)
         for problem in problems:  # folders that could not be read: reported first, like ingest
             failed += 1
@@ -514,6 +519,7 @@ def serve(
     verbose: Annotated[bool, typer.Option("--verbose", help="Log every request.", envvar="VIDRET_VERBOSE")] = False,
     max_candidates: MaxCandidatesOpt = None,
     recall_limit: RecallLimitOpt = None,
+    min_code_votes: MinCodeVotesOpt = None,
     verdicts: Annotated[Optional[Path], typer.Option("--verdicts", help="The reviewer's verdicts file (SQLite; default: beside a Lite .db, else ./vidret-verdicts.sqlite).",
                                                      envvar="VIDRET_VERDICTS", show_default=False)] = None,
 ) -> None:
@@ -524,7 +530,7 @@ def serve(
 
     model = _load_model(checkpoint, backbone, weights, precision, threads)
     store = _connect(uri, token, prefix, create=False)  # serving a mistyped --uri would answer "nothing ingested" to every search
-    review = ReviewApp(store, model, SearchParams.for_model(thresholds_for(model), top_n=top_n, max_candidates=max_candidates, recall_limit=recall_limit), max_upload=max_upload_mb * 1024 * 1024, workers=workers,
+    review = ReviewApp(store, model, SearchParams.for_model(thresholds_for(model), top_n=top_n, max_candidates=max_candidates, recall_limit=recall_limit, min_code_votes=min_code_votes), max_upload=max_upload_mb * 1024 * 1024, workers=workers,
                        verdicts=verdicts)
     try:
         httpd = make_server(review, host, port, quiet=not verbose)

@@ -528,7 +528,7 @@ class Result:
 def decision_settings(params: SearchParams) -> dict[str, Any]:
     """The settings that decide a result, as reported with it."""
     threshold = getattr(params, mode_threshold_field(params.mode))
-    out = {"mode": params.mode.value, "threshold": threshold, "radius": params.radius, "segment_min_score": params.align.min_score,
+    out = {"mode": params.mode.value, "threshold": threshold, "radius": params.radius, "min_code_votes": params.min_code_votes, "segment_min_score": params.align.min_score,
            "segment_min_frames": params.align.min_frames, "frame_match_l2": params.frame_match_l2, "background_beta": params.background_beta}
     if params.mode is Mode.duration:
         out.update({"copy_threshold": params.copy_threshold, "min_copy_seconds": params.min_copy_seconds,
