@@ -1,0 +1,97 @@
+"""Which candidate-video rule the code stage should use: hits, distinct query frames, or
+coherent votes (distinct query frames at one time offset, search.code_votes).
+
+    .venv/bin/python benchmarks/code_votes.py [--data benchmarks/data_hard_tune] [--radius 36 40 44]
+
+On a TUNING set's cached descriptors (tune_thresholds.py fills benchmarks/out/tune_cache with
+the references, the queries and their views of the default search), exhaustively in numpy: each
+query's views are matched against every reference frame's code within the radius; per
+reference video, each rule's count is taken in the view that gives the most (the default
+search keeps a video any view recalls). For each rule and threshold it prints the share of
+true references kept and the mean share of reference frames in the kept videos (positives,
+negatives, all queries). Writes benchmarks/results/code_votes.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from _common import POPCOUNT, ROOT, save
+from vidret_milvus.descriptor import VideoDescriptor
+from vidret_milvus.model import load_model
+from vidret_milvus.search import code_votes
+from vidret_milvus.store import FrameHits
+
+RULES = ("hits", "distinct query frames", "coherent votes")
+
+
+def per_video_counts(views: list[VideoDescriptor], codes: np.ndarray, owner: np.ndarray, ref_t: np.ndarray, radius: int, tolerance: float) -> dict[int, tuple[int, ...]]:
+    """{reference index: (hits, distinct query frames, coherent votes)}, each the most any view gives."""
+    out: dict[int, tuple[int, ...]] = {}
+    for v in views:
+        ham = POPCOUNT[v.codes[:, None, :] ^ codes[None]].sum(2)
+        qi, fi = np.nonzero(ham <= radius)
+        if not len(qi):
+            continue
+        hits = FrameHits(qi.astype(np.int64), fi.astype(np.int64), owner[fi], ref_t[fi], ham[qi, fi].astype(np.float32), np.zeros(v.num_frames, bool))
+        votes = code_votes(v.timestamps.astype(np.float64), hits, tolerance)
+        for vid in votes:
+            distinct = len(np.unique(qi[owner[fi] == vid]))
+            got = (votes[vid][1], distinct, votes[vid][0])
+            out[vid] = tuple(max(a, b) for a, b in zip(out.get(vid, (0, 0, 0)), got))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ROOT / "benchmarks" / "data_hard_tune", help="a TUNING set (never the test set)")
+    ap.add_argument("--radius", type=int, nargs="+", default=[36, 40, 44])
+    ap.add_argument("--thresholds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    ap.add_argument("--tolerance", type=float, default=2.0, help="vote_tolerance_s")
+    args = ap.parse_args()
+    model = load_model()
+    cache = ROOT / "benchmarks" / "out" / "tune_cache" / model.model_id / args.data.name
+    roots = sorted(cache.glob("queries-insets-*"), key=lambda p: p.stat().st_mtime)
+    if not (cache / "refs").is_dir() or not roots:
+        raise SystemExit(f"{cache}: no cached descriptors; run tune_thresholds.py --data {args.data} first")
+    gt = json.loads((args.data / "ground_truth.json").read_text())
+    names = [r["name"] for r in gt["references"]]
+    refs = [VideoDescriptor.load(cache / "refs" / f"{n}.npz") for n in names]
+    codes = np.concatenate([d.codes for d in refs])
+    owner = np.concatenate([np.full(d.num_frames, i, np.int64) for i, d in enumerate(refs)])
+    ref_t = np.concatenate([d.timestamps for d in refs]).astype(np.float32)
+    frames = np.array([d.num_frames for d in refs])
+    vroot = roots[-1]  # the newest detectors' views
+    queries = []
+    for q in gt["queries"]:
+        full = VideoDescriptor.load(cache / "queries" / f"{q['name']}.npz")
+        order = json.loads((vroot / q["name"] / "views.json").read_text())
+        views = [full if v == "full" else VideoDescriptor.load(vroot / q["name"] / f"{v}.npz") for v in order]
+        queries.append((q, views))
+    table = []
+    for radius in args.radius:
+        counts = [(q, per_video_counts(views, codes, owner, ref_t, radius, args.tolerance)) for q, views in queries]
+        print(f"radius {radius}: rule >= threshold: true references kept / reference frames in kept videos (positives, negatives, all)")
+        for k, rule in enumerate(RULES):
+            for th in args.thresholds:
+                kept, total, share = 0, 0, {True: [], False: []}
+                for q, per in counts:
+                    keep = {v for v, c in per.items() if c[k] >= th}
+                    share[q["positive"]].append(float(frames[list(keep)].sum() / frames.sum()) if keep else 0.0)
+                    for m in q["matches"]:
+                        total += 1
+                        kept += names.index(m["ref"]) in keep
+                row = {"radius": radius, "rule": rule, "threshold": th, "true_refs_kept": round(kept / max(1, total), 4),
+                       "ref_frames_positives": round(float(np.mean(share[True])), 4), "ref_frames_negatives": round(float(np.mean(share[False])), 4),
+                       "ref_frames_all": round(float(np.mean(share[True] + share[False])), 4)}
+                table.append(row)
+                print(f"  {rule:>22} >= {th}: {row['true_refs_kept']:.3f} / {row['ref_frames_positives']:.3f} {row['ref_frames_negatives']:.3f} {row['ref_frames_all']:.3f}")
+    save("code_votes", {"model_id": model.model_id, "data": args.data.name, "views": vroot.name, "tolerance": args.tolerance, "rows": table})
+
+
+if __name__ == "__main__":
+    main()
