@@ -409,8 +409,8 @@ class SearchParams:
     rerank_window_s: float = 5.0
     max_candidates: int = 2000  # videos sent to re-rank (most coherent code votes first)
     # A video reaches the re-rank when at least min_code_votes distinct query frames recall it
-    # at one time offset (within vote_tolerance_s; search.code_votes): 1 passes every video
-    # the codes recall.
+    # in one window of time offsets (2 x vote_tolerance_s wide; search.code_votes): 1 passes
+    # every video the codes recall. Candidates are ranked by these votes.
     min_code_votes: int = 1
     vote_tolerance_s: float = 2.0
     recall_limit: int = MAX_LIMIT  # hits per query frame in the Hamming stage
@@ -528,7 +528,7 @@ class Result:
 def decision_settings(params: SearchParams) -> dict[str, Any]:
     """The settings that decide a result, as reported with it."""
     threshold = getattr(params, mode_threshold_field(params.mode))
-    out = {"mode": params.mode.value, "threshold": threshold, "radius": params.radius, "min_code_votes": params.min_code_votes, "segment_min_score": params.align.min_score,
+    out = {"mode": params.mode.value, "threshold": threshold, "radius": params.radius, "min_code_votes": params.min_code_votes, "vote_tolerance_s": params.vote_tolerance_s, "segment_min_score": params.align.min_score,
            "segment_min_frames": params.align.min_frames, "frame_match_l2": params.frame_match_l2, "background_beta": params.background_beta}
     if params.mode is Mode.duration:
         out.update({"copy_threshold": params.copy_threshold, "min_copy_seconds": params.min_copy_seconds,
