@@ -59,3 +59,17 @@ def copied_frames_nearest(query, match: dict, emb: np.ndarray) -> tuple[np.ndarr
     nn = np.argmax(sim, axis=1) if sel.any() else np.zeros(0, np.int64)
     l2 = np.sqrt(np.maximum(2.0 - 2.0 * sim[np.arange(len(nn)), nn], 0.0))
     return sel, nn, l2
+
+
+def nearest_view_hamming(views: list, match: dict, emb: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """The code stage as the default search runs it (the whole frame and the query's detected
+    views, each recalling with its own codes), for the query frames inside one copied span:
+    per frame, the view whose embedding comes nearest to a reference frame (a
+    picture-in-picture's inset, not the frame around it), and the Hamming distance from that
+    view's code to that nearest reference frame's code. ``views``: the query's
+    VideoDescriptors, the whole frame first, all on the same timestamps."""
+    near = [copied_frames_nearest(v, match, emb) for v in views]
+    if not near[0][0].any():
+        return np.zeros(0, np.int64)
+    best = np.argmin(np.stack([l2 for _, _, l2 in near]), axis=0)
+    return np.array([int(POPCOUNT[views[k].codes[near[k][0]][j] ^ codes[near[k][1][j]]].sum()) for j, k in enumerate(best)], np.int64)

@@ -19,8 +19,9 @@ process), and over 2 x ``--queries`` 20-frame queries (edited copies of stored s
 clips, already fingerprinted): search p50/p95 (code recall + re-rank + alignment, the tuned
 thresholds of the model) with the re-rank over every frame of every candidate video
 (``rerank_scope=video``), over the frames within 5 s of the recalled ones (``window``), and that
-with the code stage bounded to the 128 nearest codes per query frame and the 50 most recalled
-videos (``window_top``: ``recall_limit=128, max_candidates=50``); the
+with the code stage bounded to the 128 nearest codes per query frame and the 50 videos with the
+most coherent code votes (``window_top``: ``recall_limit=128, max_candidates=50``; and
+``window_top_votes2``: only videos with at least 2 votes, ``min_code_votes=2``); the
 share of reference frames each re-rank searches, copies found (top 1 is the planted video, a
 copy, at the right place) and false copies of the novel clips; the code stage's Hamming recall
 against an exhaustive search, and FAISS IndexBinaryFlat (the `bench` extra) as its floor.
@@ -54,7 +55,8 @@ SERVER_DIR = ROOT / ".milvus-test"  # scripts/milvus_server.py's default base fo
 QUERY_FRAMES = 20
 # The settings each query is searched with: the re-rank over every frame of the candidate videos
 # (today's), over the frames around the recalled ones, and that with the code stage bounded to
-# the 128 nearest codes per query frame and the 50 most recalled videos (a large library).
+# the 128 nearest codes per query frame and the 50 videos with the most coherent code votes (a
+# large library).
 SETTINGS = {
     "video": {"rerank_scope": "video"},
     "window": {"rerank_scope": "window"},

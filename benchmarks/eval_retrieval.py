@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from _common import POPCOUNT, ROOT, copied_frames_nearest, save
+from _common import POPCOUNT, ROOT, copied_frames_nearest, nearest_view_hamming, save
 from vidret_milvus.align import align, repetition_degree
 from vidret_milvus.descriptor import VideoDescriptor
 from vidret_milvus.fingerprint import Sampling, fingerprint_video
@@ -164,20 +164,8 @@ def code_stage_recall_views(q_views: dict[str, list[tuple[str, VideoDescriptor]]
     inset, not the frame around it), lies within ``radius`` of that view's code."""
     emb = np.concatenate([d.embeddings for d in ref_desc.values()])
     codes = np.concatenate([d.codes for d in ref_desc.values()])
-    found, total = 0, 0
-    for q in queries:
-        views = [v for _, v in q_views[q["name"]]]
-        for m in q["matches"]:
-            near = [copied_frames_nearest(v, m, emb) for v in views]
-            sel = near[0][0]
-            if not sel.any():
-                continue
-            l2 = np.stack([d for _, _, d in near])  # (views, copied frames)
-            best = np.argmin(l2, axis=0)
-            for j, k in enumerate(best):
-                v_sel, nn, _ = near[k]
-                found += int(POPCOUNT[views[k].codes[v_sel][j] ^ codes[nn[j]]].sum() <= radius)
-            total += len(best)
+    ham = [nearest_view_hamming([v for _, v in q_views[q["name"]]], m, emb, codes) for q in queries for m in q["matches"]]
+    found, total = sum(int((h <= radius).sum()) for h in ham), sum(len(h) for h in ham)
     return round(found / total, 4) if total else None
 
 

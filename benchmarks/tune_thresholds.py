@@ -62,7 +62,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import POPCOUNT, ROOT, copied_frames_nearest, save
+from _common import POPCOUNT, ROOT, copied_frames_nearest, nearest_view_hamming, save
 from eval_retrieval import evaluate
 from vidret_milvus.align import AlignParams
 from vidret_milvus.decision import FEATURES, TIME_TOLERANCE, Calibration, fit_calibration
@@ -165,9 +165,7 @@ def radius_tradeoff(sets: list[tuple], radii: tuple[int, ...] = (16, 20, 24, 28,
                 sel, nn, _ = copied_frames_nearest(qd, m, emb)
                 if sel.any():
                     d = ham[sel][np.arange(int(sel.sum())), nn]
-                    near = [copied_frames_nearest(v, m, emb) for v in views]
-                    best = np.argmin(np.stack([l2 for _, _, l2 in near]), axis=0)
-                    dv = np.array([POPCOUNT[views[k].codes[near[k][0]][j] ^ codes[near[k][1][j]]].sum() for j, k in enumerate(best)])
+                    dv = nearest_view_hamming(views, m, emb, codes)
                     for r in radii:
                         found[r] += int((d <= r).sum())
                         found_views[r] += int((dv <= r).sum())
@@ -303,10 +301,10 @@ def main() -> None:
     rows: list[dict] = []
     calibrations: list[dict] = []
     dumps: dict[str, tuple[np.ndarray, ...]] = {}
+    frames_in = {name: sum(d.num_frames for d in ref_desc.values()) for name, _, _, _, _, ref_desc, _ in sets}
+    ref_frames = {f"{name}/{n}": d.num_frames for name, _, _, _, _, ref_desc, _ in sets for n, d in ref_desc.items()}
     for ms, l2, radius, beta, votes in itertools.product(args.min_score, args.frame_match_l2, args.radius, args.background_beta, args.min_code_votes):
         raw: dict[str, list] = {}
-        frames_in = {name: sum(d.num_frames for d in ref_desc.values()) for name, _, _, _, _, ref_desc, _ in sets}
-        ref_frames = {f"{name}/{n}": d.num_frames for name, _, _, _, _, ref_desc, _ in sets for n, d in ref_desc.items()}
         passed: list[float] = []
         rerank_share: list[float] = []
         for name, store, ids, q_desc, gt, _, q_views in sets:

@@ -190,6 +190,12 @@ def test_search_params_take_the_calibration_from_the_checkpoint_keys() -> None:
         parse_thresholds({**legacy, "calib_w5": 1.0}, "config.json")
     with pytest.raises(ModelError, match="outside"):
         parse_thresholds({"copy_threshold": 1.5}, "config.json")
+    # the code stage's vote threshold is a tuned key too, a whole number >= 1
+    assert SearchParams.for_model(Thresholds(parse_thresholds({"min_code_votes": 2}, "config.json"))).min_code_votes == 2
+    assert decision_settings(SearchParams(min_code_votes=3))["min_code_votes"] == 3
+    for bad, why in ((0, "outside"), (1.5, "integer")):
+        with pytest.raises(ModelError, match=why):
+            parse_thresholds({"min_code_votes": bad}, "config.json")
     with pytest.raises(ValueError):
         SearchParams(min_copy_seconds=-1)
 

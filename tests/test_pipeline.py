@@ -155,8 +155,31 @@ def test_code_votes_count_query_frames_that_agree_on_an_offset() -> None:
     assert code_votes(np.arange(10, dtype=np.float64), hits, 1.0) == {1: (5, 5), 2: (1, 5), 3: (1, 4)}
     # video 2's offsets are 3, 38, 13, 74, -7: 5 s windows still part them, 20 s ones do not
     assert code_votes(np.arange(10, dtype=np.float64), hits, 5.0)[2] == (1, 5)
-    assert code_votes(np.arange(10, dtype=np.float64), hits, 20.0)[2][0] >= 2
+    # 20 s: bins 0, 1, 0, 3, -1; window 0 (bins 0-1) holds query frames 0, 2, 4
+    assert code_votes(np.arange(10, dtype=np.float64), hits, 20.0)[2] == (3, 5)
     assert code_votes(np.arange(10, dtype=np.float64), FrameHits.empty(10), 1.0) == {}
+
+
+def test_select_candidates_filters_ranks_and_caps() -> None:
+    """Coherent votes first, then hits, then the lower id; min_code_votes 1 keeps every
+    recalled video (the default search re-ranks all of them, as before the votes)."""
+    from vidret_milvus.search import SearchParams, select_candidates
+    from vidret_milvus.store import FrameHits
+
+    # video 5: 3 query frames at one offset; 6: 2 frames aligned + 3 stray hits; 7: 2 aligned;
+    # 8: 1 hit. 6 and 7 tie on votes, 6 has more hits.
+    qi = np.r_[0, 1, 2, 0, 1, 3, 3, 3, 0, 1, 4].astype(np.int64)
+    t = np.r_[10, 11, 12, 50, 51, 0, 30, 90, 70, 71, 5].astype(np.float32)
+    vid = np.r_[5, 5, 5, 6, 6, 6, 6, 6, 7, 7, 8].astype(np.int64)
+    hits = FrameHits(qi, np.arange(len(qi), dtype=np.int64), vid, t, np.zeros(len(qi), np.float32), np.zeros(5, bool))
+    qt = np.arange(5, dtype=np.float64)
+    assert select_candidates(qt, hits, SearchParams()) == [5, 6, 7, 8]
+    assert select_candidates(qt, hits, SearchParams(min_code_votes=2)) == [5, 6, 7]
+    assert select_candidates(qt, hits, SearchParams(min_code_votes=3)) == [5]
+    assert select_candidates(qt, hits, SearchParams(max_candidates=2)) == [5, 6]
+    for bad in ({"min_code_votes": 0}, {"vote_tolerance_s": 0.0}, {"vote_tolerance_s": float("nan")}):
+        with pytest.raises(ValueError):
+            SearchParams(**bad)
 
 
 def test_min_code_votes_keeps_the_copy_and_drops_stray_recalls(db: Path, media: dict[str, Path], model) -> None:  # noqa: ANN001
