@@ -251,7 +251,7 @@ def ingest(
 
 
 MaxCandidatesOpt = Annotated[Optional[int], typer.Option(
-    "--max-candidates", help="Most-recalled videos sent to the re-rank (default 2000; 50 keeps a search of 1,000 h of references near 300 ms, see benchmarks/RESULTS.md).",
+    "--max-candidates", help="Videos sent to the re-rank, most coherent code votes first (default 2000; 50 keeps a search of 1,000 h of references near 300 ms, see benchmarks/RESULTS.md).",
     envvar="VIDRET_MAX_CANDIDATES", min=1, max=16384, show_default=False)]
 MinCodeVotesOpt = Annotated[Optional[int], typer.Option(
     "--min-code-votes", help="Query frames that must recall a video at one time offset before it is re-ranked (default: the model's tuned value, 1: every recalled video; "
