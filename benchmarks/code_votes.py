@@ -3,8 +3,9 @@ coherent votes (distinct query frames at one time offset, search.code_votes).
 
     .venv/bin/python benchmarks/code_votes.py [--data benchmarks/data_hard_tune] [--radius 36 40 44]
 
-On a TUNING set's cached descriptors (tune_thresholds.py fills benchmarks/out/tune_cache with
-the references, the queries and their views of the default search), exhaustively in numpy: each
+On a TUNING set's descriptors (tune_thresholds.py's cache, benchmarks/out/tune_cache: the
+references, the queries and their views of the default search, fingerprinted there if
+missing), exhaustively in numpy: each
 query's views are matched against every reference frame's code within the radius; per
 reference video, each rule's count is taken in the view that gives the most (the default
 search keeps a video any view recalls). For each rule and threshold it prints the share of
@@ -21,8 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from _common import POPCOUNT, ROOT, save
+from tune_thresholds import detectors_version, fingerprints, query_views
 from vidret_milvus.descriptor import VideoDescriptor
+from vidret_milvus.fingerprint import Sampling
 from vidret_milvus.model import load_model
+from vidret_milvus.regions import QueryViews
 from vidret_milvus.search import code_votes
 from vidret_milvus.store import FrameHits
 
@@ -54,24 +58,21 @@ def main() -> None:
     ap.add_argument("--tolerance", type=float, default=2.0, help="vote_tolerance_s")
     args = ap.parse_args()
     model = load_model()
+    # The tuning script's own cache and views (made here if missing; a changed detector never
+    # reuses stale views: the cache is keyed by detectors_version)
     cache = ROOT / "benchmarks" / "out" / "tune_cache" / model.model_id / args.data.name
-    roots = sorted(cache.glob("queries-insets-*"), key=lambda p: p.stat().st_mtime)
-    if not (cache / "refs").is_dir() or not roots:
-        raise SystemExit(f"{cache}: no cached descriptors; run tune_thresholds.py --data {args.data} first")
     gt = json.loads((args.data / "ground_truth.json").read_text())
     names = [r["name"] for r in gt["references"]]
-    refs = [VideoDescriptor.load(cache / "refs" / f"{n}.npz") for n in names]
+    sampling = Sampling()
+    ref_desc = fingerprints(model, args.data, names, "refs", cache, sampling)
+    q_desc = fingerprints(model, args.data, [q["name"] for q in gt["queries"]], "queries", cache, sampling)
+    q_views = query_views(model, args.data, list(q_desc), QueryViews.insets, cache, sampling, q_desc)
+    refs = [ref_desc[n] for n in names]
     codes = np.concatenate([d.codes for d in refs])
     owner = np.concatenate([np.full(d.num_frames, i, np.int64) for i, d in enumerate(refs)])
     ref_t = np.concatenate([d.timestamps for d in refs]).astype(np.float32)
     frames = np.array([d.num_frames for d in refs])
-    vroot = roots[-1]  # the newest detectors' views
-    queries = []
-    for q in gt["queries"]:
-        full = VideoDescriptor.load(cache / "queries" / f"{q['name']}.npz")
-        order = json.loads((vroot / q["name"] / "views.json").read_text())
-        views = [full if v == "full" else VideoDescriptor.load(vroot / q["name"] / f"{v}.npz") for v in order]
-        queries.append((q, views))
+    queries = [(q, [v for _, v in q_views[q["name"]]]) for q in gt["queries"]]
     table = []
     for radius in args.radius:
         counts = [(q, per_video_counts(views, codes, owner, ref_t, radius, args.tolerance)) for q, views in queries]
@@ -90,7 +91,7 @@ def main() -> None:
                        "ref_frames_all": round(float(np.mean(share[True] + share[False])), 4)}
                 table.append(row)
                 print(f"  {rule:>22} >= {th}: {row['true_refs_kept']:.3f} / {row['ref_frames_positives']:.3f} {row['ref_frames_negatives']:.3f} {row['ref_frames_all']:.3f}")
-    save("code_votes", {"model_id": model.model_id, "data": args.data.name, "views": vroot.name, "tolerance": args.tolerance, "rows": table})
+    save("code_votes", {"model_id": model.model_id, "data": args.data.name, "views": f"insets-{detectors_version()}", "tolerance": args.tolerance, "rows": table})
 
 
 if __name__ == "__main__":

@@ -238,7 +238,7 @@ def main() -> None:
     ap.add_argument("--min-score", type=floats, default=floats("0.6,0.65,0.7,0.75,0.8,0.85,0.9"))
     ap.add_argument("--frame-match-l2", type=floats, default=floats("0.6,0.7,0.8,0.9,1.0"))
     ap.add_argument("--radius", type=floats, default=[32.0])
-    ap.add_argument("--min-code-votes", type=floats, default=[1.0], help="candidate videos need this many coherent code votes (search.code_votes)")
+    ap.add_argument("--min-code-votes", type=lambda t: [int(x) for x in t.split(",") if x.strip()], default=[1], help="candidate videos need this many coherent code votes (search.code_votes)")
     ap.add_argument("--background-beta", type=floats, default=[0.0], help="background normalisation strengths to try (search.py)")
     ap.add_argument("--copy-threshold", type=floats, default=[round(x, 3) for x in np.r_[np.arange(0.05, 0.95, 0.05), 0.95, 0.97, 0.98, 0.99]],
                     help="calibrated-probability cuts to try")
@@ -372,7 +372,7 @@ def main() -> None:
         store.close()
     if args.dump_candidates is not None:
         np.savez_compressed(args.dump_candidates, features=np.array(FEATURES), **{
-            f"{k}_{i}": a for i, (point, arrs) in enumerate(dumps.items()) for k, a in zip(("query", "ref", "label", "X"), arrs)},
+            f"{k}_{i}": a for i, arrs in enumerate(dumps.values()) for k, a in zip(("query", "ref", "label", "X"), arrs)},
             points=np.array(list(dumps)))
 
     ok = [r for r in rows if r["rule"] == "calibrated" and r["negatives_fpr"] <= args.max_fpr]
