@@ -11,12 +11,17 @@ reference video, each rule's count is taken in the view that gives the most (the
 search keeps a video any view recalls). For each rule and threshold it prints the share of
 true references kept and the mean share of reference frames in the kept videos (positives,
 negatives, all queries). Writes benchmarks/results/code_votes.json.
+
+``--timing``: only the cost of counting the votes (search.code_votes) beside the plain per-hit
+count and rank it replaced, on random hits (20 query frames, 9,000 videos, offsets over an
+hour), median of 3, side by side in one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -50,13 +55,42 @@ def per_video_counts(views: list[VideoDescriptor], codes: np.ndarray, owner: np.
     return out
 
 
+def time_votes(sizes: tuple[int, ...] = (5_000, 54_000, 300_000, 1_000_000), seed: int = 0) -> list[dict[str, float]]:
+    """Milliseconds of code_votes and of the old count-and-rank per number of hits."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in sizes:
+        qi, vid = rng.integers(0, 20, n), rng.integers(0, 9000, n)
+        hits = FrameHits(qi.astype(np.int64), np.arange(n, dtype=np.int64), vid.astype(np.int64), rng.uniform(0, 3600, n).astype(np.float32),
+                         np.zeros(n, np.float32), np.zeros(20, bool))
+        qt = np.arange(20, dtype=np.float64)
+        new, old = [], []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            code_votes(qt, hits, 2.0)
+            t1 = time.perf_counter()
+            count: dict[int, int] = {}
+            for v in hits.video_ids.tolist():  # what search_descriptor did before the votes
+                count[v] = count.get(v, 0) + 1
+            sorted(count, key=lambda v: (-count[v], v))
+            new.append(t1 - t0)
+            old.append(time.perf_counter() - t1)
+        rows.append({"hits": n, "code_votes_ms": round(1e3 * float(np.median(new)), 1), "old_count_ms": round(1e3 * float(np.median(old)), 1)})
+        print(f"{n:>9} hits: code_votes {rows[-1]['code_votes_ms']} ms, old count and rank {rows[-1]['old_count_ms']} ms")
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT / "benchmarks" / "data_hard_tune", help="a TUNING set (never the test set)")
     ap.add_argument("--radius", type=int, nargs="+", default=[36, 40, 44])
     ap.add_argument("--thresholds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     ap.add_argument("--tolerance", type=float, default=2.0, help="vote_tolerance_s")
+    ap.add_argument("--timing", action="store_true", help="only time the vote count (random hits)")
     args = ap.parse_args()
+    if args.timing:
+        save("code_votes_timing", {"rows": time_votes()})
+        return
     model = load_model()
     # The tuning script's own cache and views (made here if missing; a changed detector never
     # reuses stale views: the cache is keyed by detectors_version)
