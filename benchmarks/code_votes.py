@@ -10,7 +10,8 @@ query's views are matched against every reference frame's code within the radius
 reference video, each rule's count is taken in the view that gives the most (the default
 search keeps a video any view recalls). For each rule and threshold it prints the share of
 true references kept and the mean share of reference frames in the kept videos (positives,
-negatives, all queries). Writes benchmarks/results/code_votes.json.
+negatives, all queries); also the top-k rule: per view the k videos with most coherent votes
+(max_candidates). Writes benchmarks/results/code_votes.json.
 
 ``--timing``: only the cost of counting the votes (search.code_votes) beside the plain per-hit
 count and rank it replaced, on random hits (20 query frames, 9,000 videos, offsets over an
@@ -36,23 +37,38 @@ from vidret_milvus.search import code_votes
 from vidret_milvus.store import FrameHits
 
 RULES = ("hits", "distinct query frames", "coherent votes")
+TOP_K = "top-k by coherent votes"
 
 
-def per_video_counts(views: list[VideoDescriptor], codes: np.ndarray, owner: np.ndarray, ref_t: np.ndarray, radius: int, tolerance: float) -> dict[int, tuple[int, ...]]:
-    """{reference index: (hits, distinct query frames, coherent votes)}, each the most any view gives."""
-    out: dict[int, tuple[int, ...]] = {}
+def per_view_counts(views: list[VideoDescriptor], codes: np.ndarray, owner: np.ndarray, ref_t: np.ndarray, radius: int, tolerance: float) -> list[dict[int, tuple[int, ...]]]:
+    """Per view: {reference index: (hits, distinct query frames, coherent votes)}."""
+    out: list[dict[int, tuple[int, ...]]] = []
     for v in views:
         ham = POPCOUNT[v.codes[:, None, :] ^ codes[None]].sum(2)
         qi, fi = np.nonzero(ham <= radius)
-        if not len(qi):
-            continue
-        hits = FrameHits(qi.astype(np.int64), fi.astype(np.int64), owner[fi], ref_t[fi], ham[qi, fi].astype(np.float32), np.zeros(v.num_frames, bool))
-        votes = code_votes(v.timestamps.astype(np.float64), hits, tolerance)
-        for vid in votes:
-            distinct = len(np.unique(qi[owner[fi] == vid]))
-            got = (votes[vid][1], distinct, votes[vid][0])
-            out[vid] = tuple(max(a, b) for a, b in zip(out.get(vid, (0, 0, 0)), got))
+        per: dict[int, tuple[int, ...]] = {}
+        if len(qi):
+            hits = FrameHits(qi.astype(np.int64), fi.astype(np.int64), owner[fi], ref_t[fi], ham[qi, fi].astype(np.float32), np.zeros(v.num_frames, bool))
+            votes = code_votes(v.timestamps.astype(np.float64), hits, tolerance)
+            for vid in votes:
+                per[vid] = (votes[vid][1], len(np.unique(qi[owner[fi] == vid])), votes[vid][0])
+        out.append(per)
     return out
+
+
+def kept_videos(per_view: list[dict[int, tuple[int, ...]]], rule: str, threshold: int) -> set[int]:
+    """The videos a rule keeps. Threshold rules: a video any view counts ``threshold`` times
+    (the default search keeps a video any view recalls). TOP_K: per view the ``threshold``
+    videos with most coherent votes, then hits, then the lower id (search.select_candidates
+    with max_candidates), united over the views."""
+    keep: set[int] = set()
+    for per in per_view:
+        if rule == TOP_K:
+            keep.update(sorted(per, key=lambda v: (-per[v][2], -per[v][0], v))[:threshold])
+        else:
+            k = RULES.index(rule)
+            keep.update(v for v, c in per.items() if c[k] >= threshold)
+    return keep
 
 
 def time_votes(sizes: tuple[int, ...] = (5_000, 54_000, 300_000, 1_000_000), seed: int = 0) -> list[dict[str, float]]:
@@ -85,7 +101,9 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT / "benchmarks" / "data_hard_tune", help="a TUNING set (never the test set)")
     ap.add_argument("--radius", type=int, nargs="+", default=[36, 40, 44])
     ap.add_argument("--thresholds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    ap.add_argument("--top-k", type=int, nargs="+", default=[3, 5, 8, 12], help="max_candidates of the top-k rule (per view)")
     ap.add_argument("--tolerance", type=float, default=2.0, help="vote_tolerance_s")
+    ap.add_argument("--name", default="code_votes", help="results/<name>.json")
     ap.add_argument("--timing", action="store_true", help="only time the vote count (random hits)")
     args = ap.parse_args()
     if args.timing:
@@ -109,13 +127,13 @@ def main() -> None:
     queries = [(q, [v for _, v in q_views[q["name"]]]) for q in gt["queries"]]
     table = []
     for radius in args.radius:
-        counts = [(q, per_video_counts(views, codes, owner, ref_t, radius, args.tolerance)) for q, views in queries]
+        counts = [(q, per_view_counts(views, codes, owner, ref_t, radius, args.tolerance)) for q, views in queries]
         print(f"radius {radius}: rule >= threshold: true references kept / reference frames in kept videos (positives, negatives, all)")
-        for k, rule in enumerate(RULES):
-            for th in args.thresholds:
+        for rule, thresholds in [(r, args.thresholds) for r in RULES] + [(TOP_K, args.top_k)]:
+            for th in thresholds:
                 kept, total, share = 0, 0, {True: [], False: []}
-                for q, per in counts:
-                    keep = {v for v, c in per.items() if c[k] >= th}
+                for q, per_view in counts:
+                    keep = kept_videos(per_view, rule, th)
                     share[q["positive"]].append(float(frames[list(keep)].sum() / frames.sum()) if keep else 0.0)
                     for m in q["matches"]:
                         total += 1
@@ -124,8 +142,9 @@ def main() -> None:
                        "ref_frames_positives": round(float(np.mean(share[True])), 4), "ref_frames_negatives": round(float(np.mean(share[False])), 4),
                        "ref_frames_all": round(float(np.mean(share[True] + share[False])), 4)}
                 table.append(row)
-                print(f"  {rule:>22} >= {th}: {row['true_refs_kept']:.3f} / {row['ref_frames_positives']:.3f} {row['ref_frames_negatives']:.3f} {row['ref_frames_all']:.3f}")
-    save("code_votes", {"model_id": model.model_id, "data": args.data.name, "views": f"insets-{detectors_version()}", "tolerance": args.tolerance, "rows": table})
+                sign = "k =" if rule == TOP_K else ">="
+                print(f"  {rule:>23} {sign} {th}: {row['true_refs_kept']:.3f} / {row['ref_frames_positives']:.3f} {row['ref_frames_negatives']:.3f} {row['ref_frames_all']:.3f}")
+    save(args.name, {"model_id": model.model_id, "data": args.data.name, "views": f"insets-{detectors_version()}", "tolerance": args.tolerance, "rows": table})
 
 
 if __name__ == "__main__":

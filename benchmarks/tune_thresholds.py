@@ -239,6 +239,8 @@ def main() -> None:
     ap.add_argument("--frame-match-l2", type=floats, default=floats("0.6,0.7,0.8,0.9,1.0"))
     ap.add_argument("--radius", type=floats, default=[32.0])
     ap.add_argument("--min-code-votes", type=lambda t: [int(x) for x in t.split(",") if x.strip()], default=[1], help="candidate videos need this many coherent code votes (search.code_votes)")
+    ap.add_argument("--max-candidates", type=lambda t: [int(x) for x in t.split(",") if x.strip()], default=[SearchParams.max_candidates],
+                    help="candidate videos per view sent to the re-rank, most coherent code votes first (search.select_candidates)")
     ap.add_argument("--background-beta", type=floats, default=[0.0], help="background normalisation strengths to try (search.py)")
     ap.add_argument("--copy-threshold", type=floats, default=[round(x, 3) for x in np.r_[np.arange(0.05, 0.95, 0.05), 0.95, 0.97, 0.98, 0.99]],
                     help="calibrated-probability cuts to try")
@@ -303,7 +305,7 @@ def main() -> None:
     dumps: dict[str, tuple[np.ndarray, ...]] = {}
     frames_in = {name: sum(d.num_frames for d in ref_desc.values()) for name, _, _, _, _, ref_desc, _ in sets}
     ref_frames = {f"{name}/{n}": d.num_frames for name, _, _, _, _, ref_desc, _ in sets for n, d in ref_desc.items()}
-    for ms, l2, radius, beta, votes in itertools.product(args.min_score, args.frame_match_l2, args.radius, args.background_beta, args.min_code_votes):
+    for ms, l2, radius, beta, votes, cap in itertools.product(args.min_score, args.frame_match_l2, args.radius, args.background_beta, args.min_code_votes, args.max_candidates):
         raw: dict[str, list] = {}
         passed: list[float] = []
         rerank_share: list[float] = []
@@ -311,7 +313,8 @@ def main() -> None:
             # repetition_rule off: is_copy is recomputed below anyway; every candidate is kept.
             params = SearchParams(mode=Mode.duration, radius=int(radius), top_n=len(gt["references"]), frame_match_l2=l2, duration_threshold=0.0,
                                   repetition_rule=False, background_beta=beta, background_default=bg_default if beta > 0 else 0.0,
-                                  background_path=bg_path, align=dataclasses.replace(AlignParams(), min_score=ms), min_code_votes=int(votes))
+                                  background_path=bg_path, align=dataclasses.replace(AlignParams(), min_score=ms), min_code_votes=int(votes),
+                                  max_candidates=int(cap))
             for qn, vs in q_views.items():
                 resp = search_views(store, vs, params) if len(vs) > 1 else search_descriptor(store, vs[0][1], params)
                 raw[f"{name}/{qn}"] = [(ids[r.video_id], r) for r in resp.results]
@@ -320,7 +323,7 @@ def main() -> None:
                 # the views: each view searches on its own).
                 passed.append(sum(ref_frames[ids[r.video_id]] for r in resp.results) / frames_in[name])
                 rerank_share.append(resp.candidates.get("rerank_frames", 0) / frames_in[name])
-        base = {"min_score": ms, "frame_match_l2": l2, "radius": int(radius), "background_beta": beta, "min_code_votes": int(votes)}
+        base = {"min_score": ms, "frame_match_l2": l2, "radius": int(radius), "background_beta": beta, "min_code_votes": int(votes), "max_candidates": int(cap)}
         true_reached = sum((qn, ref) in truth for qn, rs in raw.items() for ref, _ in rs) / max(1, len(truth))
         code_stage = {"ref_frames_in_candidates": round(float(np.mean(passed)), 4), "ref_frames_reranked": round(float(np.mean(rerank_share)), 4),
                       "true_refs_reaching_rerank": round(true_reached, 4)}
@@ -358,7 +361,7 @@ def main() -> None:
             copy = [d >= th and bool(r.segments) for d, (_, _, r) in zip(rep, pairs)]
             here.append({**base, "rule": "repetition", "duration_threshold": th, **metrics(by_query(rep, copy), queries)})
         rows += here
-        print(f"min_score {ms:.2f} l2 {l2:.2f} radius {int(radius)} beta {beta:.2f} min_code_votes {int(votes)}: {len(y)} candidates ({int(y.sum())} true); fitted w "
+        print(f"min_score {ms:.2f} l2 {l2:.2f} radius {int(radius)} beta {beta:.2f} min_code_votes {int(votes)} max_candidates {int(cap)}: {len(y)} candidates ({int(y.sum())} true); fitted w "
               + " ".join(f"{w:+.2f}" for w in calib.weights) + f" b {calib.bias:+.2f}")
         print(f"    code stage: reference frames in candidate videos {code_stage['ref_frames_in_candidates']:.3f}, re-ranked {code_stage['ref_frames_reranked']:.3f}; "
               f"true references reaching the re-rank {code_stage['true_refs_reaching_rerank']:.3f}")
@@ -379,10 +382,12 @@ def main() -> None:
     if not ok:
         raise SystemExit(f"no calibrated grid point keeps the negatives' FPR <= {args.max_fpr}")
     chosen = max(ok, key=lambda r: (*preference(r), -r["min_score"], r["frame_match_l2"]))
-    grid_key = ("min_score", "frame_match_l2", "radius", "background_beta", "min_code_votes")
+    grid_key = ("min_score", "frame_match_l2", "radius", "background_beta", "min_code_votes", "max_candidates")
     fit = next(c for c in calibrations if all(c[k] == chosen[k] for k in grid_key))
     calib = Calibration(tuple(fit["weights"][f] for f in FEATURES), fit["bias"])
-    thresholds: dict[str, float] = {"radius": chosen["radius"], "min_code_votes": chosen["min_code_votes"], "frame_match_l2": chosen["frame_match_l2"], "align_min_score": chosen["min_score"],
+    thresholds: dict[str, float] = {"radius": chosen["radius"], "min_code_votes": chosen["min_code_votes"],
+                                    **({"max_candidates": chosen["max_candidates"]} if chosen["max_candidates"] != SearchParams.max_candidates else {}),
+                                    "frame_match_l2": chosen["frame_match_l2"], "align_min_score": chosen["min_score"],
                                     "background_beta": chosen["background_beta"], **calib.to_keys(),
                                     "copy_threshold": chosen["copy_threshold"], "min_copy_seconds": chosen["min_copy_seconds"], "repetition_rule": 0}
     if chosen["background_beta"] > 0:

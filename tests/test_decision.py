@@ -196,8 +196,17 @@ def test_search_params_take_the_calibration_from_the_checkpoint_keys() -> None:
     for bad, why in ((0, "outside"), (1.5, "integer")):
         with pytest.raises(ModelError, match=why):
             parse_thresholds({"min_code_votes": bad}, "config.json")
-    with pytest.raises(ValueError):
-        SearchParams(min_copy_seconds=-1)
+    # and the shortlist size: a tuned key, reported, at least 1; the CLI still overrides it
+    tuned = Thresholds(parse_thresholds({"max_candidates": 8}, "config.json"))
+    assert SearchParams.for_model(tuned).max_candidates == 8
+    assert SearchParams.for_model(tuned, max_candidates=50).max_candidates == 50
+    assert decision_settings(SearchParams(max_candidates=5))["max_candidates"] == 5
+    for bad, why in ((0, "outside"), (2.5, "integer")):
+        with pytest.raises(ModelError, match=why):
+            parse_thresholds({"max_candidates": bad}, "config.json")
+    for bad_params in ({"min_copy_seconds": -1}, {"max_candidates": 0}):
+        with pytest.raises(ValueError):
+            SearchParams(**bad_params)
 
 
 # ----------------------------------------------------------------------------- score_candidate

@@ -440,6 +440,8 @@ class SearchParams:
             raise ValueError("rerank_window_s must be in [0, 3600]")
         if self.min_code_votes < 1:
             raise ValueError("min_code_votes must be >= 1")
+        if self.max_candidates < 1:
+            raise ValueError("max_candidates must be >= 1")
         if not 0.0 < self.vote_tolerance_s <= 3600.0:
             raise ValueError("vote_tolerance_s must be in (0, 3600]")
         if self.common_frame_videos < 0:
@@ -528,7 +530,7 @@ class Result:
 def decision_settings(params: SearchParams) -> dict[str, Any]:
     """The settings that decide a result, as reported with it."""
     threshold = getattr(params, mode_threshold_field(params.mode))
-    out = {"mode": params.mode.value, "threshold": threshold, "radius": params.radius, "min_code_votes": params.min_code_votes, "vote_tolerance_s": params.vote_tolerance_s, "segment_min_score": params.align.min_score,
+    out = {"mode": params.mode.value, "threshold": threshold, "radius": params.radius, "min_code_votes": params.min_code_votes, "max_candidates": params.max_candidates, "vote_tolerance_s": params.vote_tolerance_s, "segment_min_score": params.align.min_score,
            "segment_min_frames": params.align.min_frames, "frame_match_l2": params.frame_match_l2, "background_beta": params.background_beta}
     if params.mode is Mode.duration:
         out.update({"copy_threshold": params.copy_threshold, "min_copy_seconds": params.min_copy_seconds,
