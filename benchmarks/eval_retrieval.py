@@ -284,6 +284,7 @@ def main() -> None:
     ap.add_argument("--align-min-score", type=float, default=None, help="mean similarity a segment needs (default: the model's tuned value)")
     ap.add_argument("--frame-match-l2", type=float, default=None, help="L2 distance beyond which a re-rank hit is no frame match (default: the model's tuned value)")
     ap.add_argument("--min-code-votes", type=int, default=None, help="candidate videos need this many coherent code votes (default: the model's tuned value)")
+    ap.add_argument("--max-candidates", type=int, default=None, help="candidate videos per view sent to the re-rank (default: the model's tuned value)")
     ap.add_argument("--background-beta", type=float, default=None, help="background normalisation strength (default: the model's tuned value)")
     ap.add_argument("--untrained", action="store_true", help="the untrained heads on the embedded Lite0 backbone instead of the default model")
     ap.add_argument("--backbone", default=None, help="untrained heads on this backbone (sscd, sscd_distilled, tf_efficientnet_lite0)")
@@ -309,7 +310,8 @@ def main() -> None:
         model = load_model(checkpoint=args.checkpoint, threads=args.threads)
     # The model's tuned thresholds (SearchParams.for_model), overridden by the options given.
     tuned = SearchParams.for_model(thresholds_for(model), radius=args.radius, frame_match_l2=args.frame_match_l2, duration_threshold=args.duration_threshold,
-                                   background_beta=args.background_beta, min_code_votes=args.min_code_votes)
+                                   background_beta=args.background_beta, min_code_votes=args.min_code_votes,
+                                   max_candidates=args.max_candidates)
     if args.align_min_score is not None:
         tuned = dataclasses.replace(tuned, align=dataclasses.replace(tuned.align, min_score=args.align_min_score))
     args.radius, args.frame_match_l2, args.duration_threshold, args.align_min_score = tuned.radius, tuned.frame_match_l2, tuned.duration_threshold, tuned.align.min_score
@@ -456,7 +458,7 @@ def main() -> None:
     code_stage = code_stage_recall(q_desc, ref_desc, queries, args.radius)
 
     report: dict[str, object] = {
-        "model_id": model.model_id, "checkpoint": args.checkpoint, "radius": args.radius, "min_code_votes": tuned.min_code_votes,
+        "model_id": model.model_id, "checkpoint": args.checkpoint, "radius": args.radius, "min_code_votes": tuned.min_code_votes, "max_candidates": tuned.max_candidates,
         "align_min_score": args.align_min_score, "frame_match_l2": args.frame_match_l2, "duration_threshold": args.duration_threshold, "background_beta": tuned.background_beta, "background": tuned.background_path or "store sample",
         "data": str(data.relative_to(ROOT)) if data.is_relative_to(ROOT) else str(data),
         "references": len(refs), "reference_seconds": round(ref_seconds, 1), "queries": len(queries),
