@@ -11,7 +11,7 @@ reference video, each rule's count is taken in the view that gives the most (the
 search keeps a video any view recalls). For each rule and threshold it prints the share of
 true references kept and the mean share of reference frames in the kept videos (positives,
 negatives, all queries); also the top-k rule: per view the k videos with most coherent votes
-(max_candidates). Writes benchmarks/results/code_votes.json.
+(max_candidates). Writes benchmarks/results/code_votes.json (``--name``).
 
 ``--timing``: only the cost of counting the votes (search.code_votes) beside the plain per-hit
 count and rank it replaced, on random hits (20 query frames, 9,000 videos, offsets over an
