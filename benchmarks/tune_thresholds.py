@@ -83,6 +83,10 @@ def floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x.strip()]
 
 
+def ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
 def fingerprints(model, data: Path, names: list[str], sub: str, cache: Path, sampling: Sampling) -> dict[str, VideoDescriptor]:
     out = {}
     for n in names:
@@ -238,8 +242,8 @@ def main() -> None:
     ap.add_argument("--min-score", type=floats, default=floats("0.6,0.65,0.7,0.75,0.8,0.85,0.9"))
     ap.add_argument("--frame-match-l2", type=floats, default=floats("0.6,0.7,0.8,0.9,1.0"))
     ap.add_argument("--radius", type=floats, default=[32.0])
-    ap.add_argument("--min-code-votes", type=lambda t: [int(x) for x in t.split(",") if x.strip()], default=[1], help="candidate videos need this many coherent code votes (search.code_votes)")
-    ap.add_argument("--max-candidates", type=lambda t: [int(x) for x in t.split(",") if x.strip()], default=[SearchParams.max_candidates],
+    ap.add_argument("--min-code-votes", type=ints, default=[1], help="candidate videos need this many coherent code votes (search.code_votes)")
+    ap.add_argument("--max-candidates", type=ints, default=[SearchParams.max_candidates],
                     help="candidate videos per view sent to the re-rank, most coherent code votes first (search.select_candidates)")
     ap.add_argument("--background-beta", type=floats, default=[0.0], help="background normalisation strengths to try (search.py)")
     ap.add_argument("--copy-threshold", type=floats, default=[round(x, 3) for x in np.r_[np.arange(0.05, 0.95, 0.05), 0.95, 0.97, 0.98, 0.99]],
@@ -385,8 +389,7 @@ def main() -> None:
     grid_key = ("min_score", "frame_match_l2", "radius", "background_beta", "min_code_votes", "max_candidates")
     fit = next(c for c in calibrations if all(c[k] == chosen[k] for k in grid_key))
     calib = Calibration(tuple(fit["weights"][f] for f in FEATURES), fit["bias"])
-    thresholds: dict[str, float] = {"radius": chosen["radius"], "min_code_votes": chosen["min_code_votes"],
-                                    **({"max_candidates": chosen["max_candidates"]} if chosen["max_candidates"] != SearchParams.max_candidates else {}),
+    thresholds: dict[str, float] = {"radius": chosen["radius"], "min_code_votes": chosen["min_code_votes"], "max_candidates": chosen["max_candidates"],
                                     "frame_match_l2": chosen["frame_match_l2"], "align_min_score": chosen["min_score"],
                                     "background_beta": chosen["background_beta"], **calib.to_keys(),
                                     "copy_threshold": chosen["copy_threshold"], "min_copy_seconds": chosen["min_copy_seconds"], "repetition_rule": 0}

@@ -201,7 +201,7 @@ def test_search_params_take_the_calibration_from_the_checkpoint_keys() -> None:
     assert SearchParams.for_model(tuned).max_candidates == 8
     assert SearchParams.for_model(tuned, max_candidates=50).max_candidates == 50
     assert decision_settings(SearchParams(max_candidates=5))["max_candidates"] == 5
-    for bad, why in ((0, "outside"), (2.5, "integer")):
+    for bad, why in ((0, "outside"), (16385, "outside"), (2.5, "integer")):  # 16384: the CLI's bound
         with pytest.raises(ModelError, match=why):
             parse_thresholds({"max_candidates": bad}, "config.json")
     for bad_params in ({"min_copy_seconds": -1}, {"max_candidates": 0}):

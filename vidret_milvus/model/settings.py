@@ -28,7 +28,7 @@ THRESHOLD_KEYS: dict[str, tuple[type, float, float]] = {
     "radius": (int, 0, 128),
     "frame_match_l2": (float, 0.0, 2.0),
     "min_code_votes": (int, 1, 1000),
-    "max_candidates": (int, 1, 100_000),
+    "max_candidates": (int, 1, 16384),  # the CLI's --max-candidates range
     "align_min_score": (float, -1.0, 1.0),
     "duration_threshold": (float, 0.0, 1.0),
     "background_beta": (float, 0.0, 2.0),
