@@ -1,6 +1,7 @@
-"""How the code head's start (quant_init: simhash | itq) moves the code stage's trade-off.
+"""How the code head's start (quant_init: simhash | itq) and length (bits) move the code stage's trade-off.
 
     .venv/bin/python benchmarks/code_heads.py [--data benchmarks/data_hard_tune] [--seeds 0 1 2]
+        [--inits simhash itq] [--bits 128 256]
 
 Trains the heads of the shipped default's recipe (train-heads --backbone sscd_distilled --set
 steps1=0 --set lr=0 --set quant_lr=0.001; training images only, train_cache/) once per start
@@ -10,7 +11,11 @@ split's cached descriptors (tune_thresholds.py fills benchmarks/out/tune_cache) 
 radius and prints, at equal shares of reference frames passed to the re-rank (frames of the
 videos with any frame within the radius, interpolated over radii 20-60), the share of copied
 frames whose L2-nearest reference frame lies within the radius and the share of true
-references among the recalled videos. Writes benchmarks/results/code_heads.json.
+references among the recalled videos. Radii scale with the code length (20-60 at 128 bits).
+Beside the codes it prints the CEILING of any code: the same curves with the exact float L2
+distance in place of the Hamming distance (a video passes when any of its frames is within an
+L2 radius of a query frame), which no code of this descriptor can beat.
+Writes benchmarks/results/code_heads.json (or --name).
 """
 
 from __future__ import annotations
@@ -30,30 +35,39 @@ from vidret_milvus.train.data import SampleSet
 from vidret_milvus.train.frozen import QUANT_INITS, FrozenConfig, descriptor_cache, train_heads
 
 SHARES = (0.05, 0.1, 0.2, 0.3)
-RADII = tuple(range(20, 61))
+L2_RADII = tuple(np.round(np.arange(0.5, 1.41, 0.01), 2))
 
 
-def curves(model, gt: dict, refs: dict[str, VideoDescriptor], queries: dict[str, VideoDescriptor]) -> dict[str, list[float]]:
-    """At each share in SHARES: copied frames' L2-NN within the radius, and true references recalled."""
+def radii(bits: int) -> tuple[int, ...]:
+    return tuple(range(20 * bits // 128, 60 * bits // 128 + 1))
+
+
+def curves(model, gt: dict, refs: dict[str, VideoDescriptor], queries: dict[str, VideoDescriptor], float_l2: bool = False) -> dict[str, list[float]]:
+    """At each share in SHARES: copied frames' L2-NN within the radius, and true references
+    recalled; ``float_l2``: with the exact L2 distance in place of the codes' Hamming distance."""
     names = [r["name"] for r in gt["references"]]
     emb = np.concatenate([refs[n].embeddings for n in names])
     owner = np.concatenate([np.full(refs[n].num_frames, i) for i, n in enumerate(names)])
     frames = np.array([refs[n].num_frames for n in names])
     codes = model.heads_from_descriptors(emb)[1]  # identity texture head: embedding = descriptor
+    radii_ = L2_RADII if float_l2 else radii(codes.shape[1] * 8)
     nn_ham, ref_ham, shares = [], [], []
     for q in gt["queries"]:
         qd = queries[q["name"]]
-        ham = POPCOUNT[model.heads_from_descriptors(qd.embeddings)[1][:, None, :] ^ codes[None]].sum(2)
+        if float_l2:
+            ham = np.sqrt(np.maximum(2.0 - 2.0 * qd.embeddings @ emb.T, 0.0))
+        else:
+            ham = POPCOUNT[model.heads_from_descriptors(qd.embeddings)[1][:, None, :] ^ codes[None]].sum(2)
         per_video = np.array([ham[:, owner == i].min() for i in range(len(names))])
-        shares.append([frames[per_video <= r].sum() / frames.sum() for r in RADII])
+        shares.append([frames[per_video <= r].sum() / frames.sum() for r in radii_])
         for m in q["matches"]:
             sel, nn, _ = copied_frames_nearest(qd, m, emb)
             if sel.any():
                 nn_ham.append(ham[sel][np.arange(len(nn)), nn])
                 ref_ham.append(per_video[names.index(m["ref"])])
     h, rh, share = np.concatenate(nn_ham), np.array(ref_ham), np.mean(shares, axis=0)
-    frame_recall = np.array([np.mean(h <= r) for r in RADII])
-    ref_recall = np.array([np.mean(rh <= r) for r in RADII])
+    frame_recall = np.array([np.mean(h <= r) for r in radii_])
+    ref_recall = np.array([np.mean(rh <= r) for r in radii_])
     return {"frames_nn_within": [round(float(np.interp(s, share, frame_recall)), 4) for s in SHARES],
             "true_refs_recalled": [round(float(np.interp(s, share, ref_recall)), 4) for s in SHARES]}
 
@@ -62,7 +76,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT / "benchmarks" / "data_hard_tune")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--inits", nargs="+", choices=QUANT_INITS, default=list(QUANT_INITS))
+    ap.add_argument("--bits", type=int, nargs="+", default=[128], help="code lengths (multiples of 8)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--name", default="code_heads")
     args = ap.parse_args()
     import torch
 
@@ -76,20 +93,26 @@ def main() -> None:
     refs = {r["name"]: VideoDescriptor.load(cache / "refs" / f"{r['name']}.npz") for r in gt["references"]}
     queries = {q["name"]: VideoDescriptor.load(cache / "queries" / f"{q['name']}.npz") for q in gt["queries"]}
     rows: dict[str, list[dict]] = {}
-    for init in QUANT_INITS:
-        for seed in args.seeds:
-            heads, _ = train_heads(orig, cop, samples.group_ids(), dataclasses.replace(recipe, quant_init=init, seed=seed), log=lambda s: None)
-            row = {"seed": seed, **curves(replace_heads(model, heads), gt, refs, queries)}
-            rows.setdefault(init, []).append(row)
-            print(init, json.dumps(row), flush=True)
+    ceiling = curves(model, gt, refs, queries, float_l2=True)
+    print("float L2 ceiling", json.dumps(ceiling), flush=True)
+    for bits in args.bits:
+        config = dataclasses.replace(model.config, code_bits=bits)
+        for init in args.inits:
+            key = init if bits == 128 else f"{init}-{bits}"
+            for seed in args.seeds:
+                heads, _ = train_heads(orig, cop, samples.group_ids(), dataclasses.replace(recipe, quant_init=init, seed=seed, bits=bits), log=lambda s: None)
+                row = {"seed": seed, **curves(replace_heads(model, heads, config), gt, refs, queries)}
+                rows.setdefault(key, []).append(row)
+                print(key, json.dumps(row), flush=True)
     summary = {init: {k: [round(float(np.mean([r[k][i] for r in rs])), 4) for i in range(len(SHARES))] for k in ("frames_nn_within", "true_refs_recalled")}
                | {k + "_spread": [round(float(np.ptp([r[k][i] for r in rs])), 4) for i in range(len(SHARES))] for k in ("frames_nn_within", "true_refs_recalled")}
                for init, rs in rows.items()}
     print(f"at shares {SHARES} of reference frames passed on (mean over seeds {args.seeds}; spread = max - min):")
+    print(f"  float L2 ceiling: L2-NN within {ceiling['frames_nn_within']}  true refs {ceiling['true_refs_recalled']}")
     for init, s in summary.items():
         print(f"  {init:8s} L2-NN within {s['frames_nn_within']} (spread {s['frames_nn_within_spread']})  "
               f"true refs {s['true_refs_recalled']} (spread {s['true_refs_recalled_spread']})")
-    save("code_heads", {"data": args.data.name, "shares": SHARES, "runs": rows, "mean": summary})
+    save(args.name, {"data": args.data.name, "shares": SHARES, "float_l2_ceiling": ceiling, "runs": rows, "mean": summary})
 
 
 if __name__ == "__main__":

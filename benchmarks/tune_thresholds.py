@@ -139,7 +139,7 @@ def query_views(model, data: Path, names: list[str], views: QueryViews, cache: P
     return out
 
 
-def radius_tradeoff(sets: list[tuple], radii: tuple[int, ...] = (16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60)) -> list[dict[str, float]]:
+def radius_tradeoff(sets: list[tuple], bits: int = 128) -> list[dict[str, float]]:
     """What the category recall costs and finds at each Hamming radius, from the descriptors
     alone (exhaustive numpy, no Milvus): the share of copied query frames whose L2-nearest
     reference frame lies within the radius (of the whole frame's code, and, as the default
@@ -147,7 +147,9 @@ def radius_tradeoff(sets: list[tuple], radii: tuple[int, ...] = (16, 20, 24, 28,
     radius of a negative query's frames (same-film non-copies: what the re-rank must sift; at
     scale this is what fills the per-frame result cap), and the share of reference frames
     within the radius of ANY frame of a negative query (the frames a recall passes on). The radius is a speed/recall choice a
-    10-reference set cannot price, so it is chosen from this table, not by the grid search."""
+    10-reference set cannot price, so it is chosen from this table, not by the grid search.
+    Radii 16-60 in steps of 4 per 128 bits of code."""
+    radii = tuple(r * bits // 128 for r in range(16, 61, 4))
     found = dict.fromkeys(radii, 0)
     found_views = dict.fromkeys(radii, 0)  # the default search: each copied frame in its nearest view
     total = 0
@@ -299,7 +301,7 @@ def main() -> None:
     truth = {(q["name"], m["ref"]) for q in queries for m in q["matches"]}
     neg = [q for q in queries if not q["positive"]]
 
-    radius_rows = radius_tradeoff(sets)
+    radius_rows = radius_tradeoff(sets, model.config.code_bits)
     print("radius: copied frames' L2-NN within (whole frame, in the nearest of the query's views) / negative query-reference frame pairs within / "
           "reference frames reached by a negative query (whole frame)\n  "
           + "\n  ".join(f"{r['radius']}: {r['copied_frames_l2nn_within']:.3f}, {r['with_views']:.3f} / {r['negative_ref_frames_within']:.4f} / {r['negative_ref_frames_reached']:.4f}" for r in radius_rows))
@@ -392,7 +394,9 @@ def main() -> None:
     thresholds: dict[str, float] = {"radius": chosen["radius"], "min_code_votes": chosen["min_code_votes"], "max_candidates": chosen["max_candidates"],
                                     "frame_match_l2": chosen["frame_match_l2"], "align_min_score": chosen["min_score"],
                                     "background_beta": chosen["background_beta"], **calib.to_keys(),
-                                    "copy_threshold": chosen["copy_threshold"], "min_copy_seconds": chosen["min_copy_seconds"], "repetition_rule": 0}
+                                    "copy_threshold": chosen["copy_threshold"], "min_copy_seconds": chosen["min_copy_seconds"], "repetition_rule": 0,
+                                    # mode 3's "equal" codes: 1/8 of the code length (16 of the patent's 128 bits)
+                                    "code_equal_bits": model.config.code_bits // 8}
     if chosen["background_beta"] > 0:
         thresholds["background_default"] = bg_default
     same_point = [r for r in rows if all(r[k] == chosen[k] for k in grid_key)]

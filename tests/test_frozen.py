@@ -86,8 +86,8 @@ def _copy_and_other_hamming(t: dict[str, np.ndarray], orig: np.ndarray, cop: np.
 def test_short_frozen_run_brings_copies_nearer_in_hamming(init: str) -> None:
     orig, cop, gids = _clusters(5, noise=0.9)
     cfg = FrozenConfig(copies=3, embed_dim=48, steps1=5, steps2=200, batch=32, quant_init=init, seed=0)
-    t, summary = train_heads(orig, cop, gids, cfg, bits=16, log=lambda s: None)
-    t0, _ = train_heads(orig, cop, gids, dataclasses.replace(cfg, steps1=0, steps2=0), bits=16, log=lambda s: None)
+    t, summary = train_heads(orig, cop, gids, dataclasses.replace(cfg, bits=16), log=lambda s: None)
+    t0, _ = train_heads(orig, cop, gids, dataclasses.replace(cfg, steps1=0, steps2=0, bits=16), log=lambda s: None)
     assert summary["stage2"]["steps"] == 200 and summary["config"]["quant_init"] == init
     same, other = _copy_and_other_hamming(t, orig, cop)
     same0, _ = _copy_and_other_hamming(t0, orig, cop)
@@ -96,8 +96,8 @@ def test_short_frozen_run_brings_copies_nearer_in_hamming(init: str) -> None:
 
 def test_itq_start_is_the_itq_code_of_the_training_descriptors() -> None:
     orig, cop, gids = _clusters(6)
-    run = lambda init, seed: train_heads(orig, cop, gids, FrozenConfig(copies=3, embed_dim=48, steps1=0, steps2=0, batch=32, quant_init=init, seed=seed),  # noqa: E731
-                                         bits=16, log=lambda s: None)[0]
+    run = lambda init, seed: train_heads(orig, cop, gids, FrozenConfig(copies=3, embed_dim=48, steps1=0, steps2=0, batch=32, quant_init=init, seed=seed,  # noqa: E731
+                                                                          bits=16), log=lambda s: None)[0]
     t = run("itq", 0)
     allx = np.concatenate([orig, cop.reshape(-1, orig.shape[1])])
     want = (allx - allx.mean(0)) @ itq_projection(allx, 16, np.random.default_rng([0, 11])) >= 0
@@ -109,3 +109,9 @@ def test_itq_start_is_the_itq_code_of_the_training_descriptors() -> None:
 def test_unknown_quant_init_is_refused() -> None:
     with pytest.raises(ValueError, match="quant_init"):
         FrozenConfig(quant_init="pca")
+
+
+@pytest.mark.parametrize("bits", [0, 12, 2048])
+def test_code_length_is_a_multiple_of_8_within_bounds(bits: int) -> None:
+    with pytest.raises(ValueError, match="bits"):
+        FrozenConfig(bits=bits)

@@ -85,6 +85,23 @@ def test_checkpoint_round_trip(tmp_path, onnx_model: OnnxFingerprintModel) -> No
     assert (c1 == c2).all()
 
 
+def test_longer_code_checkpoint_round_trip(tmp_path, onnx_model: OnnxFingerprintModel) -> None:
+    """A 256-bit code head (train-heads --set bits=256) saves, loads and fingerprints with
+    32-byte codes under its own model id; an edited photo stays nearer than other photos."""
+    import dataclasses
+
+    config = dataclasses.replace(onnx_model.config, code_bits=256)
+    m = replace_heads(onnx_model, untrained_heads(config), config)
+    assert m.model_id != onnx_model.model_id
+    back = load_model(checkpoint=save_onnx_checkpoint(m, tmp_path / "ck256"))
+    assert back.model_id == m.model_id and back.config.code_bits == 256
+    photos = _photos()
+    codes = {n: back.embed_frames(p[None])[1][0] for n, p in photos.items()}
+    assert all(c.shape == (32,) for c in codes.values())
+    edited = back.embed_frames(_edit(photos["chelsea"])[None])[1][0]
+    assert _hamming(codes["chelsea"], edited) < min(_hamming(c, edited) for n, c in codes.items() if n != "chelsea")
+
+
 def test_bad_checkpoint_named(tmp_path, onnx_model: OnnxFingerprintModel) -> None:
     heads = untrained_heads(onnx_model.config)
     m = replace_heads(onnx_model, heads)

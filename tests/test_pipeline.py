@@ -286,6 +286,15 @@ def test_search_a_saved_descriptor(db: Path, media: dict[str, Path], tmp_path: P
     VideoDescriptor(0, d.path, d.duration, d.timestamps, np.ascontiguousarray(d.embeddings[:, :256]), d.codes, d.fps, d.model_id).save(crafted)
     res = runner.invoke(app, ["search", str(crafted), "--uri", str(db)])
     assert res.exit_code == 1 and "q3.npz" in res.output and "256-d" in res.output
+    # ... or with codes of another length
+    crafted = tmp_path / "q4.npz"
+    other_bits = 256 if d.code_bits != 256 else 128
+    VideoDescriptor(0, d.path, d.duration, d.timestamps, d.embeddings, np.zeros((d.num_frames, other_bits // 8), np.uint8), d.fps, d.model_id).save(crafted)
+    res = runner.invoke(app, ["search", str(crafted), "--uri", str(db)])
+    assert res.exit_code == 1 and "q4.npz" in res.output and f"{other_bits} bits" in res.output
+    for bad in (np.zeros((d.num_frames, 0), np.uint8), np.zeros((d.num_frames, 129), np.uint8), np.zeros((d.num_frames + 1, 16), np.uint8)):
+        with pytest.raises(DescriptorError, match="codes must be"):
+            VideoDescriptor(0, d.path, d.duration, d.timestamps, d.embeddings, bad, d.fps, d.model_id)
     # the arrays' inflated size is checked from the zip directory before any is read
     with pytest.raises(DescriptorError, match="too large"):
         VideoDescriptor.load(npz, max_bytes=1000)
@@ -456,6 +465,8 @@ def test_store_validates_before_rpc(tmp_path: Path) -> None:
         with pytest.raises(StoreError, match="radius"):
             store.range_search_codes(np.zeros((1, 16), np.uint8), radius=200)
         with pytest.raises(StoreError, match="uint8"):
+            store.range_search_codes(np.zeros((1, 16), np.float32), radius=3)
+        with pytest.raises(StoreError, match="empty"):
             store.range_search_codes(np.zeros((1, 8), np.uint8), radius=3)
         with pytest.raises(StoreError, match="integers"):
             in_filter("video_id", ['1" or 1==1 or "'])  # type: ignore[list-item]

@@ -19,6 +19,7 @@ import pytest
 
 from server import server_prefix, server_uri  # noqa: F401  (fixtures)
 from vidret_milvus.descriptor import VideoDescriptor
+from vidret_milvus.errors import StoreError
 from vidret_milvus.search import SearchParams, rerank_frame_ids, sample_background, search_descriptor
 from vidret_milvus.store import FRAME_BITS, INGESTING, MAX_LIMIT, READY, FrameHits, Store, StoreMeta, VideoRow, path_key, video_id_from_sha
 
@@ -291,7 +292,6 @@ def test_read_consistency() -> None:
     """On a server, reads are Session (no ~200 ms wait for Milvus' time tick per request), and
     Strong for a few seconds after this store deleted something (deletes carry no timestamp a
     Session read could wait for on Milvus 2.3); Lite reads pass no level."""
-    from vidret_milvus.errors import StoreError
 
     with pytest.raises(StoreError):
         Store.connect("http://127.0.0.1:1", read_consistency="Sometimes")
@@ -330,3 +330,33 @@ def test_meta_is_cached_for_reads_but_fresh_before_writes(tmp_path: Path) -> Non
     finally:
         a.close()
         b.close()
+
+
+def test_longer_codes_use_every_bit_and_refuse_other_lengths(tmp_path: Path) -> None:
+    """A 256-bit store (a model with code_bits=256): the range search measures all 256 bits,
+    accepts radii up to 256, and refuses codes of another length before any RPC."""
+    meta = StoreMeta(model_id="bits-256", embed_dim=DIM, code_bits=256, fps=1.0, keyframes=False)
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 256, (1, 32), dtype=np.uint8)
+    codes = np.repeat(base, 4, axis=0)
+    flips = [0, 40, 150, 200]  # Hamming distance of each frame's code from ``base``
+    for i, f in enumerate(flips):
+        bits = np.unpackbits(codes[i])
+        bits[:f] ^= 1  # the second half of the code matters: 150 and 200 reach past bit 128
+        codes[i] = np.packbits(bits)
+    emb = rng.standard_normal((4, DIM)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    d = VideoDescriptor(0, "/long.mp4", 4.0, np.arange(4, dtype=np.float32), emb, codes, model_id=meta.model_id)
+    assert d.code_bits == 256
+    with Store.connect(str(tmp_path / "b.db")) as store:
+        store.ensure_collections(meta)
+        vid = store.add_video(d, _sha(1))
+        store.flush()
+        for radius, want in ((0, 1), (39, 1), (40, 2), (149, 2), (150, 3), (256, 4)):
+            hits = store.range_search_codes(base, radius=radius)
+            assert sorted(hits.distance.tolist()) == flips[:want], radius
+            assert set(hits.video_ids.tolist()) == {vid}
+        with pytest.raises(StoreError, match="256-bit codes"):
+            store.range_search_codes(base[:, :16], radius=3)
+        with pytest.raises(StoreError, match=r"\[0, 256\]"):
+            store.range_search_codes(base, radius=257)

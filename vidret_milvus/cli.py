@@ -21,6 +21,7 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .decision import Mode
+from .descriptor import MAX_CODE_BITS
 from .regions import QueryViews
 from .errors import VidretError
 from .model.config import Precision
@@ -146,7 +147,7 @@ def fingerprint(
     threads: ThreadsOpt = 2,
     as_json: JsonOpt = False,
 ) -> None:
-    """Fingerprint one video: per-frame texture embeddings and 128-bit codes with timestamps."""
+    """Fingerprint one video: per-frame texture embeddings and binary codes (the model's length, 128 bits in the patent) with timestamps."""
     from .fingerprint import Sampling, fingerprint_video
 
     model = _load_model(checkpoint, backbone, weights, precision, threads)
@@ -268,7 +269,7 @@ def search(
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders of the folders given.")] = False,
     from_file: Annotated[Optional[str], typer.Option("--from-file", help="Read more query paths from this file, one per line ('-': standard input; blank lines and lines starting with # are skipped).", show_default=False)] = None,
     top_n: Annotated[int, typer.Option("--top-n", help="Number of results.", envvar="VIDRET_TOP_N", min=1)] = 20,
-    radius: Annotated[Optional[int], typer.Option("--radius", help="Hamming radius of the code recall (bits, inclusive; default: the model's tuned value, 32 untrained).", envvar="VIDRET_RADIUS", min=0, max=128)] = None,
+    radius: Annotated[Optional[int], typer.Option("--radius", help="Hamming radius of the code recall (bits, inclusive, at most the code length; default: the model's tuned value, 32 untrained).", envvar="VIDRET_RADIUS", min=0, max=MAX_CODE_BITS)] = None,
     max_candidates: MaxCandidatesOpt = None,
     recall_limit: RecallLimitOpt = None,
     min_code_votes: MinCodeVotesOpt = None,

@@ -62,6 +62,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from .align import AlignParams, Segment, align, repetition_degree, union_length
+from .descriptor import MAX_CODE_BITS
 from .ids import MAX_LIMIT
 
 if TYPE_CHECKING:  # a plain data class; importing the model package here would load onnxruntime
@@ -398,7 +399,8 @@ class SearchParams:
     calibration: Calibration = Calibration()  # hand-set defaults until a tuner fits one
     codes_threshold: float = 0.2  # mode 3: equal-code duration / shorter duration
     # mode 3: codes this close count as "equal". The patent means identical codes from a
-    # trained head; untrained LSH codes of a copy differ by 10-30 bits, hence 16.
+    # trained head; untrained LSH codes of a copy differ by 10-30 bits, hence 16 (of 128; a
+    # longer code's checkpoint carries its own, tune_thresholds.py writes code_bits / 8).
     code_equal_bits: int = 16
     frame_match_l2: float = 1.0  # an L2 re-rank hit farther than this is no frame match
     rerank_per_video: int = 3  # nearest reference frames kept per (query frame, video)
@@ -432,8 +434,8 @@ class SearchParams:
     def __post_init__(self) -> None:
         if self.top_n < 1:
             raise ValueError("top_n must be >= 1")
-        if not 0 <= self.radius <= 128:
-            raise ValueError("radius must be in [0, 128]")
+        if not 0 <= self.radius <= MAX_CODE_BITS:  # the store checks it against the code length
+            raise ValueError(f"radius must be in [0, {MAX_CODE_BITS}]")
         if self.rerank_scope not in RERANK_SCOPES:
             raise ValueError(f"rerank_scope must be one of {RERANK_SCOPES}")
         if not 0.0 <= self.rerank_window_s <= 3600.0:

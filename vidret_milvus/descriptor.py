@@ -12,7 +12,9 @@ import numpy as np
 
 from .errors import DescriptorError
 
-CODE_BYTES = 16  # 128-bit quantization code, np.packbits MSB first
+# Codes are packed MSB first (np.packbits). The patent's code has 128 bits; a model may use longer codes (ModelConfig.code_bits, a multiple of 8): 256 bits separate copies
+# from look-alikes better at the same cost of the re-rank (README, "The code stage").
+MAX_CODE_BITS = 1024
 # A saved descriptor's arrays, uncompressed: 65,536 frames (the most a stored video may have) of
 # 1,024-d float32 embeddings is 256 MiB; twice that is room and still a bound.
 MAX_LOAD_BYTES = 512 * 1024 * 1024
@@ -31,7 +33,7 @@ class VideoDescriptor:
     duration: float
     timestamps: np.ndarray  # (N,) float32, non-decreasing
     embeddings: np.ndarray  # (N, D) float32
-    codes: np.ndarray  # (N, 16) uint8
+    codes: np.ndarray  # (N, code_bits / 8) uint8, packed MSB first
     fps: float = 1.0
     model_id: str = ""
 
@@ -46,8 +48,8 @@ class VideoDescriptor:
             raise DescriptorError(f"timestamps must be 1-D, got shape {self.timestamps.shape}")
         if self.embeddings.ndim != 2 or self.embeddings.shape[0] != n:
             raise DescriptorError(f"embeddings must be ({n}, D), got {self.embeddings.shape}")
-        if self.codes.shape != (n, CODE_BYTES):
-            raise DescriptorError(f"codes must be ({n}, {CODE_BYTES}), got {self.codes.shape}")
+        if self.codes.ndim != 2 or self.codes.shape[0] != n or not 1 <= self.codes.shape[1] <= MAX_CODE_BITS // 8:
+            raise DescriptorError(f"codes must be ({n}, B) packed bytes with 1 <= B <= {MAX_CODE_BITS // 8}, got {self.codes.shape}")
         if n and np.any(np.diff(self.timestamps) < 0):
             raise DescriptorError("timestamps must be non-decreasing")
         if not np.all(np.isfinite(self.embeddings)):
@@ -63,6 +65,10 @@ class VideoDescriptor:
     @property
     def dim(self) -> int:
         return int(self.embeddings.shape[1])
+
+    @property
+    def code_bits(self) -> int:
+        return int(self.codes.shape[1]) * 8
 
     def save(self, path: str | Path) -> None:
         """Write an ``.npz`` without pickled objects (metadata travels as JSON text)."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .descriptor import CODE_BYTES, VideoDescriptor
+from .descriptor import VideoDescriptor
 from .errors import VideoError
 from .video import FrameBatch, iter_frames, probe
 
@@ -103,7 +103,7 @@ def fingerprint_video(
         raise VideoError(info.path, "no frame could be sampled")
     ts = np.concatenate([r[0] for r in results]).astype(np.float32)
     emb = np.concatenate([r[1] for r in results])
-    codes = np.concatenate([r[2] for r in results]).reshape(-1, CODE_BYTES)
+    codes = np.concatenate([r[2] for r in results]).reshape(-1, model.config.code_bits // 8)
     duration = float(info.duration)
     return VideoDescriptor(
         video_id=video_id,

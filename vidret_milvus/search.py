@@ -381,6 +381,8 @@ def _checked_saved(desc: VideoDescriptor, path: str | Path, meta: StoreMeta) -> 
         raise VidretError(f"{path}: descriptor sampled at {desc.fps:g} fps; the store's videos at {meta.fps:g} fps")
     if desc.dim != meta.embed_dim:  # a file that claims the model id but not its shape
         raise VidretError(f"{path}: descriptor embeddings are {desc.dim}-d; the store's model makes {meta.embed_dim}-d")
+    if desc.code_bits != meta.code_bits:
+        raise VidretError(f"{path}: descriptor codes have {desc.code_bits} bits; the store's model makes {meta.code_bits}-bit codes")
     if not 0 < desc.num_frames <= MAX_FRAMES:
         raise VidretError(f"{path}: descriptor has {desc.num_frames} frames (1 to {MAX_FRAMES} can be searched)")
     return dataclasses.replace(desc, path=str(path))

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .descriptor import CODE_BYTES, VideoDescriptor
+from .descriptor import VideoDescriptor
 from .errors import ModelMismatchError, VidretError, VideoError
 from .fingerprint import Sampling, fingerprint_video
 from .regions import DEFAULT_FIXED, Box, GreySample, Quad, crop_frames, find_band, find_bars, find_inner_rectangles, find_screen, fixed_crops, warp_frames
@@ -147,7 +147,7 @@ def fingerprint_views(
     views: list[tuple[str, VideoDescriptor]] = [("full", full)]
     for name in [*(n for n, _ in named_boxes), *(n for n, _ in fixed)]:
         views.append((name, dataclasses.replace(full, embeddings=np.concatenate([e for e, _ in crop_parts[name]]),
-                                                codes=np.concatenate([c for _, c in crop_parts[name]]).reshape(-1, CODE_BYTES))))
+                                                codes=np.concatenate([c for _, c in crop_parts[name]]).reshape(-1, full.codes.shape[1]))))
     return views
 
 

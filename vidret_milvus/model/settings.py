@@ -17,6 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from ..descriptor import MAX_CODE_BITS
 from ..errors import ModelError
 
 CONFIG_FILE = "config.json"
@@ -25,7 +26,7 @@ BACKGROUND_FILE = "background.npy"  # optional: the model's normalisation backgr
 # Thresholds a checkpoint may carry (benchmarks/tune_thresholds.py writes them), with their
 # types and valid ranges; decision.SearchParams.for_model applies them.
 THRESHOLD_KEYS: dict[str, tuple[type, float, float]] = {
-    "radius": (int, 0, 128),
+    "radius": (int, 0, MAX_CODE_BITS),  # bits; the store checks it against the code length
     "frame_match_l2": (float, 0.0, 2.0),
     "min_code_votes": (int, 1, 1000),
     "max_candidates": (int, 1, 16384),  # the CLI's --max-candidates range
@@ -35,7 +36,7 @@ THRESHOLD_KEYS: dict[str, tuple[type, float, float]] = {
     "background_default": (float, -1.0, 1.0),
     "embedding_threshold": (float, 0.0, 2.0),
     "codes_threshold": (float, 0.0, 1.0),
-    "code_equal_bits": (int, 0, 128),
+    "code_equal_bits": (int, 0, MAX_CODE_BITS),
     # Mode-2 decision (vidret_milvus/decision.py): the calibrated-confidence cut, the shortest
     # copy, whether the patent's repetition rule also decides (0/1), and the logistic
     # calibration (calib_w0..calib_w5 pair with decision.FEATURES; all seven keys or none; a

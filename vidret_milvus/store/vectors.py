@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..descriptor import CODE_BYTES
+from ..descriptor import MAX_CODE_BITS
 from ..errors import StoreError
 from ..ids import MAX_LIMIT
 from .base import FRAME_FILTER_CHUNK, ID_CHUNK, KNN_FIRST_K, FrameHits, _chunks, _int_list, _merge_nearest, _take_hits, in_filter
@@ -19,11 +19,18 @@ class VectorsMixin:
     # ------------------------------------------------------------------ searching
     def range_search_codes(self, codes: np.ndarray, radius: int, limit: int = MAX_LIMIT, video_ids: Sequence[int] | None = None) -> FrameHits:
         """Per query code, every stored code within Hamming distance ``radius`` (inclusive)."""
-        if not isinstance(codes, np.ndarray) or codes.dtype != np.uint8 or codes.ndim != 2 or codes.shape[1] != CODE_BYTES:
-            raise StoreError(f"codes must be uint8 (N, {CODE_BYTES})")
-        if not isinstance(radius, (int, np.integer)) or not 0 <= int(radius) <= CODE_BYTES * 8:
-            raise StoreError(f"radius must be an integer in [0, {CODE_BYTES * 8}], got {radius!r}")
+        if (not isinstance(codes, np.ndarray) or codes.dtype != np.uint8 or codes.ndim != 2
+                or not 1 <= codes.shape[1] <= MAX_CODE_BITS // 8):
+            raise StoreError(f"codes must be uint8 (N, code_bits / 8) with at most {MAX_CODE_BITS} bits")
+        bits = codes.shape[1] * 8
+        if not isinstance(radius, (int, np.integer)) or not 0 <= int(radius) <= bits:
+            raise StoreError(f"radius must be an integer in [0, {bits}] (the code length), got {radius!r}")
         limit = self._check_limit(limit)
+        meta = self.meta()
+        if meta is None:
+            raise StoreError("the store is empty (no collections yet): nothing to search")
+        if meta.code_bits != bits:
+            raise StoreError(f"codes of {bits} bits, but the store holds {meta.code_bits}-bit codes")
         filt = in_filter("video_id", video_ids) if video_ids is not None else ""
         data = [c.tobytes() for c in codes]
         # Milvus range search keeps range_filter <= d < radius; ours is inclusive.

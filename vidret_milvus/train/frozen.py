@@ -33,7 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..model.onnx_model import OnnxFingerprintModel, replace_heads
+from ..descriptor import MAX_CODE_BITS
+from ..model.onnx_model import OnnxFingerprintModel, replace_heads, untrained_heads
 from .augment import random_edit
 from .data import SampleSet
 from .losses import m_em_from_data, stage2_quant_loss, triplet_em
@@ -47,6 +48,9 @@ QUANT_INITS = ("simhash", "itq")
 class FrozenConfig:
     copies: int = 6  # edited copies per training image (each 1-3 stacked edits)
     embed_dim: int = 512
+    # Code length: the patent's 128 bits, or longer (256 passes fewer look-alikes at equal
+    # recall: benchmarks/code_heads.py --bits, README "The code stage").
+    bits: int = 128
     steps1: int = 400
     steps2: int = 1500
     batch: int = 96  # anchors per step (each with one random copy)
@@ -68,6 +72,8 @@ class FrozenConfig:
     def __post_init__(self) -> None:
         if self.copies < 1 or self.batch < 4 or self.steps1 < 0 or self.steps2 < 0:
             raise ValueError("copies >= 1, batch >= 4, steps >= 0")
+        if self.bits % 8 or not 8 <= self.bits <= MAX_CODE_BITS:
+            raise ValueError(f"bits must be a multiple of 8 in [8, {MAX_CODE_BITS}], got {self.bits}")
         if self.itq_iters < 0:
             raise ValueError(f"itq_iters >= 0, got {self.itq_iters}")
         if self.quant_init not in QUANT_INITS:
@@ -173,9 +179,11 @@ def _batch(rng: np.random.Generator, orig: np.ndarray, cop: np.ndarray, gids: np
     return torch.from_numpy(orig[idx]), torch.from_numpy(cop[idx, c]), torch.from_numpy(gids[idx])
 
 
-def train_heads(orig: np.ndarray, cop: np.ndarray, gids: np.ndarray, cfg: FrozenConfig, bits: int = 128,
+def train_heads(orig: np.ndarray, cop: np.ndarray, gids: np.ndarray, cfg: FrozenConfig,
                 log: Callable[[str], None] = print) -> tuple[dict[str, np.ndarray], dict[str, object]]:
-    """Stage 1 then stage 2 on cached descriptors; returns the head tensors and a loss summary."""
+    """Stage 1 then stage 2 on cached descriptors; returns the head tensors (codes of
+    ``cfg.bits`` bits) and a loss summary."""
+    bits = cfg.bits
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -231,10 +239,12 @@ def train_heads(orig: np.ndarray, cop: np.ndarray, gids: np.ndarray, cfg: Frozen
     return heads.tensors(), summary
 
 
-def hamming_table(model: OnnxFingerprintModel, orig: np.ndarray, cop: np.ndarray, radii: tuple[int, ...] = (24, 32, 40, 48)) -> dict[str, object]:
+def hamming_table(model: OnnxFingerprintModel, orig: np.ndarray, cop: np.ndarray, radii: tuple[int, ...] | None = None) -> dict[str, object]:
     """Validation on descriptors of held-out images and their copies: the share of copies
-    whose original lies within each Hamming radius, and the share of the other originals
-    that come along (what a radius costs), plus the embedding's top-1."""
+    whose original lies within each Hamming radius (default 24-48 bits per 128), and the
+    share of the other originals that come along (what a radius costs), plus the embedding's top-1."""
+    bits = model.config.code_bits
+    radii = radii or tuple(r * bits // 128 for r in (24, 32, 40, 48))
     e_o, c_o = model.heads_from_descriptors(orig)
     flat = cop.reshape(-1, cop.shape[-1])
     e_c, c_c = model.heads_from_descriptors(flat)
@@ -257,9 +267,12 @@ def train_frozen(model: OnnxFingerprintModel, train: SampleSet, val: SampleSet, 
     """Cache descriptors, train both stages, and validate against the untrained heads."""
     orig, cop = descriptor_cache(model, train, cfg, cache_dir, log)
     v_orig, v_cop = descriptor_cache(model, val, dataclasses.replace(cfg, copies=3), cache_dir, log)
-    tensors, summary = train_heads(orig, cop, train.group_ids(), cfg, model.config.code_bits, log)
-    config = dataclasses.replace(model.config, embed_dim=cfg.embed_dim, trained=True)
+    tensors, summary = train_heads(orig, cop, train.group_ids(), cfg, log)
+    config = dataclasses.replace(model.config, embed_dim=cfg.embed_dim, code_bits=cfg.bits, trained=True)
     trained = replace_heads(model, tensors, config)
+    if model.config.code_bits != cfg.bits:  # compare with untrained codes of the same length
+        untrained_cfg = dataclasses.replace(model.config, code_bits=cfg.bits)
+        model = replace_heads(model, untrained_heads(untrained_cfg), untrained_cfg)
     summary["validation"] = {"untrained": hamming_table(model, v_orig, v_cop), "trained": hamming_table(trained, v_orig, v_cop)}
     log(json.dumps(summary["validation"]))
     return trained, summary

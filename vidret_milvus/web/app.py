@@ -67,6 +67,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
+from ..descriptor import MAX_CODE_BITS
 from ..errors import StoreError, VideoError, VidretError
 from ..search import Mode, SearchParams, search_video
 from ..store import READY, Store, VideoRow
@@ -114,7 +115,7 @@ class SearchRequest(BaseModel):
                        description='"upload:<token>" (from /api/upload) or "video:<id>" (from /api/videos)')
     top_n: int | None = Field(None, strict=True, ge=1, le=200, description="results to return (default: serve --top-n)")
     mode: Mode | None = Field(None, description="copy decision: duration (default), embedding or codes")
-    radius: int | None = Field(None, strict=True, ge=0, le=128, description="Hamming radius of the recall in bits (default: the model's)")
+    radius: int | None = Field(None, strict=True, ge=0, le=MAX_CODE_BITS, description="Hamming radius of the recall in bits, at most the code length (default: the model's)")
 
 
 class VerdictRequest(BaseModel):
