@@ -1,7 +1,7 @@
 """How the code head's start (quant_init: simhash | itq) and length (bits) move the code stage's trade-off.
 
     .venv/bin/python benchmarks/code_heads.py [--data benchmarks/data_hard_tune] [--seeds 0 1 2]
-        [--inits simhash itq] [--bits 128 256]
+        [--inits simhash itq] [--bits 128 256] [--backbone sscd --bits]   (the latter: its ceiling only)
 
 Trains the heads of the shipped default's recipe (train-heads --backbone sscd_distilled --set
 steps1=0 --set lr=0 --set quant_lr=0.001; training images only, train_cache/) once per start
@@ -14,7 +14,9 @@ frames whose L2-nearest reference frame lies within the radius and the share of 
 references among the recalled videos. Radii scale with the code length (20-60 at 128 bits).
 Beside the codes it prints the CEILING of any code: the same curves with the exact float L2
 distance in place of the Hamming distance (a video passes when any of its frames is within an
-L2 radius of a query frame), which no code of this descriptor can beat.
+L2 radius of a query frame), which no code of this descriptor can beat. ``--backbone sscd``
+measures another descriptor (untrained heads: the embedding is its descriptor), fingerprinting
+the tuning set into its own tune cache first.
 Writes benchmarks/results/code_heads.json (or --name).
 """
 
@@ -77,21 +79,32 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT / "benchmarks" / "data_hard_tune")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--inits", nargs="+", choices=QUANT_INITS, default=list(QUANT_INITS))
-    ap.add_argument("--bits", type=int, nargs="+", default=[128], help="code lengths (multiples of 8)")
+    ap.add_argument("--bits", type=int, nargs="*", default=[128], help="code lengths (multiples of 8); none: the ceiling only")
+    ap.add_argument("--backbone", choices=["sscd_distilled", "sscd"], default="sscd_distilled")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--name", default="code_heads")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
-    model = load_model(backbone="sscd_distilled", threads=args.threads)
+    model = load_model(backbone=args.backbone, threads=args.threads)
     recipe = FrozenConfig(steps1=0, lr=0.0, quant_lr=0.001)  # the shipped default's (its training.json)
     samples = SampleSet.load(ROOT / "train_cache" / "train.npz")
-    orig, cop = descriptor_cache(model, samples, recipe, ROOT / "runs" / "frozen_cache")  # features of seed 0's edits
     gt = json.loads((args.data / "ground_truth.json").read_text())
-    cache = ROOT / "benchmarks" / "out" / "tune_cache" / load_model().model_id / args.data.name
-    refs = {r["name"]: VideoDescriptor.load(cache / "refs" / f"{r['name']}.npz") for r in gt["references"]}
-    queries = {q["name"]: VideoDescriptor.load(cache / "queries" / f"{q['name']}.npz") for q in gt["queries"]}
+    if args.backbone == "sscd_distilled":  # the default's cache (its texture head is the identity)
+        cache = ROOT / "benchmarks" / "out" / "tune_cache" / load_model().model_id / args.data.name
+        refs = {r["name"]: VideoDescriptor.load(cache / "refs" / f"{r['name']}.npz") for r in gt["references"]}
+        queries = {q["name"]: VideoDescriptor.load(cache / "queries" / f"{q['name']}.npz") for q in gt["queries"]}
+    else:
+        from tune_thresholds import fingerprints
+
+        from vidret_milvus.fingerprint import Sampling
+
+        cache = ROOT / "benchmarks" / "out" / "tune_cache" / model.model_id / args.data.name
+        refs = fingerprints(model, args.data, [r["name"] for r in gt["references"]], "refs", cache, Sampling())
+        queries = fingerprints(model, args.data, [q["name"] for q in gt["queries"]], "queries", cache, Sampling())
+    if args.bits:
+        orig, cop = descriptor_cache(model, samples, recipe, ROOT / "runs" / "frozen_cache")  # features of seed 0's edits
     rows: dict[str, list[dict]] = {}
     ceiling = curves(model, gt, refs, queries, float_l2=True)
     print("float L2 ceiling", json.dumps(ceiling), flush=True)
@@ -112,7 +125,7 @@ def main() -> None:
     for init, s in summary.items():
         print(f"  {init:8s} L2-NN within {s['frames_nn_within']} (spread {s['frames_nn_within_spread']})  "
               f"true refs {s['true_refs_recalled']} (spread {s['true_refs_recalled_spread']})")
-    save(args.name, {"data": args.data.name, "shares": SHARES, "float_l2_ceiling": ceiling, "runs": rows, "mean": summary})
+    save(args.name, {"data": args.data.name, "backbone": args.backbone, "shares": SHARES, "float_l2_ceiling": ceiling, "runs": rows, "mean": summary})
 
 
 if __name__ == "__main__":
