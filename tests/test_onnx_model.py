@@ -159,3 +159,25 @@ def test_torch_only_requests_are_refused_not_ignored(monkeypatch: pytest.MonkeyP
         load_model()
     monkeypatch.setenv("VIDRET_RUNTIME", "auto")
     assert load_model().runtime == "onnxruntime"
+
+
+def test_shipped_256_bit_model() -> None:
+    """The selectable 256-bit checkpoint: the student with a trained 256-bit code head and its
+    own tuned thresholds (radius and mode 3's "equal" bits on the 256-bit scale); the texture
+    head is the default's (the identity), so only the codes differ."""
+    from pathlib import Path
+
+    ck = Path(__file__).resolve().parents[1] / "vidret_milvus" / "models" / "sscd_distilled_256"
+    model = load_model(checkpoint=ck)
+    assert isinstance(model, OnnxFingerprintModel) and model.config.code_bits == 256 and model.config.trained
+    tuned = thresholds_for(model).values
+    assert 64 <= tuned["radius"] <= 128 and tuned["code_equal_bits"] == 32
+    photos = _photos()
+    e, c = model.embed_frames(photos["chelsea"][None])
+    e_default, _ = load_model().embed_frames(photos["chelsea"][None])
+    np.testing.assert_allclose(e, e_default, atol=1e-4)
+    assert c.shape == (1, 32)
+    for name in ("chelsea", "coffee", "rocket"):
+        c_o = model.embed_frames(photos[name][None])[1][0]
+        c_e = model.embed_frames(_edit(photos[name])[None])[1][0]
+        assert _hamming(c_o, c_e) < min(_hamming(c_o, model.embed_frames(photos[o][None])[1][0]) for o in photos if o != name)
