@@ -211,6 +211,8 @@ def test_bad_range_headers_give_4xx(server: dict[str, Any], headers: dict[str, s
     b'{"query": "video:1", "top_n": ' + b"9" * 4000 + b"}",
     b'{"query": "video:1", "radius": NaN}',
     b'{"query": "video:1", "radius": 200}',
+    b'{"query": "video:1", "radius": 129}',  # over the model's 128-bit codes
+    b'{"query": "video:1", "radius": 2000}',
     b'{"query": "video:1", "top_n": 0}',
     b'{"query": "video:1", "top_n": "10"}',
     b'{"query": "video:1", "top_n": true}',

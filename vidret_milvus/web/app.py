@@ -343,6 +343,8 @@ class ReviewApp:
             if req.mode is not None:
                 params = dataclasses.replace(params, mode=req.mode)
             if req.radius is not None:
+                if req.radius > self.model.config.code_bits:
+                    raise ValueError(f"radius {req.radius} exceeds the model's {self.model.config.code_bits}-bit codes")
                 params = dataclasses.replace(params, radius=req.radius)
         except (TypeError, ValueError) as exc:
             raise HttpError(400, f"bad search option: {exc}") from None
