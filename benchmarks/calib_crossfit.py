@@ -8,7 +8,8 @@
 Two-fold by tuning set (tuning data only): fit the calibration (decision.fit_calibration) on one
 set's candidates, take the lowest copy threshold whose negatives' rate there is <= --max-fpr
 (best segment >= 3 s, as the default), and apply both to the other set. Prints, per fold, the
-in-sample and the other set's rate of negative queries flagged and share of true copies flagged,
+in-sample and the other set's rate of negative queries flagged and of positive queries detected
+(a true reference called a copy: eval_retrieval's and tune_thresholds' "detected"),
 with the 95 % Wilson interval of the other set's rate (a few dozen negatives are a coarse
 sample). Writes benchmarks/results/calib_crossfit.json.
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from _common import ROOT, save
-from vidret_milvus.decision import FEATURES, fit_calibration
+from vidret_milvus.decision import FEATURES, TIME_TOLERANCE, fit_calibration
 
 THRESHOLDS = np.r_[np.arange(0.05, 0.95, 0.05), 0.95, 0.97, 0.98, 0.99, 0.995, 0.999]
 
@@ -53,13 +54,14 @@ def main() -> None:
         raise SystemExit(f"need candidates of exactly two tuning sets, got {names}")
     gts = {s: json.loads((ROOT / "benchmarks" / s / "ground_truth.json").read_text()) for s in names}
     negs = {s: {f"{s}/{x['name']}" for x in g["queries"] if not x["positive"]} for s, g in gts.items()}
-    n_true = {s: sum(len(x["matches"]) for x in g["queries"]) for s, g in gts.items()}
+    poss = {s: {f"{s}/{x['name']}" for x in g["queries"] if x["positive"]} for s, g in gts.items()}
     secs = np.expm1(X[:, FEATURES.index("log1p_best_segment_seconds")])
 
     def flagged(p: np.ndarray, mask: np.ndarray, s: str, th: float) -> tuple[int, float]:
-        copy = (p >= th) & (secs[mask] >= args.min_copy_seconds - 0.25)
+        copy = (p >= th) & (secs[mask] >= args.min_copy_seconds - TIME_TOLERANCE)  # as decision.decide
         neg = {x for x, c in zip(q[mask], copy) if c and x in negs[s]}
-        return len(neg), float((copy & (y[mask] == 1)).sum() / n_true[s])
+        found = {x for x, c, t in zip(q[mask], copy, y[mask]) if c and t == 1}
+        return len(neg), len(found) / len(poss[s])
 
     rows = []
     for l2 in args.l2:
@@ -71,6 +73,8 @@ def main() -> None:
                 pa, pb = prob(ma), prob(mb)
                 th = next((t for t in THRESHOLDS if flagged(pa, ma, a, t)[0] <= max_fpr * len(negs[a])), None)
                 if th is None:
+                    print(f"l2 {l2:g} max FPR {max_fpr:g}: fit on {a}: no threshold keeps its negatives' rate <= {max_fpr:g}", flush=True)
+                    rows.append({"l2": l2, "max_fpr": max_fpr, "fit_on": a, "applied_to": b, "threshold": None})
                     continue
                 ka, da = flagged(pa, ma, a, th)
                 kb, db = flagged(pb, mb, b, th)

@@ -68,6 +68,8 @@ def curves(model, gt: dict, refs: dict[str, VideoDescriptor], queries: dict[str,
                 nn_ham.append(ham[sel][np.arange(len(nn)), nn])
                 ref_ham.append(per_video[names.index(m["ref"])])
     h, rh, share = np.concatenate(nn_ham), np.array(ref_ham), np.mean(shares, axis=0)
+    if share[0] > SHARES[0] or share[-1] < SHARES[-1]:  # np.interp would clamp silently
+        print(f"warning: the radii swept pass {share[0]:.3f}-{share[-1]:.3f} of the reference frames, not all of {SHARES}")
     frame_recall = np.array([np.mean(h <= r) for r in radii_])
     ref_recall = np.array([np.mean(rh <= r) for r in radii_])
     return {"frames_nn_within": [round(float(np.interp(s, share, frame_recall)), 4) for s in SHARES],

@@ -243,7 +243,7 @@ def main() -> None:
     ap.add_argument("--name", default="")
     ap.add_argument("--min-score", type=floats, default=floats("0.6,0.65,0.7,0.75,0.8,0.85,0.9"))
     ap.add_argument("--frame-match-l2", type=floats, default=floats("0.6,0.7,0.8,0.9,1.0"))
-    ap.add_argument("--radius", type=floats, default=[32.0])
+    ap.add_argument("--radius", type=floats, default=None, help="Hamming radii to try (default: 32 per 128 bits of the model's code)")
     ap.add_argument("--min-code-votes", type=ints, default=[1], help="candidate videos need this many coherent code votes (search.code_votes)")
     ap.add_argument("--max-candidates", type=ints, default=[SearchParams.max_candidates],
                     help="candidate videos per view sent to the re-rank, most coherent code votes first (search.select_candidates)")
@@ -302,6 +302,8 @@ def main() -> None:
     neg = [q for q in queries if not q["positive"]]
 
     radius_rows = radius_tradeoff(sets, model.config.code_bits)
+    if args.radius is None:
+        args.radius = [32.0 * model.config.code_bits // 128]
     print("radius: copied frames' L2-NN within (whole frame, in the nearest of the query's views) / negative query-reference frame pairs within / "
           "reference frames reached by a negative query (whole frame)\n  "
           + "\n  ".join(f"{r['radius']}: {r['copied_frames_l2nn_within']:.3f}, {r['with_views']:.3f} / {r['negative_ref_frames_within']:.4f} / {r['negative_ref_frames_reached']:.4f}" for r in radius_rows))

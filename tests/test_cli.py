@@ -24,7 +24,7 @@ def test_version() -> None:
     ["--mode", "bogus"],
     ["--threshold", "nan"],
     ["--threshold", "inf"],
-    ["--radius", "129"],
+    ["--radius", "1025"],  # beyond any code (129 is beyond the default model: test_pipeline)
 ])
 def test_usage_errors_exit_2_before_any_work(args: list[str], tmp_path: Path) -> None:
     db = tmp_path / "never.db"

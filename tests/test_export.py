@@ -200,5 +200,8 @@ def test_ingest_and_search_import_no_torch(tmp_path: Path, clip: Path, model_arg
     assert imported == {"after_import": [], "after_search": []}, imported
     # both commands really ran: the reference went in, and the copy of it was found
     assert [Path(r["path"]).name for r in _between(proc.stdout, "ingest")["ingested"]] == ["ref.mp4"]
-    results = _between(proc.stdout, "search")["results"]
+    searched = _between(proc.stdout, "search")
+    results = searched["results"]
     assert results and Path(results[0]["path"]).name == "ref.mp4", results
+    if "sscd_distilled_256" in model_args[-1]:  # the 256-bit checkpoint ran, with its own radius
+        assert searched["decision"]["radius"] == 88, searched["decision"]

@@ -100,6 +100,13 @@ def test_longer_code_checkpoint_round_trip(tmp_path, onnx_model: OnnxFingerprint
     assert all(c.shape == (32,) for c in codes.values())
     edited = back.embed_frames(_edit(photos["chelsea"])[None])[1][0]
     assert _hamming(codes["chelsea"], edited) < min(_hamming(c, edited) for n, c in codes.items() if n != "chelsea")
+    # untuned: the bit-counting search defaults scaled to the length (radius 32 -> 64 of 256)
+    tuned = dict(thresholds_for(back).values)
+    assert tuned["radius"] == 64 and tuned["code_equal_bits"] == 32
+    # a radius beyond the code is refused at load, naming the file
+    save_onnx_checkpoint(m, tmp_path / "wide", thresholds=Thresholds({"radius": 300}))
+    with pytest.raises(ModelError, match=r"wide/config.json.*'radius' is 300 bits.*256-bit"):
+        load_model(checkpoint=tmp_path / "wide")
 
 
 def test_bad_checkpoint_named(tmp_path, onnx_model: OnnxFingerprintModel) -> None:

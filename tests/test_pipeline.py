@@ -295,6 +295,12 @@ def test_search_a_saved_descriptor(db: Path, media: dict[str, Path], tmp_path: P
     for bad in (np.zeros((d.num_frames, 0), np.uint8), np.zeros((d.num_frames, 129), np.uint8), np.zeros((d.num_frames + 1, 16), np.uint8)):
         with pytest.raises(DescriptorError, match="codes must be"):
             VideoDescriptor(0, d.path, d.duration, d.timestamps, d.embeddings, bad, d.fps, d.model_id)
+    # ... and a saved file holding such codes is refused by name
+    with np.load(npz) as z:
+        arrays = {k: z[k] for k in z.files}
+    np.savez_compressed(tmp_path / "q5.npz", **{**arrays, "codes": np.zeros((d.num_frames, 129), np.uint8)})
+    with pytest.raises(DescriptorError, match=r"q5\.npz: codes must be"):
+        VideoDescriptor.load(tmp_path / "q5.npz")
     # the arrays' inflated size is checked from the zip directory before any is read
     with pytest.raises(DescriptorError, match="too large"):
         VideoDescriptor.load(npz, max_bytes=1000)
@@ -458,6 +464,13 @@ def test_database_in_use_by_another_process(tmp_path: Path) -> None:
             Store.connect(str(db))
     finally:
         holder.communicate("", timeout=60)
+
+
+def test_search_radius_beyond_the_code_is_a_usage_error(db: Path, media: dict[str, Path]) -> None:
+    """--radius may be up to 1024 for any model, but not beyond the model's code: refused
+    as a usage error (exit 2) before any clip is fingerprinted."""
+    res = runner.invoke(app, ["search", str(media["copy"]), "--uri", str(db), "--radius", "129"])
+    assert res.exit_code == 2 and "--radius" in res.output and "128-bit" in res.output, res.output
 
 
 def test_store_validates_before_rpc(tmp_path: Path) -> None:

@@ -334,7 +334,7 @@ def test_meta_is_cached_for_reads_but_fresh_before_writes(tmp_path: Path) -> Non
 
 def test_longer_codes_use_every_bit_and_refuse_other_lengths(tmp_path: Path) -> None:
     """A 256-bit store (a model with code_bits=256): the range search measures all 256 bits,
-    accepts radii up to 256, and refuses codes of another length before any RPC."""
+    accepts radii up to 256, and refuses codes of another length before the search RPC."""
     meta = StoreMeta(model_id="bits-256", embed_dim=DIM, code_bits=256, fps=1.0, keyframes=False)
     rng = np.random.default_rng(5)
     base = rng.integers(0, 256, (1, 32), dtype=np.uint8)

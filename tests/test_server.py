@@ -320,6 +320,13 @@ class FakeIvfClient:
     def describe_index(self, name: str, index_name: str, timeout: float | None = None) -> dict[str, Any]:
         return {"index_type": "BIN_IVF_FLAT", "metric_type": "HAMMING", "nlist": str(self.nlist)}
 
+    def has_collection(self, name: str, timeout: float | None = None) -> bool:
+        return True
+
+    def describe_collection(self, name: str, timeout: float | None = None) -> dict[str, Any]:
+        # the collections' description: what range_search_codes checks the codes' length against
+        return {"description": StoreMeta("fake", 8, int(self.codes.shape[1]) * 8, 1.0, False).to_json()}
+
     def search(self, coll: str, data: list[bytes], anns_field: str, search_params: dict, limit: int, filter: str, output_fields: list[str], timeout: float,  # noqa: A002
                consistency_level: str | None = None) -> list[list[dict]]:
         self.calls.append({"nq": len(data), "limit": limit, "params": dict(search_params["params"])})

@@ -320,6 +320,8 @@ def search(
             model = _load_model(checkpoint, backbone, weights, precision, threads)
         field = mode_threshold_field(mode)
         params = SearchParams.for_model(thresholds_for(model), top_n=top_n, radius=radius, mode=mode, max_candidates=max_candidates, recall_limit=recall_limit, min_code_votes=min_code_votes, **{field: threshold})
+        if params.radius > model.config.code_bits:  # before any clip is fingerprinted
+            raise typer.BadParameter(f"{params.radius} exceeds the model's {model.config.code_bits}-bit codes", param_hint="--radius")
         check_store(store, model)
         for problem in problems:  # folders that could not be read: reported first, like ingest
             failed += 1
@@ -633,7 +635,7 @@ def train(
         return
     out.print(f"trained model: {summary['final']} (M_em {summary['m_em']:.5f}; steps {summary['steps']}; stopped by {summary['stop_reason']})", highlight=False, soft_wrap=True)
     if summary.get("eval"):
-        table = Table(title="validation (embedding | 128-bit codes)")
+        table = Table(title="validation (embedding | binary codes)")
         for col in ("model", "emb mAP", "emb top1", "codes mAP", "codes top1", "copy bits", "other bits", "copies <=16 bits", "spearman"):
             table.add_column(col)
         for name, r in summary["eval"].items():

@@ -108,6 +108,8 @@ class VideoDescriptor:
                     embeddings=z["embeddings"],
                     codes=z["codes"],
                 )
+        except DescriptorError as exc:  # arrays of the wrong shape or type: name the file
+            raise DescriptorError(f"{path}: {exc}") from exc
         except (OSError, KeyError, ValueError, MemoryError) as exc:
             raise DescriptorError(f"{path}: not a vidret descriptor file ({type(exc).__name__}: {exc})") from exc
 

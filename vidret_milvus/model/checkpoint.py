@@ -18,7 +18,7 @@ from ..errors import ModelError
 from .config import Backbone, ModelConfig, Precision
 from .exported import ONNX_FILE, ExportedOnnxModel, open_exported
 from .onnx_model import OnnxFingerprintModel, is_onnx_backbone, load_onnx_model
-from .settings import BACKGROUND_FILE, CONFIG_FILE, THRESHOLD_KEYS, UNTRAINED_THRESHOLDS, Thresholds, parse_thresholds, remember  # noqa: F401
+from .settings import BACKGROUND_FILE, CONFIG_FILE, THRESHOLD_KEYS, UNTRAINED_THRESHOLDS, Thresholds, for_code_length, parse_thresholds, remember  # noqa: F401
 
 # torch and timm are imported inside the functions that need them: load_model must be able to
 # open an exported model.onnx (or an ONNX backbone) without paying for them (issue 13).
@@ -211,7 +211,7 @@ def load_model(
             raise ModelError(f"{ckpt}: cannot read checkpoint ({exc})") from exc
         # Read once, here: a bad block fails at load, and the model's searches use this copy
         # (settings.thresholds_for) even if the folder changes while the process runs.
-        thresholds = Thresholds(parse_thresholds(json.loads(text).get("thresholds"), str(cfg_path)),
+        thresholds = Thresholds(for_code_length(parse_thresholds(json.loads(text).get("thresholds"), str(cfg_path)), config.code_bits, str(cfg_path)),
                                 str(ckpt / BACKGROUND_FILE) if (ckpt / BACKGROUND_FILE).is_file() else None)
         if is_onnx_backbone(config.backbone):
             _onnx_only(config.backbone, runtime, precision, device, str(ckpt))

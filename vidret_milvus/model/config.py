@@ -11,6 +11,8 @@ import dataclasses
 import enum
 import json
 
+from ..descriptor import MAX_CODE_BITS
+
 
 class Backbone(str, enum.Enum):
     """Backbones known to work. Any other timm model name is accepted too."""
@@ -46,8 +48,8 @@ class ModelConfig:
     trained: bool = False
 
     def __post_init__(self) -> None:
-        if self.code_bits % 8 or self.code_bits <= 0:
-            raise ValueError(f"code_bits must be a positive multiple of 8, got {self.code_bits}")
+        if self.code_bits % 8 or not 0 < self.code_bits <= MAX_CODE_BITS:
+            raise ValueError(f"code_bits must be a positive multiple of 8 up to {MAX_CODE_BITS}, got {self.code_bits}")
         if self.embed_dim <= 0:
             raise ValueError(f"embed_dim must be positive, got {self.embed_dim}")
 

@@ -35,7 +35,7 @@ class TextureHead(nn.Module):
 
 
 class QuantizationHead(nn.Module):
-    """128 real values u in (-1, 1) (tanh); the code bit is u >= 0."""
+    """``bits`` real values u in (-1, 1) (tanh; 128 in the patent); the code bit is u >= 0."""
 
     def __init__(self, num_features: int, bits: int) -> None:
         super().__init__()

@@ -65,6 +65,23 @@ UNTRAINED_THRESHOLDS: dict[str, dict[str, float]] = {
 }
 
 
+def for_code_length(values: Mapping[str, float], code_bits: int, where: str) -> dict[str, float]:
+    """A checkpoint's thresholds for its code length: a radius or "equal codes" count beyond
+    the code is refused (ModelError naming ``where``), and for a code other than the patent's
+    128 bits a missing one is the search default scaled to the length (radius 32 of 128 would
+    be an eighth of a 256-bit code's reach, silently)."""
+    from ..decision import SearchParams  # its defaults; imported here: decision is the caller's layer
+
+    out = dict(values)
+    for key in ("radius", "code_equal_bits"):
+        if key in out:
+            if out[key] > code_bits:
+                raise ModelError(f"{where}: threshold {key!r} is {int(out[key])} bits, more than the model's {code_bits}-bit codes")
+        elif code_bits != 128:
+            out[key] = getattr(SearchParams, key) * code_bits // 128
+    return out
+
+
 def parse_thresholds(raw: object, where: str) -> dict[str, float]:
     """Validate a checkpoint's ``thresholds`` block: known keys, numbers in range."""
     if raw is None:
@@ -122,11 +139,12 @@ def load_thresholds(checkpoint: str | Path | None = None, model_id: str | None =
     ckpt = Path(checkpoint)
     cfg = ckpt / CONFIG_FILE
     try:
-        raw = json.loads(cfg.read_text()).get("thresholds")
-    except (OSError, ValueError, AttributeError) as exc:
+        doc = json.loads(cfg.read_text())
+        raw, bits = doc.get("thresholds"), int(doc.get("code_bits", 128))
+    except (OSError, ValueError, AttributeError, TypeError) as exc:
         raise ModelError(f"{cfg}: cannot read the checkpoint's thresholds ({exc})") from exc
     background = str(ckpt / BACKGROUND_FILE) if (ckpt / BACKGROUND_FILE).is_file() else None
-    return Thresholds(parse_thresholds(raw, str(cfg)), background)
+    return Thresholds(for_code_length(parse_thresholds(raw, str(cfg)), bits, str(cfg)), background)
 
 
 # The thresholds read when each model was loaded (load_model): held beside the model, and what

@@ -28,7 +28,7 @@ class VectorsMixin:
         limit = self._check_limit(limit)
         meta = self.meta()
         if meta is None:
-            raise StoreError("the store is empty (no collections yet): nothing to search")
+            raise StoreError("the store holds no vidret-milvus collections (empty, or made by something else): nothing to search")
         if meta.code_bits != bits:
             raise StoreError(f"codes of {bits} bits, but the store holds {meta.code_bits}-bit codes")
         filt = in_filter("video_id", video_ids) if video_ids is not None else ""

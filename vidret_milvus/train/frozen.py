@@ -265,6 +265,8 @@ def hamming_table(model: OnnxFingerprintModel, orig: np.ndarray, cop: np.ndarray
 def train_frozen(model: OnnxFingerprintModel, train: SampleSet, val: SampleSet, cfg: FrozenConfig, cache_dir: Path,
                  log: Callable[[str], None] = print) -> tuple[OnnxFingerprintModel, dict[str, object]]:
     """Cache descriptors, train both stages, and validate against the untrained heads."""
+    if cfg.quant_init == "itq" and cfg.bits > model.config.num_features:  # before minutes of caching
+        raise ValueError(f"quant_init=itq needs bits <= the descriptor's {model.config.num_features} features, got {cfg.bits}")
     orig, cop = descriptor_cache(model, train, cfg, cache_dir, log)
     v_orig, v_cop = descriptor_cache(model, val, dataclasses.replace(cfg, copies=3), cache_dir, log)
     tensors, summary = train_heads(orig, cop, train.group_ids(), cfg, log)
