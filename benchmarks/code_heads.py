@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/code_heads.py [--data benchmarks/data_hard_tune] [--seeds 0 1 2]
         [--inits simhash itq] [--bits 128 256] [--backbone sscd --bits]   (the latter: its ceiling only)
+        [--set max_margin=64 ...]   (the recipe's FrozenConfig values, as train-heads --set)
 
 Trains the heads of the shipped default's recipe (train-heads --backbone sscd_distilled --set
 steps1=0 --set lr=0 --set quant_lr=0.001; training images only, train_cache/) once per start
@@ -85,12 +86,21 @@ def main() -> None:
     ap.add_argument("--backbone", choices=["sscd_distilled", "sscd"], default="sscd_distilled")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--name", default="code_heads")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="a FrozenConfig value of the recipe (as train-heads --set), e.g. max_margin=64")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     model = load_model(backbone=args.backbone, threads=args.threads)
-    recipe = FrozenConfig(steps1=0, lr=0.0, quant_lr=0.001)  # the shipped default's (its training.json)
+    fields = {f.name: f.type for f in dataclasses.fields(FrozenConfig)}
+    kw: dict[str, object] = {}
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            raise SystemExit(f"--set needs KEY=VALUE with KEY one of {sorted(fields)}, got {item!r}")
+        kw[key] = {"int": int, "float": float}.get(str(fields[key]), str)(value)
+    recipe = FrozenConfig(**{"steps1": 0, "lr": 0.0, "quant_lr": 0.001, **kw})  # the shipped default's (its training.json), then --set
     samples = SampleSet.load(ROOT / "train_cache" / "train.npz")
     gt = json.loads((args.data / "ground_truth.json").read_text())
     if args.backbone == "sscd_distilled":  # the default's cache (its texture head is the identity)
@@ -127,7 +137,7 @@ def main() -> None:
     for init, s in summary.items():
         print(f"  {init:8s} L2-NN within {s['frames_nn_within']} (spread {s['frames_nn_within_spread']})  "
               f"true refs {s['true_refs_recalled']} (spread {s['true_refs_recalled_spread']})")
-    save(args.name, {"data": args.data.name, "backbone": args.backbone, "shares": SHARES, "float_l2_ceiling": ceiling, "runs": rows, "mean": summary})
+    save(args.name, {"data": args.data.name, "backbone": args.backbone, "recipe": dataclasses.asdict(recipe), "shares": SHARES, "float_l2_ceiling": ceiling, "runs": rows, "mean": summary})
 
 
 if __name__ == "__main__":

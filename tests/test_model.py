@@ -152,7 +152,7 @@ def test_checkpoint_carries_tuned_thresholds(tmp_path, model: FingerprintModel) 
 
 @pytest.mark.parametrize(
     ("block", "message"),
-    [({"radius": 400}, "outside"), ({"radius": 3.5}, "integer"), ({"duration_threshold": "high"}, "number"), ({"speed": 1.0}, "unknown threshold"), ([1, 2], "must be an object")],
+    [({"radius": 2000}, "outside"), ({"radius": 400}, "400 bits, more than the model's 128-bit codes"), ({"radius": 3.5}, "integer"), ({"duration_threshold": "high"}, "number"), ({"speed": 1.0}, "unknown threshold"), ([1, 2], "must be an object")],
 )
 def test_bad_thresholds_rejected(tmp_path, model: FingerprintModel, block: object, message: str) -> None:
     import json
