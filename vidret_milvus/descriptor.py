@@ -12,8 +12,9 @@ import numpy as np
 
 from .errors import DescriptorError
 
-# Codes are packed MSB first (np.packbits). The patent's code has 128 bits; a model may use longer codes (ModelConfig.code_bits, a multiple of 8): 256 bits separate copies
-# from look-alikes better at the same cost of the re-rank (README, "The code stage").
+# Codes are packed MSB first (np.packbits). The patent's code has 128 bits; a model may use
+# longer ones (ModelConfig.code_bits, a multiple of 8): at 256 bits more copied frames fall within
+# the radius at the same share of reference frames (README, "Longer codes").
 MAX_CODE_BITS = 1024
 # A saved descriptor's arrays, uncompressed: 65,536 frames (the most a stored video may have) of
 # 1,024-d float32 embeddings is 256 MiB; twice that is room and still a bound.
