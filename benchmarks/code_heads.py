@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/code_heads.py [--data benchmarks/data_hard_tune] [--seeds 0 1 2]
         [--inits simhash itq] [--bits 128 256] [--backbone sscd --bits]   (the latter: its ceiling only)
         [--set max_margin=64 ...]   (the recipe's FrozenConfig values, as train-heads --set)
+        [--siblings]   (also train on look-alikes: pixel-disjoint halves of the training photos and video frames)
 
 Trains the heads of the shipped default's recipe (train-heads --backbone sscd_distilled --set
 steps1=0 --set lr=0 --set quant_lr=0.001; training images only, train_cache/) once per start
@@ -39,6 +40,24 @@ from vidret_milvus.train.frozen import QUANT_INITS, FrozenConfig, descriptor_cac
 
 SHARES = (0.05, 0.1, 0.2, 0.3)
 L2_RADII = tuple(np.round(np.arange(0.5, 1.41, 0.01), 2))
+
+
+def sibling_halves(samples: SampleSet) -> SampleSet:
+    """Look-alike training images, as the hard set's look-alike references are made: every
+    photo and video frame of the training split (not the film's frames) cut into two
+    pixel-disjoint halves across its longer side, each half its own group, so that in-batch
+    mining can take a half's sibling as a negative."""
+    images, groups = [], []
+    for i in range(len(samples)):
+        if samples.sources[i] == "bbb":
+            continue
+        a = samples.image(i)
+        h, w = a.shape[:2]
+        halves = (a[:, : w // 2], a[:, w // 2 :]) if w >= h else (a[: h // 2], a[h // 2 :])
+        for k, half in enumerate(halves):
+            images.append(np.ascontiguousarray(half))
+            groups.append(f"{samples.groups[i]}/half{k}")
+    return SampleSet.from_arrays(images, groups)
 
 
 def radii(bits: int) -> tuple[int, ...]:
@@ -86,6 +105,7 @@ def main() -> None:
     ap.add_argument("--backbone", choices=["sscd_distilled", "sscd"], default="sscd_distilled")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--name", default="code_heads")
+    ap.add_argument("--siblings", action="store_true", help="add sibling halves of the training photos and video frames (look-alike negatives)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="a FrozenConfig value of the recipe (as train-heads --set), e.g. max_margin=64")
     args = ap.parse_args()
@@ -117,6 +137,13 @@ def main() -> None:
         queries = fingerprints(model, args.data, [q["name"] for q in gt["queries"]], "queries", cache, Sampling())
     if args.bits:
         orig, cop = descriptor_cache(model, samples, recipe, ROOT / "runs" / "frozen_cache")  # features of seed 0's edits
+        gids = samples.group_ids()
+        if args.siblings:
+            halves = sibling_halves(samples)
+            o2, c2 = descriptor_cache(model, halves, recipe, ROOT / "runs" / "frozen_cache")
+            orig, cop = np.concatenate([orig, o2]), np.concatenate([cop, c2])
+            gids = np.concatenate([gids, gids.max() + 1 + halves.group_ids()])
+            print(f"training on {len(samples)} images and {len(halves)} sibling halves", flush=True)
     rows: dict[str, list[dict]] = {}
     ceiling = curves(model, gt, refs, queries, float_l2=True)
     print("float L2 ceiling", json.dumps(ceiling), flush=True)
@@ -125,7 +152,7 @@ def main() -> None:
         for init in args.inits:
             key = init if bits == 128 else f"{init}-{bits}"
             for seed in args.seeds:
-                heads, _ = train_heads(orig, cop, samples.group_ids(), dataclasses.replace(recipe, quant_init=init, seed=seed, bits=bits), log=lambda s: None)
+                heads, _ = train_heads(orig, cop, gids, dataclasses.replace(recipe, quant_init=init, seed=seed, bits=bits), log=lambda s: None)
                 row = {"seed": seed, **curves(replace_heads(model, heads, config), gt, refs, queries)}
                 rows.setdefault(key, []).append(row)
                 print(key, json.dumps(row), flush=True)
@@ -137,7 +164,7 @@ def main() -> None:
     for init, s in summary.items():
         print(f"  {init:8s} L2-NN within {s['frames_nn_within']} (spread {s['frames_nn_within_spread']})  "
               f"true refs {s['true_refs_recalled']} (spread {s['true_refs_recalled_spread']})")
-    save(args.name, {"data": args.data.name, "backbone": args.backbone, "recipe": dataclasses.asdict(recipe), "shares": SHARES, "float_l2_ceiling": ceiling, "runs": rows, "mean": summary})
+    save(args.name, {"data": args.data.name, "backbone": args.backbone, "recipe": dataclasses.asdict(recipe), "siblings": args.siblings, "shares": SHARES, "float_l2_ceiling": ceiling, "runs": rows, "mean": summary})
 
 
 if __name__ == "__main__":
