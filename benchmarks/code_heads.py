@@ -36,7 +36,7 @@ from vidret_milvus.descriptor import VideoDescriptor
 from vidret_milvus.model import load_model
 from vidret_milvus.model.onnx_model import replace_heads
 from vidret_milvus.train.data import SampleSet
-from vidret_milvus.train.frozen import QUANT_INITS, FrozenConfig, descriptor_cache, train_heads
+from vidret_milvus.train.frozen import QUANT_INITS, config_from_overrides, descriptor_cache, train_heads
 
 SHARES = (0.05, 0.1, 0.2, 0.3)
 L2_RADII = tuple(np.round(np.arange(0.5, 1.41, 0.01), 2))
@@ -113,14 +113,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     model = load_model(backbone=args.backbone, threads=args.threads)
-    fields = {f.name: f.type for f in dataclasses.fields(FrozenConfig)}
-    kw: dict[str, object] = {}
-    for item in args.overrides:
-        key, sep, value = item.partition("=")
-        if not sep or key not in fields:
-            raise SystemExit(f"--set needs KEY=VALUE with KEY one of {sorted(fields)}, got {item!r}")
-        kw[key] = {"int": int, "float": float}.get(str(fields[key]), str)(value)
-    recipe = FrozenConfig(**{"steps1": 0, "lr": 0.0, "quant_lr": 0.001, **kw})  # the shipped default's (its training.json), then --set
+    # the shipped default's recipe (its training.json), then --set
+    recipe = config_from_overrides(args.overrides, steps1=0, lr=0.0, quant_lr=0.001)
     samples = SampleSet.load(ROOT / "train_cache" / "train.npz")
     gt = json.loads((args.data / "ground_truth.json").read_text())
     if args.backbone == "sscd_distilled":  # the default's cache (its texture head is the identity)

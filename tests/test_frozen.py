@@ -115,3 +115,12 @@ def test_unknown_quant_init_is_refused() -> None:
 def test_code_length_is_a_multiple_of_8_within_bounds(bits: int) -> None:
     with pytest.raises(ValueError, match="bits"):
         FrozenConfig(bits=bits)
+
+
+def test_config_from_overrides_parses_types_and_refuses_unknown_keys() -> None:
+    from vidret_milvus.train.frozen import config_from_overrides
+
+    cfg = config_from_overrides(["bits=256", "max_margin=64", "quant_init=itq"], steps1=0)
+    assert (cfg.bits, cfg.max_margin, cfg.quant_init, cfg.steps1) == (256, 64.0, "itq", 0)
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        config_from_overrides(["speed=2"])

@@ -655,22 +655,13 @@ def train_heads(
     threads: ThreadsOpt = 2,
 ) -> None:
     """Train the texture and quantization heads on a frozen copy-detection descriptor (stage 1 texture head alone, stage 2 both)."""
-    import dataclasses
-
     from .model import load_model
     from .model.checkpoint import save_onnx_checkpoint
     from .model.onnx_model import OnnxFingerprintModel
     from .train.data import SampleSet, cache_ready
-    from .train.frozen import FrozenConfig, train_frozen
+    from .train.frozen import config_from_overrides, train_frozen
 
-    kw: dict[str, object] = {}
-    fields = {f.name: f.type for f in dataclasses.fields(FrozenConfig)}
-    for item in overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep or key not in fields:
-            raise ValueError(f"--set needs KEY=VALUE with KEY one of {sorted(fields)}, got {item!r}")
-        kw[key] = {"int": int, "float": float}.get(str(fields[key]), str)(value)
-    cfg = FrozenConfig(**kw)  # type: ignore[arg-type]
+    cfg = config_from_overrides(overrides or [])
     model = load_model(backbone=backbone, threads=threads)
     if not isinstance(model, OnnxFingerprintModel):
         raise VidretError(f"--backbone {backbone!r} is not a frozen ONNX descriptor (sscd, sscd_distilled); use `train`")

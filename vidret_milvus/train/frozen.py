@@ -80,6 +80,18 @@ class FrozenConfig:
             raise ValueError(f"quant_init must be one of {QUANT_INITS}, got {self.quant_init!r}")
 
 
+def config_from_overrides(items: list[str], **base: object) -> FrozenConfig:
+    """A FrozenConfig from ``base`` then ``KEY=VALUE`` strings (train-heads --set, code_heads.py --set)."""
+    fields = {f.name: f.type for f in dataclasses.fields(FrozenConfig)}
+    kw: dict[str, object] = dict(base)
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            raise ValueError(f"--set needs KEY=VALUE with KEY one of {sorted(fields)}, got {item!r}")
+        kw[key] = {"int": int, "float": float}.get(str(fields[key]), str)(value)
+    return FrozenConfig(**kw)  # type: ignore[arg-type]
+
+
 def _cache_key(model: OnnxFingerprintModel, samples: SampleSet, cfg: FrozenConfig) -> str:
     h = hashlib.sha256(f"v{FEATURES_VERSION}:{model.config.backbone}:{model.config.input_size}:{cfg.copies}:{cfg.seed}".encode())
     for b in samples.jpegs:
