@@ -25,7 +25,10 @@ Baselines: per-frame 64-bit pHash with the same alignment; vPDQ (per-second PDQ 
 hashes via pdqhash, a frame match at Hamming <= 31, the same alignment), the baseline trust and
 safety teams know; float embeddings searched exhaustively (no code stage). Untrained vs trained
 heads: run once per --checkpoint. ``--limit-queries N`` (and ``--limit-refs M``) runs a quick
-check on a subset.
+check on a subset. ``--extra-negatives DIR`` adds the negative queries of another set made for
+the SAME references (``make_dataset.py --hard`` with the set's split and seed, ``--positives 0
+--negatives N``; checked): every metric is then over all queries, and ``systems_main`` keeps
+the metrics of ``--data``'s own queries (comparable with runs without it).
 Writes benchmarks/results/retrieval[-NAME].json and prints a table.
 """
 
@@ -41,7 +44,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from _common import POPCOUNT, ROOT, copied_frames_nearest, nearest_view_hamming, save
+from _common import POPCOUNT, ROOT, copied_frames_nearest, nearest_view_hamming, save, wilson
 from vidret_milvus.align import align, repetition_degree
 from vidret_milvus.descriptor import VideoDescriptor
 from vidret_milvus.fingerprint import Sampling, fingerprint_video
@@ -290,6 +293,8 @@ def main() -> None:
     ap.add_argument("--backbone", default=None, help="untrained heads on this backbone (sscd, sscd_distilled, tf_efficientnet_lite0)")
     ap.add_argument("--threads", type=int, default=None, help="onnxruntime threads (ONNX backbones)")
     ap.add_argument("--regions", action="store_true", help="also mode 2 with the query's region views (views.py): mode_duration_regions (all views), mode_duration_insets (full + the detected views: insets, bars, caption band, filmed screen; the default search), mode_duration_centre (full + fixed crops)")
+    ap.add_argument("--extra-negatives", type=Path, default=None, metavar="DIR",
+                    help="also the negative queries of DIR, a set made for the same references (make_dataset.py --positives 0)")
     ap.add_argument("--limit-queries", type=int, default=None, help="quick check: only N queries (2/3 positive, the rest negative)")
     ap.add_argument("--limit-refs", type=int, default=None, help="quick check: only the references those queries copy plus M others")
     args = ap.parse_args()
@@ -298,12 +303,27 @@ def main() -> None:
     data = args.data
     gt = json.loads((data / "ground_truth.json").read_text())
     refs, queries = gt["references"], gt["queries"]
+    qdir = {q["name"]: data / "queries" for q in queries}
+    main_names = {q["name"] for q in queries}
+    if args.extra_negatives is not None:
+        extra = json.loads((args.extra_negatives / "ground_truth.json").read_text())
+        same = lambda rs: [(r["name"], r["source"], r["duration"]) for r in rs]  # noqa: E731
+        if same(extra["references"]) != same(refs) or any(q["positive"] for q in extra["queries"]):
+            raise SystemExit(f"{args.extra_negatives}: not negatives for the references of {data} (make_dataset.py --hard with its split and seed, --positives 0)")
+        for q in extra["queries"]:
+            name = f"{args.extra_negatives.name}/{q['name']}"
+            qdir[name] = args.extra_negatives / "queries"
+            queries.append({**q, "name": name})
     if args.limit_queries is not None:
         n_pos = max(1, round(args.limit_queries * 2 / 3))
         queries = [q for q in queries if q["positive"]][:n_pos] + [q for q in queries if not q["positive"]][: max(0, args.limit_queries - n_pos)]
     if args.limit_refs is not None:
         used = {m["ref"] for q in queries for m in q["matches"]}
         refs = [r for r in refs if r["name"] in used] + [r for r in refs if r["name"] not in used][: args.limit_refs]
+
+    def qpath(q: dict) -> Path:
+        return qdir[q["name"]] / Path(q["name"]).name
+
     if args.untrained or args.backbone:
         model = load_model(backbone=args.backbone or "tf_efficientnet_lite0", threads=args.threads)
     else:
@@ -340,7 +360,7 @@ def main() -> None:
     fp_ms: list[float] = []
     for q in queries:
         t = time.perf_counter()
-        q_desc[q["name"]] = fingerprint_video(data / "queries" / q["name"], model, sampling)
+        q_desc[q["name"]] = fingerprint_video(qpath(q), model, sampling)
         fp_ms.append((time.perf_counter() - t) * 1e3)
     systems: dict[str, dict[str, list[dict]]] = {}
     search_ms: list[float] = []
@@ -384,11 +404,11 @@ def main() -> None:
         views_true: list[bool] = []
         for q in queries:
             t = time.perf_counter()
-            views = fingerprint_views(data / "queries" / q["name"], model, sampling)
+            views = fingerprint_views(qpath(q), model, sampling)
             all_resp = search_views(store, views, params)
             region_ms.append((time.perf_counter() - t) * 1e3)
             t = time.perf_counter()
-            insets = fingerprint_views(data / "queries" / q["name"], model, sampling, crops=())
+            insets = fingerprint_views(qpath(q), model, sampling, crops=())
             insets_resp = search_views(store, insets, params) if len(insets) > 1 else search_descriptor(store, insets[0][1], params)
             insets_ms.append((time.perf_counter() - t) * 1e3)
             # The code stage of the default search: every candidate is returned (top_n = all)
@@ -433,7 +453,7 @@ def main() -> None:
         np.concatenate([d.embeddings for d in ref_desc.values()]), np.concatenate([np.full(d.num_frames, d.video_id, np.int64) for d in ref_desc.values()]))
     for q in queries:
         qd = q_desc[q["name"]]
-        qframes = np.concatenate([b.frames for b in iter_frames(data / "queries" / q["name"], fps=1.0, short_side=256)])
+        qframes = np.concatenate([b.frames for b in iter_frames(qpath(q), fps=1.0, short_side=256)])
         qph, qpdq = phash(qframes), pdq_hashes(qframes)
         emb_preds[q["name"]], ph_preds[q["name"]], pdq_preds[q["name"]] = [], [], []
         qbg = ref_bg.similarity(qd.embeddings, params.background_k) if params.background_beta > 0 else None
@@ -490,6 +510,14 @@ def main() -> None:
         m = evaluate(preds, gt, queries)
         pr_curves[name] = m.pop("_pr")
         report["systems"][name] = m  # type: ignore[index]
+    if args.extra_negatives is not None:
+        own = [q for q in queries if q["name"] in main_names]
+        report["extra_negatives"] = {"data": str(args.extra_negatives), "queries": len(queries) - len(own)}
+        report["systems_main"] = {}
+        for name, preds in systems.items():
+            m = evaluate(preds, gt, own)
+            m.pop("_pr")
+            report["systems_main"][name] = m  # type: ignore[index]
     print(f"model {model.model_id}  refs {len(refs)} ({ref_seconds:.0f} s)  queries {len(queries)}  ingest {report['ingest_realtime_x']}x realtime  "
           f"search p50 {report['search_ms_p50']} ms  Hamming recall of L2-NN {report['hamming_recall_of_l2_nn']}  "
           f"true references reaching the re-rank {report['true_refs_reaching_rerank']}  reference frames re-ranked (window) {report['reference_frames_reranked_window']}")
@@ -503,6 +531,16 @@ def main() -> None:
     for name, m in report["systems"].items():  # type: ignore[union-attr]
         cells = [f"{m['per_copy_length'][b]['detected']}/{m['per_copy_length'][b]['top1']}" if b in m["per_copy_length"] else "-" for b, _, _ in COPY_BINS]
         print(f"{name:28s}" + "".join(f"{c:>18s}" for c in cells) + f"{m['two_segment_f1']:>18}")
+    if args.extra_negatives is not None:
+        n_neg = sum(not q["positive"] for q in queries)
+        print(f"--data's own {len(main_names)} queries only (systems_main; the table above adds {report['extra_negatives']['queries']} negatives of {args.extra_negatives}):")
+        for name, m in report["systems_main"].items():  # type: ignore[union-attr]
+            print(f"{name:28s}" + "".join(f"{m[c]:>18}" for c in cols))
+        for name, m in report["systems"].items():  # type: ignore[union-attr]
+            k = round(m["negatives_fpr"] * n_neg)
+            lo, hi = wilson(k, n_neg)
+            m["negatives_flagged"] = [k, n_neg, [round(lo, 4), round(hi, 4)]]
+            print(f"{name:28s} negatives flagged {k} of {n_neg} ({k / n_neg:.1%}, 95 % Wilson interval {lo:.1%}-{hi:.1%})")
     save("retrieval" + (f"-{args.name}" if args.name else ""), report)
     try:
         import matplotlib

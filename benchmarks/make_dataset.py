@@ -23,7 +23,7 @@ Hard set (``--hard``):
   (sibling crops of one photo are look-alikes); at most 55 % of the reference time from photos.
 - Never ingested: some gaps between the windows of a clip (unused footage adjacent in time to a
   reference), one sibling crop of half the photos, and a few whole photos / videos.
-- Queries (``--queries``, ~2/3 positive): copies of 3-20 s (about 40 % <= 6 s), 2-3 STACKED
+- Queries (``--queries``, ~2/3 positive; ``--positives`` / ``--negatives`` set the counts): copies of 3-20 s (about 40 % <= 6 s), 2-3 STACKED
   edits per query applied to the whole query (video_edits.draw_stack: at most one temporal edit,
   pip_inset puts the copy at 25-45 % of the frame area over moving footage), 20 % of positives
   with TWO copied segments (from one or two references) separated by filler; half the positives
@@ -433,8 +433,8 @@ def make_hard(args: argparse.Namespace, rng: np.random.Generator) -> tuple[list[
         write_clip(args.out / "queries" / name, (edit(f) for f in frames), out_fps, SIZE, crf=38 if "lowq" in edits else 28)
         return round(len(frames) / out_fps, 3), matches
 
-    n_pos = round(args.queries * 2 / 3)
-    n_neg = args.queries - n_pos
+    n_pos = round(args.queries * 2 / 3) if args.positives is None else args.positives
+    n_neg = args.queries - round(args.queries * 2 / 3) if args.negatives is None else args.negatives
     queries: list[dict] = []
     ref_order = [refs[i] for i in rng.permutation(len(refs))]
     for qi in range(n_pos):
@@ -480,6 +480,8 @@ def make_hard(args: argparse.Namespace, rng: np.random.Generator) -> tuple[list[
         dur, _ = build([("frames", item.frames(length, rng, margin=1.0))], edits, 1.0, name)
         queries.append({"name": name, "edit": "+".join(edits), "edits": edits, "positive": False, "near_miss": is_near,
                         "negative_source": item.label, "duration": dur, "matches": []})
+        if j % 25 == 0:
+            print(f"negative {j}/{n_neg}", flush=True)
     return refs, queries
 
 
@@ -507,9 +509,15 @@ def main() -> None:
                     help="default: benchmarks/data (easy test), data_tune, data_hard_test, data_hard_tune")
     ap.add_argument("--queries-per-ref", type=int, default=4, help="easy set")
     ap.add_argument("--queries", type=int, default=150, help="hard set: number of queries (2/3 positive)")
+    ap.add_argument("--positives", type=int, default=None, help="hard set: positive queries (default 2/3 of --queries)")
+    ap.add_argument("--negatives", type=int, default=None,
+                    help="hard set: negative queries (default 1/3 of --queries). The references and the pool come first from the "
+                         "seed, so --positives 0 --negatives N with a set's seed and split gives N fresh negatives for the same references")
     ap.add_argument("--ref-minutes", type=float, default=40.0, help="hard set: at most about this much reference video")
     args = ap.parse_args()
     args.split = Split(args.split)
+    if any(n is not None and n < 0 for n in (args.positives, args.negatives)):
+        ap.error("--positives and --negatives must be >= 0")
     if args.out is None:
         args.out = ROOT / "benchmarks" / ("data" + ("_hard" if args.hard else "") + ("_tune" if args.split is Split.tune else ("_test" if args.hard else "")))
     rng = np.random.default_rng(args.seed)
