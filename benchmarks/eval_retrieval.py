@@ -293,6 +293,7 @@ def main() -> None:
     ap.add_argument("--backbone", default=None, help="untrained heads on this backbone (sscd, sscd_distilled, tf_efficientnet_lite0)")
     ap.add_argument("--threads", type=int, default=None, help="onnxruntime threads (ONNX backbones)")
     ap.add_argument("--regions", action="store_true", help="also mode 2 with the query's region views (views.py): mode_duration_regions (all views), mode_duration_insets (full + the detected views: insets, bars, caption band, filmed screen; the default search), mode_duration_centre (full + fixed crops)")
+    ap.add_argument("--no-baselines", action="store_true", help="skip the baselines (pHash, vPDQ, exhaustive float): a faster run")
     ap.add_argument("--extra-negatives", type=Path, default=None, metavar="DIR",
                     help="also the negative queries of DIR, a set made for the same references (make_dataset.py --positives 0)")
     ap.add_argument("--limit-queries", type=int, default=None, help="quick check: only N queries (2/3 positive, the rest negative)")
@@ -335,7 +336,7 @@ def main() -> None:
     if args.align_min_score is not None:
         tuned = dataclasses.replace(tuned, align=dataclasses.replace(tuned.align, min_score=args.align_min_score))
     args.radius, args.frame_match_l2, args.duration_threshold, args.align_min_score = tuned.radius, tuned.frame_match_l2, tuned.duration_threshold, tuned.align.min_score
-    work = ROOT / "benchmarks" / "out" / "eval"
+    work = ROOT / "benchmarks" / "out" / ("eval" + (f"-{args.name}" if args.name else ""))  # runs of other names may go on beside
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     store = Store.connect(args.uri or str(work / "eval.db"), prefix="evalbench")
@@ -438,42 +439,42 @@ def main() -> None:
               f"(full frame only: fingerprint p50 {np.percentile(fp_ms, 50):.0f} ms + search p50 {np.percentile(search_ms, 50):.0f} ms)")
     store.close()
 
-    # baselines on the same sampled frames
     params = tuned
-    emb_preds: dict[str, list[dict]] = {}
-    ph_preds: dict[str, list[dict]] = {}
-    pdq_preds: dict[str, list[dict]] = {}
-    ref_ph, ref_pdq = {}, {}
-    for n in ref_desc:
-        frames = np.concatenate([b.frames for b in iter_frames(data / "refs" / n, fps=1.0, short_side=256)])
-        ref_ph[n], ref_pdq[n] = phash(frames), pdq_hashes(frames)
-    # With background normalisation on, the baseline gets it too: all reference frames are the
-    # background (the system samples up to 5000 stored frames; here that is all of them).
-    ref_bg = Background.load(params.background_path) if params.background_path else Background(
-        np.concatenate([d.embeddings for d in ref_desc.values()]), np.concatenate([np.full(d.num_frames, d.video_id, np.int64) for d in ref_desc.values()]))
-    for q in queries:
-        qd = q_desc[q["name"]]
-        qframes = np.concatenate([b.frames for b in iter_frames(qpath(q), fps=1.0, short_side=256)])
-        qph, qpdq = phash(qframes), pdq_hashes(qframes)
-        emb_preds[q["name"]], ph_preds[q["name"]], pdq_preds[q["name"]] = [], [], []
-        qbg = ref_bg.similarity(qd.embeddings, params.background_k) if params.background_beta > 0 else None
-        exhaustive = []
-        for name, rd in ref_desc.items():
-            bg = qbg.kth(exclude_video=rd.video_id) if qbg is not None else None
-            exhaustive.append(exhaustive_decision(qd, rd, params, bg))
-            n = min(len(qph), len(qd.timestamps))
-            sim = 1.0 - hamming(qph[:n], ref_ph[name][: rd.num_frames]) / 32.0
-            sc, cp, segs = hash_decision(qd.timestamps[:n], qd.duration, rd.timestamps[: sim.shape[1]], rd.duration, sim, params, 0.5)
-            ph_preds[q["name"]].append({"ref": name, "score": sc, "is_copy": cp, "segments": [g.to_json() for g in segs]})
-            n = min(len(qpdq), len(qd.timestamps))
-            sim = pdq_similarity(qpdq[:n], ref_pdq[name][: rd.num_frames])
-            sc, cp, segs = hash_decision(qd.timestamps[:n], qd.duration, rd.timestamps[: sim.shape[1]], rd.duration, sim, params, PDQ_MIN_SIM)
-            pdq_preds[q["name"]].append({"ref": name, "score": sc, "is_copy": cp, "segments": [g.to_json() for g in segs]})
-        for name, r in zip(ref_desc, decide_query(params, exhaustive)):
-            emb_preds[q["name"]].append({"ref": name, "score": r.score, "is_copy": r.is_copy, "segments": [g.to_json() for g in r.segments]})
-    systems["baseline_exhaustive_float"] = emb_preds
-    systems["baseline_phash64"] = ph_preds
-    systems["baseline_vpdq"] = pdq_preds
+    if not args.no_baselines:  # baselines on the same sampled frames
+        emb_preds: dict[str, list[dict]] = {}
+        ph_preds: dict[str, list[dict]] = {}
+        pdq_preds: dict[str, list[dict]] = {}
+        ref_ph, ref_pdq = {}, {}
+        for n in ref_desc:
+            frames = np.concatenate([b.frames for b in iter_frames(data / "refs" / n, fps=1.0, short_side=256)])
+            ref_ph[n], ref_pdq[n] = phash(frames), pdq_hashes(frames)
+        # With background normalisation on, the baseline gets it too: all reference frames are the
+        # background (the system samples up to 5000 stored frames; here that is all of them).
+        ref_bg = Background.load(params.background_path) if params.background_path else Background(
+            np.concatenate([d.embeddings for d in ref_desc.values()]), np.concatenate([np.full(d.num_frames, d.video_id, np.int64) for d in ref_desc.values()]))
+        for q in queries:
+            qd = q_desc[q["name"]]
+            qframes = np.concatenate([b.frames for b in iter_frames(qpath(q), fps=1.0, short_side=256)])
+            qph, qpdq = phash(qframes), pdq_hashes(qframes)
+            emb_preds[q["name"]], ph_preds[q["name"]], pdq_preds[q["name"]] = [], [], []
+            qbg = ref_bg.similarity(qd.embeddings, params.background_k) if params.background_beta > 0 else None
+            exhaustive = []
+            for name, rd in ref_desc.items():
+                bg = qbg.kth(exclude_video=rd.video_id) if qbg is not None else None
+                exhaustive.append(exhaustive_decision(qd, rd, params, bg))
+                n = min(len(qph), len(qd.timestamps))
+                sim = 1.0 - hamming(qph[:n], ref_ph[name][: rd.num_frames]) / 32.0
+                sc, cp, segs = hash_decision(qd.timestamps[:n], qd.duration, rd.timestamps[: sim.shape[1]], rd.duration, sim, params, 0.5)
+                ph_preds[q["name"]].append({"ref": name, "score": sc, "is_copy": cp, "segments": [g.to_json() for g in segs]})
+                n = min(len(qpdq), len(qd.timestamps))
+                sim = pdq_similarity(qpdq[:n], ref_pdq[name][: rd.num_frames])
+                sc, cp, segs = hash_decision(qd.timestamps[:n], qd.duration, rd.timestamps[: sim.shape[1]], rd.duration, sim, params, PDQ_MIN_SIM)
+                pdq_preds[q["name"]].append({"ref": name, "score": sc, "is_copy": cp, "segments": [g.to_json() for g in segs]})
+            for name, r in zip(ref_desc, decide_query(params, exhaustive)):
+                emb_preds[q["name"]].append({"ref": name, "score": r.score, "is_copy": r.is_copy, "segments": [g.to_json() for g in r.segments]})
+        systems["baseline_exhaustive_float"] = emb_preds
+        systems["baseline_phash64"] = ph_preds
+        systems["baseline_vpdq"] = pdq_preds
 
     code_stage = code_stage_recall(q_desc, ref_desc, queries, args.radius)
 
