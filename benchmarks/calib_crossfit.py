@@ -1,17 +1,18 @@
-"""Does the mode-2 cut chosen on one tuning set keep its negatives' rate on another?
+"""Does the mode-2 cut chosen on some tuning sets keep its negatives' rate on another?
 
     .venv/bin/python benchmarks/tune_thresholds.py --data benchmarks/data_hard_tune benchmarks/data_hard_tune2 \\
-        --checkpoint vidret_milvus/models/sscd_distilled --min-score 0.45 --frame-match-l2 1.2 --radius 40 \\
-        --dump-candidates benchmarks/out/candidates.npz
+        [benchmarks/data_hard_tune3] --checkpoint vidret_milvus/models/sscd_distilled --min-score 0.45 \\
+        --frame-match-l2 1.2 --radius 40 --dump-candidates benchmarks/out/candidates.npz
     .venv/bin/python benchmarks/calib_crossfit.py benchmarks/out/candidates.npz [--l2 1 10] [--max-fpr 0.02 0]
 
-Two-fold by tuning set (tuning data only): fit the calibration (decision.fit_calibration) on one
-set's candidates, take the lowest copy threshold whose negatives' rate there is <= --max-fpr
-(best segment >= 3 s, as the default), and apply both to the other set. Prints, per fold, the
-in-sample and the other set's rate of negative queries flagged and of positive queries detected
-(a true reference called a copy: eval_retrieval's and tune_thresholds' "detected"),
-with the 95 % Wilson interval of the other set's rate (a few dozen negatives are a coarse
-sample). Writes benchmarks/results/calib_crossfit.json.
+Leave one tuning set out (tuning data only): fit the calibration (decision.fit_calibration) on
+the other sets' candidates, take the lowest copy threshold whose negatives' rate there is
+<= --max-fpr (best segment >= 3 s, as the default), and apply both to the set left out. Prints,
+per fold, the in-sample and the held-out set's rate of negative queries flagged and of positive
+queries detected (a true reference called a copy: eval_retrieval's and tune_thresholds'
+"detected"; none for a set of negatives only), with the 95 % Wilson interval of the held-out
+rate (a few dozen negatives are a coarse sample). Writes benchmarks/results/calib_crossfit.json
+(``--name``).
 """
 
 from __future__ import annotations
@@ -34,48 +35,58 @@ def main() -> None:
     ap.add_argument("--l2", type=float, nargs="+", default=[1.0, 10.0], help="L2 penalties of the fit")
     ap.add_argument("--max-fpr", type=float, nargs="+", default=[0.02, 0.0])
     ap.add_argument("--min-copy-seconds", type=float, default=3.0)
+    ap.add_argument("--name", default="", help="suffix of the results file")
     args = ap.parse_args()
     z = np.load(args.dump)
     q, y, X = z["query_0"], z["label_0"], z["X_0"]
     sets = np.array([s.split("/")[0] for s in q])
     names = sorted(set(sets.tolist()))
-    if len(names) != 2:
-        raise SystemExit(f"need candidates of exactly two tuning sets, got {names}")
+    if len(names) < 2:
+        raise SystemExit(f"need candidates of at least two tuning sets, got {names}")
     gts = {s: json.loads((ROOT / "benchmarks" / s / "ground_truth.json").read_text()) for s in names}
-    negs = {s: {f"{s}/{x['name']}" for x in g["queries"] if not x["positive"]} for s, g in gts.items()}
-    poss = {s: {f"{s}/{x['name']}" for x in g["queries"] if x["positive"]} for s, g in gts.items()}
+    negs = {f"{s}/{x['name']}" for s, g in gts.items() for x in g["queries"] if not x["positive"]}
+    poss = {f"{s}/{x['name']}" for s, g in gts.items() for x in g["queries"] if x["positive"]}
     secs = np.expm1(X[:, FEATURES.index("log1p_best_segment_seconds")])
 
-    def flagged(p: np.ndarray, mask: np.ndarray, s: str, th: float) -> tuple[int, float]:
+    def rates(p: np.ndarray, mask: np.ndarray, th: float) -> tuple[int, int, float | None]:
+        """Negatives flagged, negatives, share of positives detected (None: no positives)."""
         copy = (p >= th) & (secs[mask] >= args.min_copy_seconds - TIME_TOLERANCE)  # as decision.decide
-        neg = {x for x, c in zip(q[mask], copy) if c and x in negs[s]}
+        in_sets = set(sets[mask].tolist())
+        n_neg = sum(x.split("/")[0] in in_sets for x in negs)
+        n_pos = sum(x.split("/")[0] in in_sets for x in poss)
+        neg = {x for x, c in zip(q[mask], copy) if c and x in negs}
         found = {x for x, c, t in zip(q[mask], copy, y[mask]) if c and t == 1}
-        return len(neg), len(found) / len(poss[s])
+        return len(neg), n_neg, (len(found) / n_pos if n_pos else None)
+
+    def fmt(d: float | None) -> str:
+        return "-" if d is None else f"{d:.2f}"
 
     rows = []
     for l2 in args.l2:
         for max_fpr in args.max_fpr:
-            for a, b in ((names[0], names[1]), (names[1], names[0])):
-                ma, mb = sets == a, sets == b
+            for b in names:
+                mb = sets == b
+                ma = ~mb
+                fit_on = [s for s in names if s != b]
                 c = fit_calibration(X[ma], y[ma], l2=l2)
                 prob = lambda m: 1.0 / (1.0 + np.exp(-(X[m] @ np.asarray(c.weights) + c.bias)))  # noqa: E731
                 pa, pb = prob(ma), prob(mb)
-                th = next((t for t in THRESHOLDS if flagged(pa, ma, a, t)[0] <= max_fpr * len(negs[a])), None)
+                th = next((t for t in THRESHOLDS if rates(pa, ma, t)[0] <= max_fpr * rates(pa, ma, t)[1]), None)
                 if th is None:
-                    print(f"l2 {l2:g} max FPR {max_fpr:g}: fit on {a}: no threshold keeps its negatives' rate <= {max_fpr:g}", flush=True)
-                    rows.append({"l2": l2, "max_fpr": max_fpr, "fit_on": a, "applied_to": b, "threshold": None})
+                    print(f"l2 {l2:g} max FPR {max_fpr:g}: fit on {'+'.join(fit_on)}: no threshold keeps its negatives' rate <= {max_fpr:g}", flush=True)
+                    rows.append({"l2": l2, "max_fpr": max_fpr, "fit_on": fit_on, "applied_to": b, "threshold": None})
                     continue
-                ka, da = flagged(pa, ma, a, th)
-                kb, db = flagged(pb, mb, b, th)
-                lo, hi = wilson(kb, len(negs[b]))
-                row = {"l2": l2, "max_fpr": max_fpr, "fit_on": a, "applied_to": b, "threshold": round(float(th), 3),
-                       "fpr_in_sample": round(ka / len(negs[a]), 4), "detected_in_sample": round(da, 4),
-                       "fpr_other": round(kb / len(negs[b]), 4), "fpr_other_95": [round(lo, 4), round(hi, 4)], "detected_other": round(db, 4),
-                       "negatives": [len(negs[a]), len(negs[b])]}
+                ka, na, da = rates(pa, ma, th)
+                kb, nb, db = rates(pb, mb, th)
+                lo, hi = wilson(kb, nb)
+                row = {"l2": l2, "max_fpr": max_fpr, "fit_on": fit_on, "applied_to": b, "threshold": round(float(th), 3),
+                       "fpr_in_sample": round(ka / na, 4), "detected_in_sample": None if da is None else round(da, 4),
+                       "fpr_other": round(kb / nb, 4), "fpr_other_95": [round(lo, 4), round(hi, 4)], "detected_other": None if db is None else round(db, 4),
+                       "negatives": [na, nb], "flagged": [ka, kb]}
                 rows.append(row)
-                print(f"l2 {l2:g} max FPR {max_fpr:g}: fit on {a}, p >= {th:.2f}: FPR {row['fpr_in_sample']:.2f} detected {da:.2f} "
-                      f"-> {b}: FPR {row['fpr_other']:.2f} (95 % {lo:.2f}-{hi:.2f}) detected {db:.2f}", flush=True)
-    save("calib_crossfit", {"dump": str(args.dump), "rows": rows})
+                print(f"l2 {l2:g} max FPR {max_fpr:g}: fit on {'+'.join(fit_on)}, p >= {th:.2f}: {ka} of {na} negatives ({ka / na:.3f}) detected {fmt(da)} "
+                      f"-> {b}: {kb} of {nb} ({kb / nb:.3f}, 95 % {lo:.3f}-{hi:.3f}) detected {fmt(db)}", flush=True)
+    save("calib_crossfit" + (f"-{args.name}" if args.name else ""), {"dump": str(args.dump), "rows": rows})
 
 
 if __name__ == "__main__":
