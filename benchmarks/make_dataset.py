@@ -4,7 +4,10 @@
     .venv/bin/python benchmarks/make_dataset.py --hard [--split test|tune] [--seed 0] [--out DIR]   # hard set
 
 Footage and photos come only from ``--split`` (vidret_milvus/splits.py): a tuning set and a
-test set never share footage or photos, and neither shares any with training. Default output:
+test set never share footage or photos, and neither shares any with training. ``--split train
+--hard --positives 0`` makes a set of negatives only from the training split, whose many
+sources the small tuning split lacks (extra tuning negatives; the heads were trained on this
+footage, the frozen descriptor was not). Default output:
 benchmarks/data (easy test), benchmarks/data_tune (easy tune), benchmarks/data_hard_test,
 benchmarks/data_hard_tune.
 
@@ -501,8 +504,9 @@ def stats(refs: list[dict], queries: list[dict]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--split", choices=[Split.tune.value, Split.test.value], default=Split.test.value,
-                    help="the split the footage and photos come from (never train)")
+    ap.add_argument("--split", choices=[s.value for s in Split], default=Split.test.value,
+                    help="the split the footage and photos come from; train (the heads were trained on it, so it is in-sample "
+                         "for them) only with --hard --positives 0 --out DIR: more varied tuning negatives than the small tune split holds")
     ap.add_argument("--hard", action="store_true", help="the hard set (see above)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None,
@@ -518,6 +522,8 @@ def main() -> None:
     args.split = Split(args.split)
     if any(n is not None and n < 0 for n in (args.positives, args.negatives)):
         ap.error("--positives and --negatives must be >= 0")
+    if args.split is Split.train and not (args.hard and args.positives == 0 and args.out is not None):
+        ap.error("--split train is only for sets of negatives: --hard --positives 0 --out DIR")
     if args.out is None:
         args.out = ROOT / "benchmarks" / ("data" + ("_hard" if args.hard else "") + ("_tune" if args.split is Split.tune else ("_test" if args.hard else "")))
     rng = np.random.default_rng(args.seed)
