@@ -7,7 +7,7 @@
 
 Leave one tuning set out (tuning data only): fit the calibration (decision.fit_calibration) on
 the other sets' candidates, take the lowest copy threshold whose negatives' rate there is
-<= --max-fpr (best segment >= 3 s, as the default), and apply both to the set left out. Prints,
+<= --max-fpr (best segment >= --min-copy-seconds; the default model's is 4 s), and apply both to the set left out. Prints,
 per fold, the in-sample and the held-out set's rate of negative queries flagged and of positive
 queries detected (a true reference called a copy: eval_retrieval's and tune_thresholds'
 "detected"; none for a set of negatives only), with the 95 % Wilson interval of the held-out
@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("dump", type=Path, help="tune_thresholds.py --dump-candidates file (its first grid point)")
     ap.add_argument("--l2", type=float, nargs="+", default=[1.0, 10.0], help="L2 penalties of the fit")
     ap.add_argument("--max-fpr", type=float, nargs="+", default=[0.02, 0.0])
-    ap.add_argument("--min-copy-seconds", type=float, default=3.0)
+    ap.add_argument("--min-copy-seconds", type=float, default=4.0, help="the cut's shortest best segment (the default model's)")
     ap.add_argument("--name", default="", help="suffix of the results file")
     args = ap.parse_args()
     z = np.load(args.dump)
@@ -48,10 +48,9 @@ def main() -> None:
     poss = {f"{s}/{x['name']}" for s, g in gts.items() for x in g["queries"] if x["positive"]}
     secs = np.expm1(X[:, FEATURES.index("log1p_best_segment_seconds")])
 
-    def rates(p: np.ndarray, mask: np.ndarray, th: float) -> tuple[int, int, float | None]:
-        """Negatives flagged, negatives, share of positives detected (None: no positives)."""
+    def rates(p: np.ndarray, mask: np.ndarray, in_sets: set[str], th: float) -> tuple[int, int, float | None]:
+        """Negatives flagged, negatives, share of positives detected (None: no positives) of ``in_sets``."""
         copy = (p >= th) & (secs[mask] >= args.min_copy_seconds - TIME_TOLERANCE)  # as decision.decide
-        in_sets = set(sets[mask].tolist())
         n_neg = sum(x.split("/")[0] in in_sets for x in negs)
         n_pos = sum(x.split("/")[0] in in_sets for x in poss)
         neg = {x for x, c in zip(q[mask], copy) if c and x in negs}
@@ -71,21 +70,21 @@ def main() -> None:
                 c = fit_calibration(X[ma], y[ma], l2=l2)
                 prob = lambda m: 1.0 / (1.0 + np.exp(-(X[m] @ np.asarray(c.weights) + c.bias)))  # noqa: E731
                 pa, pb = prob(ma), prob(mb)
-                th = next((t for t in THRESHOLDS if rates(pa, ma, t)[0] <= max_fpr * rates(pa, ma, t)[1]), None)
+                th = next((t for t in THRESHOLDS if rates(pa, ma, set(fit_on), t)[0] <= max_fpr * rates(pa, ma, set(fit_on), t)[1]), None)
                 if th is None:
                     print(f"l2 {l2:g} max FPR {max_fpr:g}: fit on {'+'.join(fit_on)}: no threshold keeps its negatives' rate <= {max_fpr:g}", flush=True)
                     rows.append({"l2": l2, "max_fpr": max_fpr, "fit_on": fit_on, "applied_to": b, "threshold": None})
                     continue
-                ka, na, da = rates(pa, ma, th)
-                kb, nb, db = rates(pb, mb, th)
+                ka, na, da = rates(pa, ma, set(fit_on), th)
+                kb, nb, db = rates(pb, mb, {b}, th)
                 lo, hi = wilson(kb, nb)
                 row = {"l2": l2, "max_fpr": max_fpr, "fit_on": fit_on, "applied_to": b, "threshold": round(float(th), 3),
-                       "fpr_in_sample": round(ka / na, 4), "detected_in_sample": None if da is None else round(da, 4),
-                       "fpr_other": round(kb / nb, 4), "fpr_other_95": [round(lo, 4), round(hi, 4)], "detected_other": None if db is None else round(db, 4),
+                       "fpr_in_sample": round(ka / max(1, na), 4), "detected_in_sample": None if da is None else round(da, 4),
+                       "fpr_other": round(kb / max(1, nb), 4), "fpr_other_95": [round(lo, 4), round(hi, 4)], "detected_other": None if db is None else round(db, 4),
                        "negatives": [na, nb], "flagged": [ka, kb]}
                 rows.append(row)
-                print(f"l2 {l2:g} max FPR {max_fpr:g}: fit on {'+'.join(fit_on)}, p >= {th:.2f}: {ka} of {na} negatives ({ka / na:.3f}) detected {fmt(da)} "
-                      f"-> {b}: {kb} of {nb} ({kb / nb:.3f}, 95 % {lo:.3f}-{hi:.3f}) detected {fmt(db)}", flush=True)
+                print(f"l2 {l2:g} max FPR {max_fpr:g}: fit on {'+'.join(fit_on)}, p >= {th:.2f}: {ka} of {na} negatives ({ka / max(1, na):.3f}) detected {fmt(da)} "
+                      f"-> {b}: {kb} of {nb} ({kb / max(1, nb):.3f}, 95 % {lo:.3f}-{hi:.3f}) detected {fmt(db)}", flush=True)
     save("calib_crossfit" + (f"-{args.name}" if args.name else ""), {"dump": str(args.dump), "rows": rows})
 
 

@@ -135,6 +135,9 @@ def main() -> None:
                             ["L2 to the nearest reference frame", "share of copied frames", "nearest is in the true reference", f"within radius {d['radius']}"]), ""]
         cols = ["muAP", "recall_at_p90", "top1", "detected", "negatives_fpr", "segment_precision", "segment_recall", "segment_f1"]
         parts += [table([[n] + [m[c] for c in cols] for n, m in d["systems"].items()], ["system"] + cols), ""]
+        if d.get("systems_main"):  # eval_retrieval --extra-negatives: the table above pools them
+            parts += [f"The set's own queries only (the table above adds {d['extra_negatives']['queries']} negatives of `{d['extra_negatives']['data']}`):", "",
+                      table([[n] + [m[c] for c in cols] for n, m in d["systems_main"].items()], ["system"] + cols), ""]
         png = RESULTS / ("pr" + (f"-{f.stem.split('-', 1)[1]}" if "-" in f.stem else "") + ".png")
         if png.is_file():
             parts += [f"![precision-recall](results/{png.name})", ""]

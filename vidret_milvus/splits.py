@@ -1,7 +1,8 @@
 """The one definition of the train / tune / test splits of the real media (DATA.md, 'Splits').
 
 Every user imports its rule from here: training (``vidret_milvus.train.data``), the benchmark
-datasets (``benchmarks/make_dataset.py --split tune|test``) and the demo (``scripts/demo.py``).
+datasets (``benchmarks/make_dataset.py --split tune|test``, and ``--split train`` for a set of
+extra tuning negatives) and the demo (``scripts/demo.py``).
 
 - Big Buck Bunny (``bbb.mp4``) by time: train [0, 357.9) s (the first 60 %, what the shipped
   model was trained on), tune [363, 470) s, test [475, end). The 5 s gaps are guards so no shot
