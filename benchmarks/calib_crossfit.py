@@ -45,17 +45,21 @@ def main() -> None:
         raise SystemExit(f"need candidates of at least two tuning sets, got {names}")
     gts = {s: json.loads((ROOT / "benchmarks" / s / "ground_truth.json").read_text()) for s in names}
     negs = {f"{s}/{x['name']}" for s, g in gts.items() for x in g["queries"] if not x["positive"]}
-    poss = {f"{s}/{x['name']}" for s, g in gts.items() for x in g["queries"] if x["positive"]}
+    n_neg = {s: sum(not x["positive"] for x in g["queries"]) for s, g in gts.items()}
+    n_pos = {s: sum(bool(x["positive"]) for x in g["queries"]) for s, g in gts.items()}
     secs = np.expm1(X[:, FEATURES.index("log1p_best_segment_seconds")])
 
     def rates(p: np.ndarray, mask: np.ndarray, in_sets: set[str], th: float) -> tuple[int, int, float | None]:
         """Negatives flagged, negatives, share of positives detected (None: no positives) of ``in_sets``."""
         copy = (p >= th) & (secs[mask] >= args.min_copy_seconds - TIME_TOLERANCE)  # as decision.decide
-        n_neg = sum(x.split("/")[0] in in_sets for x in negs)
-        n_pos = sum(x.split("/")[0] in in_sets for x in poss)
         neg = {x for x, c in zip(q[mask], copy) if c and x in negs}
         found = {x for x, c, t in zip(q[mask], copy, y[mask]) if c and t == 1}
-        return len(neg), n_neg, (len(found) / n_pos if n_pos else None)
+        npos = sum(n_pos[s] for s in in_sets)
+        return len(neg), sum(n_neg[s] for s in in_sets), (len(found) / npos if npos else None)
+
+    def within(p: np.ndarray, mask: np.ndarray, in_sets: set[str], th: float, max_fpr: float) -> bool:
+        k, n, _ = rates(p, mask, in_sets, th)
+        return k <= max_fpr * n
 
     def fmt(d: float | None) -> str:
         return "-" if d is None else f"{d:.2f}"
@@ -70,7 +74,7 @@ def main() -> None:
                 c = fit_calibration(X[ma], y[ma], l2=l2)
                 prob = lambda m: 1.0 / (1.0 + np.exp(-(X[m] @ np.asarray(c.weights) + c.bias)))  # noqa: E731
                 pa, pb = prob(ma), prob(mb)
-                th = next((t for t in THRESHOLDS if rates(pa, ma, set(fit_on), t)[0] <= max_fpr * rates(pa, ma, set(fit_on), t)[1]), None)
+                th = next((t for t in THRESHOLDS if within(pa, ma, set(fit_on), t, max_fpr)), None)
                 if th is None:
                     print(f"l2 {l2:g} max FPR {max_fpr:g}: fit on {'+'.join(fit_on)}: no threshold keeps its negatives' rate <= {max_fpr:g}", flush=True)
                     rows.append({"l2": l2, "max_fpr": max_fpr, "fit_on": fit_on, "applied_to": b, "threshold": None})

@@ -225,6 +225,7 @@ def evaluate(preds: dict[str, list[dict]], gt: dict, queries: list[dict]) -> dic
     def edits(q: dict) -> list[str]:
         return list(q.get("edits") or [q["edit"]])
 
+    flagged = sum(any(x["is_copy"] for x in preds.get(q["name"], [])) for q in neg)
     per_edit: dict[str, dict[str, float]] = {}
     for kind in sorted({e for q in pos for e in edits(q)}):
         qs = [q for q in pos if kind in edits(q)]
@@ -242,8 +243,7 @@ def evaluate(preds: dict[str, list[dict]], gt: dict, queries: list[dict]) -> dic
         "recall_at_p90": round(recall_at_precision(flat, gt_pairs, 0.9), 4),
         "top1": round(sum(map(top1, pos)) / len(pos), 4),
         "detected": round(sum(map(detected, pos)) / len(pos), 4),
-        "negatives_fpr": round(sum(any(x["is_copy"] for x in preds.get(q["name"], [])) for q in neg) / max(1, len(neg)), 4),
-        "negatives_flagged": sum(any(x["is_copy"] for x in preds.get(q["name"], [])) for q in neg), "negatives": len(neg),
+        "negatives_fpr": round(flagged / max(1, len(neg)), 4), "negatives_flagged": flagged, "negatives": len(neg),
         "segment_precision": round(p, 4), "segment_recall": round(r, 4), "segment_f1": round(f1, 4),
         "two_segment_queries": len(two),
         "two_segment_precision": round(p2, 4), "two_segment_recall": round(r2, 4), "two_segment_f1": round(f12, 4),

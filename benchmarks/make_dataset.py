@@ -522,11 +522,11 @@ def main() -> None:
     args.split = Split(args.split)
     if any(n is not None and n < 0 for n in (args.positives, args.negatives)):
         ap.error("--positives and --negatives must be >= 0")
-    if args.split is Split.train and not (args.hard and args.positives == 0 and args.out is not None):
-        ap.error("--split train is only for sets of negatives: --hard --positives 0 --out DIR")
     if (args.positives is not None or args.negatives is not None) and (not args.hard or args.out is None):
         # the default folders are the main sets: never replace one with a set of other counts
         ap.error("--positives / --negatives need --hard and --out DIR")
+    if args.split is Split.train and args.positives != 0:
+        ap.error("--split train is only for sets of negatives: --hard --positives 0 --out DIR")
     if args.out is None:
         args.out = ROOT / "benchmarks" / ("data" + ("_hard" if args.hard else "") + ("_tune" if args.split is Split.tune else ("_test" if args.hard else "")))
     rng = np.random.default_rng(args.seed)
