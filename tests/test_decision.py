@@ -20,6 +20,7 @@ from vidret_milvus.decision import (
     Evidence,
     decide,
     fit_calibration,
+    fit_logistic,
     segment_confidence,
     segment_evidence,
 )
@@ -132,6 +133,11 @@ def test_fit_calibration_separates_and_is_deterministic() -> None:
         fit_calibration(X[:, :4], y)
     with pytest.raises(ValueError):
         fit_calibration(X, np.where(y == 1, 2.0, 0.0))
+    # The same regression on any number of columns (benchmarks/feature_study.py adds columns).
+    w7, b7 = fit_logistic(np.column_stack([X, np.zeros(len(X))]), y, l2=0.01)
+    assert np.allclose(w7[:6], w, atol=1e-8) and abs(w7[6]) < 1e-12 and b7 == pytest.approx(b, abs=1e-8)
+    w2, _ = fit_logistic(X[:, :2], y, l2=0.01)
+    assert w2.shape == (2,) and w2[1] > w2[0] > 0  # the plane x0 + 2 x1 = 2.5
 
 
 def test_invalid_calibration_raises() -> None:

@@ -312,17 +312,31 @@ class Calibration:
 def fit_calibration(
     X: np.ndarray, y: np.ndarray, l2: float = 1.0, sample_weight: np.ndarray | None = None, max_iter: int = 100, tol: float = 1e-10
 ) -> Calibration:
-    """L2-regularised logistic regression by Newton's method (IRLS), deterministic.
+    """L2-regularised logistic regression (:func:`fit_logistic`) of :data:`FEATURES`.
 
     ``X`` (n, len(FEATURES)) holds :meth:`Evidence.features` rows of a TUNING set, ``y`` 1
-    for true copies and 0 otherwise. ``l2`` > 0 penalises the weights (not the bias) and
-    keeps them finite on separable data. Steps are halved while they fail to lower the
-    penalised loss, so the fit converges from the zero start.
+    for true copies and 0 otherwise.
+    """
+    X = np.asarray(X, np.float64)
+    if X.ndim != 2 or X.shape[1] != len(FEATURES):
+        raise ValueError(f"X must be (n, {len(FEATURES)}) and y (n,), n >= 1")
+    w, b = fit_logistic(X, y, l2, sample_weight, max_iter, tol)
+    return Calibration(tuple(float(v) for v in w), b)
+
+
+def fit_logistic(
+    X: np.ndarray, y: np.ndarray, l2: float = 1.0, sample_weight: np.ndarray | None = None, max_iter: int = 100, tol: float = 1e-10
+) -> tuple[np.ndarray, float]:
+    """``(weights, bias)`` of an L2-regularised logistic regression by Newton's method (IRLS),
+    deterministic, for any number of columns (benchmarks/feature_study.py tries candidate
+    features with it). ``l2`` > 0 penalises the weights (not the bias) and keeps them finite on
+    separable data. Steps are halved while they fail to lower the penalised loss, so the fit
+    converges from the zero start.
     """
     X = np.asarray(X, np.float64)
     y = np.asarray(y, np.float64).ravel()
-    if X.ndim != 2 or X.shape[1] != len(FEATURES) or len(X) != len(y) or len(y) == 0:
-        raise ValueError(f"X must be (n, {len(FEATURES)}) and y (n,), n >= 1")
+    if X.ndim != 2 or len(X) != len(y) or len(y) == 0:
+        raise ValueError("X must be (n, k) and y (n,), n >= 1")
     if not (np.all(np.isfinite(X)) and np.all((y == 0) | (y == 1))):
         raise ValueError("X must be finite and y 0/1")
     if not l2 > 0:
@@ -356,7 +370,7 @@ def fit_calibration(
         theta, gain, cur = theta - t * step, cur - new, new
         if gain < tol * max(1.0, abs(cur)):
             break
-    return Calibration(tuple(float(v) for v in theta[:-1]), float(theta[-1]))
+    return theta[:-1].copy(), float(theta[-1])
 
 
 def decide(
