@@ -7,7 +7,9 @@ Footage and photos come only from ``--split`` (vidret_milvus/splits.py): a tunin
 test set never share footage or photos, and neither shares any with training. ``--split train
 --hard --positives 0`` makes a set of negatives only from the training split, whose many
 sources the small tuning split lacks (extra tuning negatives; the heads were trained on this
-footage, the frozen descriptor was not). Default output:
+footage, the frozen descriptor was not); ``--split train --hard --negatives 0 --out DIR`` makes
+hard copies of training footage to train heads on (benchmarks/texture_head_study.py), never to
+tune or test with. Default output:
 benchmarks/data (easy test), benchmarks/data_tune (easy tune), benchmarks/data_hard_test,
 benchmarks/data_hard_tune.
 
@@ -472,7 +474,7 @@ def make_hard(args: argparse.Namespace, rng: np.random.Generator) -> tuple[list[
         dur, matches = build(timeline, edits, speed, name)
         queries.append({"name": name, "edit": "+".join(edits), "edits": edits, "positive": True, "near_miss": False, "duration": dur, "matches": matches})
         if qi % 25 == 0:
-            print(f"query {qi}/{args.queries}", flush=True)
+            print(f"query {qi}/{n_pos}", flush=True)
     for j in range(n_neg):
         qi = n_pos + j
         edits = draw_stack(rng, int(rng.integers(2, 4)))
@@ -506,7 +508,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--split", choices=[s.value for s in Split], default=Split.test.value,
                     help="the split the footage and photos come from; train (the heads were trained on it, so it is in-sample "
-                         "for them) only with --hard --positives 0 --out DIR: more varied tuning negatives than the small tune split holds")
+                         "for them) only with --hard --out DIR and either --positives 0 (more varied tuning negatives than the small "
+                         "tune split holds) or --negatives 0 (hard copies to train heads on)")
     ap.add_argument("--hard", action="store_true", help="the hard set (see above)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None,
@@ -525,8 +528,8 @@ def main() -> None:
     if (args.positives is not None or args.negatives is not None) and (not args.hard or args.out is None):
         # the default folders are the main sets: never replace one with a set of other counts
         ap.error("--positives / --negatives need --hard and --out DIR")
-    if args.split is Split.train and args.positives != 0:
-        ap.error("--split train is only for sets of negatives: --hard --positives 0 --out DIR")
+    if args.split is Split.train and 0 not in (args.positives, args.negatives):
+        ap.error("--split train makes sets of negatives (--hard --positives 0 --out DIR) or of copies to train on (--hard --negatives 0 --out DIR)")
     if args.out is None:
         args.out = ROOT / "benchmarks" / ("data" + ("_hard" if args.hard else "") + ("_tune" if args.split is Split.tune else ("_test" if args.hard else "")))
     rng = np.random.default_rng(args.seed)
