@@ -25,6 +25,10 @@ and its views), exhaustively in numpy:
 * ``noise_bg_margin``: the same against a noise set of another split (tuning sets: the training
   split's references; training-split sets: the tuning sets' references), and ``noise_bg``
   itself.
+* ``ref_static``: how still the reference is (the mean similarity of its consecutive frames; a
+  photo's clip is near 1), where a long segment is no evidence of temporal coherence; with its
+  products with the best segment's log-seconds and the best frame similarity
+  (``static_x_seconds``, ``static_x_similarity``), so that the fit can weigh them per kind.
 
 Each is appended to ``decision.FEATURES`` and judged the way the default's cut is chosen: the
 logistic calibration (``decision.fit_logistic``, L2 1) fitted, the lowest probability cut
@@ -48,7 +52,8 @@ from vidret_milvus.decision import FEATURES, TIME_TOLERANCE, fit_logistic
 from vidret_milvus.descriptor import VideoDescriptor
 
 THRESHOLDS = [round(float(t), 3) for t in np.r_[np.arange(0.05, 0.95, 0.05), 0.95, 0.97, 0.98, 0.99]]
-EXTRA = ("ref_margin", "ref_margin_max", "ref_margin_top3", "ref_sibling", "cand_margin", "store_bg_margin", "noise_bg_margin", "noise_bg")
+EXTRA = ("ref_margin", "ref_margin_max", "ref_margin_top3", "ref_sibling", "cand_margin", "store_bg_margin", "noise_bg_margin", "noise_bg",
+         "ref_static", "static_x_seconds", "static_x_similarity")
 VARIANTS: dict[str, tuple[str, ...]] = {
     "six features (the default's)": (),
     "+ ref_margin": ("ref_margin",),
@@ -59,6 +64,8 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "+ store_bg_margin": ("store_bg_margin",),
     "+ noise_bg_margin": ("noise_bg_margin",),
     "+ noise_bg_margin, noise_bg": ("noise_bg_margin", "noise_bg"),
+    "+ ref_static": ("ref_static",),
+    "+ ref_static, x seconds, x similarity": ("ref_static", "static_x_seconds", "static_x_similarity"),
 }
 
 
@@ -125,7 +132,10 @@ def extra_features(query: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, list
                 rest = np.r_[0:a, b:len(E)]
                 store_bg = float((E[rest] @ v).max()) if len(rest) else 0.0
                 noise_bg = float((noise @ v).max()) if len(noise) else 0.0
-                out[k] = [d[j], d.max(), np.sort(d)[-3:].mean(), sibling[a + j], col[j] - csib[j], S.max() - store_bg, S.max() - noise_bg, noise_bg]
+                R_ = E[a:b]
+                static = float((R_[1:] * R_[:-1]).sum(1).mean()) if len(R_) > 1 else 1.0
+                out[k, :8] = [d[j], d.max(), np.sort(d)[-3:].mean(), sibling[a + j], col[j] - csib[j], S.max() - store_bg, S.max() - noise_bg, noise_bg]
+                out[k, 8] = static
     return out, [{"set": s, "split": split[s], "noise_from": [o for o in sets if split[o] != split[s]]} for s in sets]
 
 
@@ -141,6 +151,8 @@ def main() -> None:
     if list(z["features"]) != list(FEATURES):
         raise SystemExit(f"{args.dump}: dumped with features {list(z['features'])}, this code has {list(FEATURES)}")
     extra, noise_info = extra_features(Q, R)
+    extra[:, EXTRA.index("static_x_seconds")] = extra[:, EXTRA.index("ref_static")] * X[:, FEATURES.index("log1p_best_segment_seconds")]
+    extra[:, EXTRA.index("static_x_similarity")] = extra[:, EXTRA.index("ref_static")] * X[:, FEATURES.index("best_frame_similarity")]
     qset = np.array([q.split("/")[0] for q in Q])
     sets = sorted(set(qset.tolist()))
     gts = {s: json.loads((ROOT / "benchmarks" / s / "ground_truth.json").read_text()) for s in sets}
