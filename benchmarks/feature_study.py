@@ -4,11 +4,12 @@ on the tuning sets only (never the test split).
     .venv/bin/python benchmarks/tune_thresholds.py --data benchmarks/data_hard_tune benchmarks/data_hard_tune2 \\
         benchmarks/data_hard_tune3 benchmarks/data_hard_trainneg --checkpoint vidret_milvus/models/sscd_distilled \\
         --min-score 0.45 --frame-match-l2 1.2 --radius 40 --dump-candidates benchmarks/out/candidates4.npz
-    .venv/bin/python benchmarks/feature_study.py benchmarks/out/candidates4.npz
+    .venv/bin/python benchmarks/feature_study.py benchmarks/out/candidates4.npz --name 4sets
 
 Every candidate (query, reference) of the dump (its first grid point) gets, from the cached
-descriptors (benchmarks/out/tune_cache/MODEL_ID/SET: the references, each query's whole frame
-and its views), exhaustively in numpy:
+descriptors of the dump's model (``--checkpoint``; benchmarks/out/tune_cache/MODEL_ID/SET: the
+references, each query's whole frame and the views the default search makes), exhaustively in
+numpy:
 
 * ``ref_margin``: the reference-side margin. With ``col_j`` the best similarity of any query
   frame (any view) to reference frame ``j`` and ``sib_j`` the similarity of frame ``j`` to its
@@ -48,10 +49,11 @@ import numpy as np
 
 from _common import ROOT, save
 from eval_retrieval import evaluate
+from tune_thresholds import detectors_version
 from vidret_milvus.decision import FEATURES, TIME_TOLERANCE, fit_logistic
 from vidret_milvus.descriptor import VideoDescriptor
 
-THRESHOLDS = [round(float(t), 3) for t in np.r_[np.arange(0.05, 0.95, 0.05), 0.95, 0.97, 0.98, 0.99]]
+THRESHOLDS = [round(float(t), 3) for t in np.r_[np.arange(0.05, 0.95, 0.05), 0.95, 0.97, 0.98, 0.99, 0.995, 0.999]]  # as calib_crossfit
 EXTRA = ("ref_margin", "ref_margin_max", "ref_margin_top3", "ref_sibling", "cand_margin", "store_bg_margin", "noise_bg_margin", "noise_bg",
          "ref_static", "static_x_seconds", "static_x_similarity")
 VARIANTS: dict[str, tuple[str, ...]] = {
@@ -74,30 +76,29 @@ def unit(x: np.ndarray) -> np.ndarray:
 
 
 def load_set(cache: Path, data: Path) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Ground truth, reference embeddings by name, and each query's frames of all its views stacked."""
+    """Ground truth, reference embeddings by name, and each query's frames of all its views
+    stacked (the default search's views, as tune_thresholds.py cached them). Never the test split."""
     gt = json.loads((data / "ground_truth.json").read_text())
+    if gt.get("split") == "test":
+        raise SystemExit(f"{data}: a test set; features are tried on tuning sets only")
+    if not (cache / "refs").is_dir():
+        raise SystemExit(f"{data.name}: no cached descriptors under {cache} (run tune_thresholds.py on it with this model)")
     refs = {r["name"]: unit(VideoDescriptor.load(cache / "refs" / (r["name"] + ".npz")).embeddings) for r in gt["references"]}
-    view_dirs = sorted(cache.glob("queries-*"))
+    view_dir = cache / f"queries-insets-{detectors_version()}"
     queries = {}
     for q in gt["queries"]:
         views = [VideoDescriptor.load(cache / "queries" / (q["name"] + ".npz")).embeddings]
-        for vd in view_dirs:
-            order = vd / q["name"] / "views.json"
-            if order.is_file():
-                views += [VideoDescriptor.load(vd / q["name"] / f"{v}.npz").embeddings for v in json.loads(order.read_text()) if v != "full"]
+        order = view_dir / q["name"] / "views.json"
+        if order.is_file():
+            views += [VideoDescriptor.load(view_dir / q["name"] / f"{v}.npz").embeddings for v in json.loads(order.read_text()) if v != "full"]
         queries[q["name"]] = unit(np.concatenate(views))
     return gt, refs, queries
 
 
-def extra_features(query: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, list[dict]]:
+def extra_features(query: np.ndarray, ref: np.ndarray, model_id: str) -> tuple[np.ndarray, list[dict]]:
     """The :data:`EXTRA` columns of every candidate (rows of the dump)."""
     sets = sorted({s.split("/")[0] for s in query})
-    loaded = {}
-    for s in sets:
-        caches = sorted((ROOT / "benchmarks" / "out" / "tune_cache").glob(f"*/{s}"))
-        if len(caches) != 1:
-            raise SystemExit(f"{s}: need exactly one cached model under benchmarks/out/tune_cache (found {len(caches)})")
-        loaded[s] = load_set(caches[0], ROOT / "benchmarks" / s)
+    loaded = {s: load_set(ROOT / "benchmarks" / "out" / "tune_cache" / model_id / s, ROOT / "benchmarks" / s) for s in sets}
     split = {s: loaded[s][0].get("split") for s in sets}
     out = np.zeros((len(query), len(EXTRA)))
     for s in sets:
@@ -142,6 +143,7 @@ def extra_features(query: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, list
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dump", type=Path, help="tune_thresholds.py --dump-candidates file (its first grid point)")
+    ap.add_argument("--checkpoint", default="vidret_milvus/models/sscd_distilled", help="the model the dump was made with (its cached descriptors are read)")
     ap.add_argument("--max-fpr", type=float, default=0.02)
     ap.add_argument("--min-copy-seconds", type=float, default=4.0, help="the cut's shortest best segment (the default model's)")
     ap.add_argument("--name", default="")
@@ -150,7 +152,9 @@ def main() -> None:
     Q, R, y, X = z["query_0"], z["ref_0"], z["label_0"], z["X_0"]
     if list(z["features"]) != list(FEATURES):
         raise SystemExit(f"{args.dump}: dumped with features {list(z['features'])}, this code has {list(FEATURES)}")
-    extra, noise_info = extra_features(Q, R)
+    from vidret_milvus.model import load_model
+
+    extra, noise_info = extra_features(Q, R, load_model(checkpoint=args.checkpoint).model_id)
     extra[:, EXTRA.index("static_x_seconds")] = extra[:, EXTRA.index("ref_static")] * X[:, FEATURES.index("log1p_best_segment_seconds")]
     extra[:, EXTRA.index("static_x_similarity")] = extra[:, EXTRA.index("ref_static")] * X[:, FEATURES.index("best_frame_similarity")]
     qset = np.array([q.split("/")[0] for q in Q])
@@ -171,7 +175,7 @@ def main() -> None:
         limit = args.max_fpr * sum(nneg[s] for s in in_sets)
         best: tuple[int, float, float] | None = None
         for t1 in THRESHOLDS:
-            for t2 in ([t for t in THRESHOLDS if t >= t1] if two_tier else [2.0]):
+            for t2 in ([t for t in THRESHOLDS if t >= t1] + [2.0] if two_tier else [2.0]):  # 2.0: no second cut
                 f, d = counts(p, m, t1, t2)
                 if f <= limit and (best is None or d > best[0]):
                     best = (d, t1, t2)

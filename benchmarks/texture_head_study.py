@@ -5,8 +5,9 @@
     .venv/bin/python benchmarks/texture_head_study.py --out runs/sscd_distilled_texture    # prints, writes the checkpoint
     .venv/bin/python benchmarks/tune_thresholds.py --data benchmarks/data_hard_tune benchmarks/data_hard_tune2 \\
         benchmarks/data_hard_tune3 benchmarks/data_hard_trainneg --checkpoint runs/sscd_distilled_texture \\
-        --min-score 0.45 --frame-match-l2 1.2 --radius 40 --dump-candidates benchmarks/out/candidates_texture.npz
-    .venv/bin/python benchmarks/calib_crossfit.py benchmarks/out/candidates_texture.npz --l2 1 --max-fpr 0.02
+        --min-score 0.45 --frame-match-l2 1.2 --radius 40 --name hard-texture-head \\
+        --dump-candidates benchmarks/out/candidates_texture.npz
+    .venv/bin/python benchmarks/calib_crossfit.py benchmarks/out/candidates_texture.npz --l2 1 --max-fpr 0.02 --name texture-head
 
 The default model keeps its texture head at the identity (the embedding is the SSCD student's
 descriptor). Here a linear map ``W`` (512 x 512, started at the identity) is put in front of it,
@@ -21,7 +22,9 @@ the true reference, with
 where ``s_neg`` is the frame's similarity to the nearest frame of any OTHER reference of the set
 (sibling strips, neighbouring windows) and ``t`` a learned cut: copies above one similarity,
 look-alikes below it, across queries. The descriptors come from tune_thresholds.py's cache
-(benchmarks/out/tune_cache/MODEL_ID/SET; run it once on a set, or any script that fills it).
+(benchmarks/out/tune_cache/MODEL_ID/SET, the default search's views): the training set's is
+filled here when missing; the tuning sets' by a tune_thresholds.py run with the default model.
+Test sets are refused.
 
 Printed: a plain detector on the tuning sets (``--eval``) before and after: per copied segment
 the best similarity of its frames (any view) to the true reference, per negative query its best
@@ -45,27 +48,33 @@ from pathlib import Path
 import numpy as np
 
 from _common import ROOT, save
+from tune_thresholds import detectors_version, fingerprints, query_views
 from vidret_milvus.descriptor import VideoDescriptor
 from vidret_milvus.fingerprint import Sampling, fingerprint_video
 from vidret_milvus.model import load_model
 from vidret_milvus.model.checkpoint import save_onnx_checkpoint
 from vidret_milvus.model.onnx_model import replace_heads
+from vidret_milvus.regions import QueryViews
 
 DEFAULT = "vidret_milvus/models/sscd_distilled"
 
 
 def load_set(cache: Path, data: Path) -> tuple[dict, dict[str, np.ndarray], dict[str, list[VideoDescriptor]]]:
-    """Ground truth, reference embeddings by name, each query's views (whole frame first)."""
+    """Ground truth, reference embeddings by name, each query's views (whole frame first, then
+    the default search's views as tune_thresholds.py cached them). Never the test split."""
     gt = json.loads((data / "ground_truth.json").read_text())
+    if gt.get("split") == "test":
+        raise SystemExit(f"{data}: a test set; the texture head is trained and judged without the test split")
+    if not (cache / "refs").is_dir():
+        raise SystemExit(f"{data.name}: no cached descriptors under {cache} (run tune_thresholds.py on it with the default model)")
     refs = {r["name"]: VideoDescriptor.load(cache / "refs" / (r["name"] + ".npz")).embeddings for r in gt["references"]}
-    view_dirs = sorted(cache.glob("queries-*"))
+    view_dir = cache / f"queries-insets-{detectors_version()}"
     queries = {}
     for q in gt["queries"]:
         views = [VideoDescriptor.load(cache / "queries" / (q["name"] + ".npz"))]
-        for vd in view_dirs:
-            order = vd / q["name"] / "views.json"
-            if order.is_file():
-                views += [VideoDescriptor.load(vd / q["name"] / f"{v}.npz") for v in json.loads(order.read_text()) if v != "full"]
+        order = view_dir / q["name"] / "views.json"
+        if order.is_file():
+            views += [VideoDescriptor.load(view_dir / q["name"] / f"{v}.npz") for v in json.loads(order.read_text()) if v != "full"]
         queries[q["name"]] = views
     return gt, refs, queries
 
@@ -150,12 +159,15 @@ def main() -> None:
     args = ap.parse_args()
     base = load_model(checkpoint=DEFAULT)
     cache = ROOT / "benchmarks" / "out" / "tune_cache" / base.model_id
-    for d in (args.train, *args.eval):
-        if not (cache / d.name).is_dir():
-            raise SystemExit(f"{d.name}: no cached descriptors under {cache} (run tune_thresholds.py on it once)")
-    gt, refs, queries = load_set(cache / args.train.name, args.train)
-    if any(not q["positive"] for q in gt["queries"]) or gt.get("split") != "train":
+    train_gt = json.loads((args.train / "ground_truth.json").read_text())
+    if train_gt.get("split") != "train" or any(not q["positive"] for q in train_gt["queries"]):
         raise SystemExit(f"{args.train}: need a training-split set of copies (make_dataset.py --hard --split train --negatives 0)")
+    # The training set's descriptors and views, as tune_thresholds.py caches them (filled once).
+    names = [q["name"] for q in train_gt["queries"]]
+    fingerprints(base, args.train, [r["name"] for r in train_gt["references"]], "refs", cache / args.train.name, Sampling())
+    full = fingerprints(base, args.train, names, "queries", cache / args.train.name, Sampling())
+    query_views(base, args.train, names, QueryViews.insets, cache / args.train.name, Sampling(), full)
+    gt, refs, queries = load_set(cache / args.train.name, args.train)
     evals = [load_set(cache / d.name, d) for d in args.eval]
     A, P, other, E = training_pairs(gt, refs, queries)
     eye = np.eye(A.shape[1], dtype=np.float32)

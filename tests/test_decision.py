@@ -138,6 +138,11 @@ def test_fit_calibration_separates_and_is_deterministic() -> None:
     assert np.allclose(w7[:6], w, atol=1e-8) and abs(w7[6]) < 1e-12 and b7 == pytest.approx(b, abs=1e-8)
     w2, _ = fit_logistic(X[:, :2], y, l2=0.01)
     assert w2.shape == (2,) and w2[1] > w2[0] > 0  # the plane x0 + 2 x1 = 2.5
+    w6, b6 = fit_logistic(X, y, l2=0.01)
+    assert tuple(float(v) for v in w6) == cal.weights and b6 == cal.bias  # fit_calibration is this fit
+    for bad_x, bad_y in ((X, y[:-1]), (X[:0], y[:0]), (X[:, 0], y)):
+        with pytest.raises(ValueError):
+            fit_logistic(bad_x, bad_y)
 
 
 def test_invalid_calibration_raises() -> None:
