@@ -47,6 +47,24 @@ runner = CliRunner()
 SCENES = ["chelsea", "coffee", Scene("rocket", mirror=True), "astronaut", Scene("motorcycle", crop=(0.1, 0.1, 0.9, 0.9)), "camera"]
 
 
+def _assert_same_export(a: Path, b: Path) -> None:
+    """Two model.onnx files hold the same graph, inputs, outputs and metadata, and initializers
+    equal up to float32 rounding."""
+    import onnx
+    from onnx import numpy_helper
+
+    ma, mb = onnx.load(str(a)), onnx.load(str(b))
+    assert list(ma.graph.node) == list(mb.graph.node)
+    assert list(ma.graph.input) == list(mb.graph.input) and list(ma.graph.output) == list(mb.graph.output)
+    assert list(ma.metadata_props) == list(mb.metadata_props) and list(ma.opset_import) == list(mb.opset_import)
+    ta = {t.name: numpy_helper.to_array(t) for t in ma.graph.initializer}
+    tb = {t.name: numpy_helper.to_array(t) for t in mb.graph.initializer}
+    assert ta.keys() == tb.keys()
+    for name, x in ta.items():
+        assert x.dtype == tb[name].dtype and x.shape == tb[name].shape, name
+        assert np.allclose(x, tb[name], rtol=1e-5, atol=1e-5), name
+
+
 def _lite0_checkpoint(name: str | None = None) -> Path:
     """A shipped Lite0 checkpoint (``name`` None: the first one)."""
     if not LITE0_CHECKPOINTS:
@@ -122,8 +140,10 @@ def test_export_command_and_stale_files(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)
     assert summary["agreement"]["min_cosine"] >= 0.999 and summary["agreement"]["mean_code_bits_differing"] <= 2
-    # the export is a pure function of the weights: byte for byte the committed file
-    assert (ckpt / ONNX_FILE).read_bytes() == (src / ONNX_FILE).read_bytes()
+    # the export is a function of the weights: the committed file's graph, metadata and tensors.
+    # Not byte for byte: the exporter folds batch norm into the convolutions with the CPU's
+    # float arithmetic, which rounds differently on another machine (seen: 4e-6 at most).
+    _assert_same_export(ckpt / ONNX_FILE, src / ONNX_FILE)
     model = load_model(checkpoint=ckpt)
     assert isinstance(model, ExportedOnnxModel) and model.model_id == summary["model_id"]
     # bf16 is a torch mode: asking for it gets torch
