@@ -7,9 +7,8 @@ on the tuning sets only (never the test split).
     .venv/bin/python benchmarks/feature_study.py benchmarks/out/candidates4.npz --name 4sets
 
 Every candidate (query, reference) of the dump (its first grid point) gets, from the cached
-descriptors of the dump's model (``--checkpoint``; benchmarks/out/tune_cache/MODEL_ID/SET: the
-references, each query's whole frame and the views the default search makes), exhaustively in
-numpy:
+descriptors of the dump's model (``--checkpoint``; tune_thresholds.cached_set: the references,
+each query's whole frame and the views the default search makes), exhaustively in numpy:
 
 * ``ref_margin``: the reference-side margin. With ``col_j`` the best similarity of any query
   frame (any view) to reference frame ``j`` and ``sib_j`` the similarity of frame ``j`` to its
@@ -49,9 +48,9 @@ import numpy as np
 
 from _common import ROOT, save
 from eval_retrieval import evaluate
-from tune_thresholds import detectors_version
+from tune_thresholds import cached_set
 from vidret_milvus.decision import FEATURES, TIME_TOLERANCE, fit_logistic
-from vidret_milvus.descriptor import VideoDescriptor
+from vidret_milvus.model import load_model
 
 THRESHOLDS = [round(float(t), 3) for t in np.r_[np.arange(0.05, 0.95, 0.05), 0.95, 0.97, 0.98, 0.99, 0.995, 0.999]]  # as calib_crossfit
 EXTRA = ("ref_margin", "ref_margin_max", "ref_margin_top3", "ref_sibling", "cand_margin", "store_bg_margin", "noise_bg_margin", "noise_bg",
@@ -75,30 +74,17 @@ def unit(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
-def load_set(cache: Path, data: Path) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
+def load_set(model, data: Path) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Ground truth, reference embeddings by name, and each query's frames of all its views
-    stacked (the default search's views, as tune_thresholds.py cached them). Never the test split."""
-    gt = json.loads((data / "ground_truth.json").read_text())
-    if gt.get("split") == "test":
-        raise SystemExit(f"{data}: a test set; features are tried on tuning sets only")
-    if not (cache / "refs").is_dir():
-        raise SystemExit(f"{data.name}: no cached descriptors under {cache} (run tune_thresholds.py on it with this model)")
-    refs = {r["name"]: unit(VideoDescriptor.load(cache / "refs" / (r["name"] + ".npz")).embeddings) for r in gt["references"]}
-    view_dir = cache / f"queries-insets-{detectors_version()}"
-    queries = {}
-    for q in gt["queries"]:
-        views = [VideoDescriptor.load(cache / "queries" / (q["name"] + ".npz")).embeddings]
-        order = view_dir / q["name"] / "views.json"
-        if order.is_file():
-            views += [VideoDescriptor.load(view_dir / q["name"] / f"{v}.npz").embeddings for v in json.loads(order.read_text()) if v != "full"]
-        queries[q["name"]] = unit(np.concatenate(views))
-    return gt, refs, queries
+    stacked (tune_thresholds.cached_set: the default search's views). Never the test split."""
+    gt, refs, views = cached_set(model, data, refuse_test=True)
+    return gt, {n: unit(d.embeddings) for n, d in refs.items()}, {q: unit(np.concatenate([d.embeddings for _, d in vs])) for q, vs in views.items()}
 
 
-def extra_features(query: np.ndarray, ref: np.ndarray, model_id: str) -> tuple[np.ndarray, list[dict]]:
+def extra_features(query: np.ndarray, ref: np.ndarray, model) -> tuple[np.ndarray, list[dict]]:
     """The :data:`EXTRA` columns of every candidate (rows of the dump)."""
     sets = sorted({s.split("/")[0] for s in query})
-    loaded = {s: load_set(ROOT / "benchmarks" / "out" / "tune_cache" / model_id / s, ROOT / "benchmarks" / s) for s in sets}
+    loaded = {s: load_set(model, ROOT / "benchmarks" / s) for s in sets}
     split = {s: loaded[s][0].get("split") for s in sets}
     out = np.zeros((len(query), len(EXTRA)))
     for s in sets:
@@ -152,9 +138,7 @@ def main() -> None:
     Q, R, y, X = z["query_0"], z["ref_0"], z["label_0"], z["X_0"]
     if list(z["features"]) != list(FEATURES):
         raise SystemExit(f"{args.dump}: dumped with features {list(z['features'])}, this code has {list(FEATURES)}")
-    from vidret_milvus.model import load_model
-
-    extra, noise_info = extra_features(Q, R, load_model(checkpoint=args.checkpoint).model_id)
+    extra, noise_info = extra_features(Q, R, load_model(checkpoint=args.checkpoint))
     extra[:, EXTRA.index("static_x_seconds")] = extra[:, EXTRA.index("ref_static")] * X[:, FEATURES.index("log1p_best_segment_seconds")]
     extra[:, EXTRA.index("static_x_similarity")] = extra[:, EXTRA.index("ref_static")] * X[:, FEATURES.index("best_frame_similarity")]
     qset = np.array([q.split("/")[0] for q in Q])

@@ -22,9 +22,7 @@ the true reference, with
 where ``s_neg`` is the frame's similarity to the nearest frame of any OTHER reference of the set
 (sibling strips, neighbouring windows) and ``t`` a learned cut: copies above one similarity,
 look-alikes below it, across queries. The descriptors come from tune_thresholds.py's cache
-(benchmarks/out/tune_cache/MODEL_ID/SET, the default search's views): the training set's is
-filled here when missing; the tuning sets' by a tune_thresholds.py run with the default model.
-Test sets are refused.
+(``cached_set``: the default search's views; filled when missing). Test sets are refused.
 
 Printed: a plain detector on the tuning sets (``--eval``) before and after: per copied segment
 the best similarity of its frames (any view) to the true reference, per negative query its best
@@ -41,42 +39,27 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 
 from _common import ROOT, save
-from tune_thresholds import detectors_version, fingerprints, query_views
+from tune_thresholds import cache_dir, cached_set
 from vidret_milvus.descriptor import VideoDescriptor
 from vidret_milvus.fingerprint import Sampling, fingerprint_video
 from vidret_milvus.model import load_model
 from vidret_milvus.model.checkpoint import save_onnx_checkpoint
 from vidret_milvus.model.onnx_model import replace_heads
-from vidret_milvus.regions import QueryViews
 
 DEFAULT = "vidret_milvus/models/sscd_distilled"
 
 
-def load_set(cache: Path, data: Path) -> tuple[dict, dict[str, np.ndarray], dict[str, list[VideoDescriptor]]]:
-    """Ground truth, reference embeddings by name, each query's views (whole frame first, then
-    the default search's views as tune_thresholds.py cached them). Never the test split."""
-    gt = json.loads((data / "ground_truth.json").read_text())
-    if gt.get("split") == "test":
-        raise SystemExit(f"{data}: a test set; the texture head is trained and judged without the test split")
-    if not (cache / "refs").is_dir():
-        raise SystemExit(f"{data.name}: no cached descriptors under {cache} (run tune_thresholds.py on it with the default model)")
-    refs = {r["name"]: VideoDescriptor.load(cache / "refs" / (r["name"] + ".npz")).embeddings for r in gt["references"]}
-    view_dir = cache / f"queries-insets-{detectors_version()}"
-    queries = {}
-    for q in gt["queries"]:
-        views = [VideoDescriptor.load(cache / "queries" / (q["name"] + ".npz"))]
-        order = view_dir / q["name"] / "views.json"
-        if order.is_file():
-            views += [VideoDescriptor.load(view_dir / q["name"] / f"{v}.npz") for v in json.loads(order.read_text()) if v != "full"]
-        queries[q["name"]] = views
-    return gt, refs, queries
+def load_set(model, data: Path) -> tuple[dict, dict[str, np.ndarray], dict[str, list[VideoDescriptor]]]:
+    """Ground truth, reference embeddings by name, each query's views (whole frame first;
+    tune_thresholds.cached_set, filled when missing). Never the test split."""
+    gt, refs, views = cached_set(model, data, refuse_test=True)
+    return gt, {n: d.embeddings for n, d in refs.items()}, {q: [d for _, d in vs] for q, vs in views.items()}
 
 
 def mapped(x: np.ndarray, W: np.ndarray) -> np.ndarray:
@@ -155,20 +138,15 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="write the checkpoint of the first --lambda here (and fill its cache)")
+    ap.add_argument("--fill", type=Path, nargs="*", default=[ROOT / "benchmarks" / "data_hard_trainneg"],
+                    help="sets whose cache --out also fills, beside the --eval sets (the tuning run's fourth set)")
     ap.add_argument("--name", default="")
     args = ap.parse_args()
     base = load_model(checkpoint=DEFAULT)
-    cache = ROOT / "benchmarks" / "out" / "tune_cache" / base.model_id
-    train_gt = json.loads((args.train / "ground_truth.json").read_text())
-    if train_gt.get("split") != "train" or any(not q["positive"] for q in train_gt["queries"]):
+    gt, refs, queries = load_set(base, args.train)
+    if gt.get("split") != "train" or any(not q["positive"] for q in gt["queries"]):
         raise SystemExit(f"{args.train}: need a training-split set of copies (make_dataset.py --hard --split train --negatives 0)")
-    # The training set's descriptors and views, as tune_thresholds.py caches them (filled once).
-    names = [q["name"] for q in train_gt["queries"]]
-    fingerprints(base, args.train, [r["name"] for r in train_gt["references"]], "refs", cache / args.train.name, Sampling())
-    full = fingerprints(base, args.train, names, "queries", cache / args.train.name, Sampling())
-    query_views(base, args.train, names, QueryViews.insets, cache / args.train.name, Sampling(), full)
-    gt, refs, queries = load_set(cache / args.train.name, args.train)
-    evals = [load_set(cache / d.name, d) for d in args.eval]
+    evals = [load_set(base, d) for d in args.eval]
     A, P, other, E = training_pairs(gt, refs, queries)
     eye = np.eye(A.shape[1], dtype=np.float32)
     before = plain_detector(evals, eye)
@@ -190,12 +168,12 @@ def main() -> None:
         h["texture_head.proj.bias"] = (first @ h["texture_head.proj.bias"]).astype(np.float32)
         model = replace_heads(base, h)
         save_onnx_checkpoint(model, args.out)
-        new_cache = ROOT / "benchmarks" / "out" / "tune_cache" / model.model_id
-        for d in {*args.eval, ROOT / "benchmarks" / "data_hard_trainneg"}:
-            for f in (cache / d.name).rglob("*"):
+        for d in {*args.eval, *args.fill}:
+            cached_set(base, d, refuse_test=True)  # the default's descriptors, fingerprinted if missing
+            for f in cache_dir(base, d).rglob("*"):
                 if f.is_dir():
                     continue
-                dst = new_cache / f.relative_to(cache)
+                dst = cache_dir(model, d) / f.relative_to(cache_dir(base, d))
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 if f.suffix == ".npz":
                     desc = VideoDescriptor.load(f)
@@ -204,7 +182,7 @@ def main() -> None:
                     shutil.copy2(f, dst)
         ref0 = evals[0][0]["references"][0]["name"]
         fresh = fingerprint_video(args.eval[0] / "refs" / ref0, load_model(checkpoint=str(args.out)), Sampling())
-        filled = VideoDescriptor.load(new_cache / args.eval[0].name / "refs" / (ref0 + ".npz"))
+        filled = VideoDescriptor.load(cache_dir(model, args.eval[0]) / "refs" / (ref0 + ".npz"))
         err = float(np.abs(fresh.embeddings - filled.embeddings).max())
         if err > 1e-4 or not np.array_equal(fresh.codes, filled.codes):
             raise SystemExit(f"the filled cache differs from a fresh fingerprint ({err:.2g})")

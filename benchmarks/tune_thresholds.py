@@ -139,6 +139,26 @@ def query_views(model, data: Path, names: list[str], views: QueryViews, cache: P
     return out
 
 
+def cache_dir(model, data: Path) -> Path:
+    """Where a set's descriptors of ``model`` are cached: benchmarks/out/tune_cache/MODEL_ID/SET."""
+    return ROOT / "benchmarks" / "out" / "tune_cache" / model.model_id / data.name
+
+
+def cached_set(model, data: Path, views: QueryViews = QueryViews.insets, sampling: Sampling = Sampling(),
+               refuse_test: bool = False) -> tuple[dict, dict[str, VideoDescriptor], dict[str, list[tuple[str, VideoDescriptor]]]]:
+    """A set's ground truth, its references' descriptors by name and each query's views (whole
+    frame first), fingerprinted once and then read from :func:`cache_dir` (the offline studies,
+    feature_study.py and texture_head_study.py, read the same cache). ``refuse_test``: a test set
+    is an error (for studies that must never see the test split)."""
+    gt = json.loads((data / "ground_truth.json").read_text())
+    if refuse_test and gt.get("split") == "test":
+        raise SystemExit(f"{data}: a test set; this study uses tuning and training sets only")
+    cache = cache_dir(model, data)
+    refs = fingerprints(model, data, [r["name"] for r in gt["references"]], "refs", cache, sampling)
+    names = [q["name"] for q in gt["queries"]]
+    full = fingerprints(model, data, names, "queries", cache, sampling)
+    return gt, refs, query_views(model, data, names, views, cache, sampling, full)
+
 def radius_tradeoff(sets: list[tuple], bits: int = 128) -> list[dict[str, float]]:
     """What the category recall costs and finds at each Hamming radius, from the descriptors
     alone (exhaustive numpy, no Milvus): the share of copied query frames whose L2-nearest
@@ -281,12 +301,10 @@ def main() -> None:
     sets = []
     queries: list[dict] = []
     for i, data in enumerate(args.data):
-        gt = json.loads((data / "ground_truth.json").read_text())
-        cache = ROOT / "benchmarks" / "out" / "tune_cache" / model.model_id / data.name
         t0 = time.perf_counter()
-        ref_desc = fingerprints(model, data, [r["name"] for r in gt["references"]], "refs", cache, sampling)
-        q_desc = fingerprints(model, data, [q["name"] for q in gt["queries"]], "queries", cache, sampling)
-        q_views = query_views(model, data, [q["name"] for q in gt["queries"]], QueryViews(args.views), cache, sampling, q_desc)
+        gt, ref_desc, q_views = cached_set(model, data, QueryViews(args.views), sampling)
+        q_desc = {n: vs[0][1] for n, vs in q_views.items()}
+        cache = cache_dir(model, data)
         print(f"{data.name}: {len(ref_desc)} references, {len(q_desc)} queries; fingerprints ready in {time.perf_counter() - t0:.0f} s (cache {cache.relative_to(ROOT)})")
         store = Store.connect(str(work / f"tune{i}.db"), prefix=f"tune{i}")
         store.ensure_collections(StoreMeta(model.model_id, model.config.embed_dim, model.config.code_bits, sampling.fps, sampling.keyframes))
