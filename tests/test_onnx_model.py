@@ -188,3 +188,32 @@ def test_shipped_256_bit_model() -> None:
         c_o = model.embed_frames(photos[name][None])[1][0]
         c_e = model.embed_frames(_edit(photos[name])[None])[1][0]
         assert _hamming(c_o, c_e) < min(_hamming(c_o, model.embed_frames(photos[o][None])[1][0]) for o in photos if o != name)
+
+
+def test_ensemble_backbone_concatenates_both_graphs() -> None:
+    """``sscd_ensemble``: each frame through SSCD and the student, the two unit descriptors
+    side by side over sqrt(2) (1024-d, unit length, dot product = the mean of the two
+    cosines); its own model id; an edited photo stays nearer than the other photos."""
+    ens = load_model(backbone=Backbone.sscd_ensemble.value, threads=2)
+    assert isinstance(ens, OnnxFingerprintModel) and len(ens.sessions) == 2
+    assert ens.config.num_features == 1024 == ens.config.embed_dim
+    photos = _photos()
+    names = list(photos)
+    frames = [photos[n] for n in names]
+    x = ens.descriptors(frames)
+    parts = [load_model(backbone=b, threads=2).descriptors(frames) for b in BACKBONES]
+    np.testing.assert_allclose(x, np.concatenate(parts, axis=1) / np.sqrt(2), atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
+    assert ens.model_id not in {load_model(backbone=b).model_id for b in BACKBONES}
+    emb_o, cod_o = ens.embed_frames(frames)
+    emb_e, cod_e = ens.embed_frames([_edit(p) for p in frames])
+    assert emb_o.shape == (len(names), 1024) and cod_o.shape == (len(names), 16)
+    for i in range(len(names)):
+        d_copy = np.linalg.norm(emb_o[i] - emb_e[i])
+        assert all(d_copy < np.linalg.norm(emb_e[i] - emb_o[j]) for j in range(len(names)) if j != i), names[i]
+    # A checkpoint of it round-trips under the same id.
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        back = load_model(checkpoint=save_onnx_checkpoint(ens, tmp + "/ck"))
+        assert back.model_id == ens.model_id and len(back.sessions) == 2

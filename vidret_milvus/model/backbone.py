@@ -12,7 +12,7 @@ from torch import nn
 
 from ..errors import ModelError
 from .config import Backbone  # noqa: F401  (re-exported: it used to live here)
-from .onnx_model import DESCRIPTOR_DIM, SHORT_SIDE, is_onnx_backbone
+from .onnx_model import SHORT_SIDE, descriptor_dim, is_onnx_backbone
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +33,7 @@ def resolve_backbone(name: str, input_size: int | None = None) -> BackboneSpec:
         name = name.value
     if is_onnx_backbone(name):
         size = int(input_size or SHORT_SIDE)  # the shorter side; the graph normalises itself
-        return BackboneSpec(name, size, size, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), DESCRIPTOR_DIM)
+        return BackboneSpec(name, size, size, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), descriptor_dim(name))
     if not timm.is_model(name):
         raise ModelError(f"unknown backbone {name!r}: not a timm model name")
     cfg = timm.get_pretrained_cfg(name)

@@ -17,7 +17,7 @@ from safetensors.numpy import save_file as save_numpy
 from ..errors import ModelError
 from .config import Backbone, ModelConfig, Precision
 from .exported import ONNX_FILE, ExportedOnnxModel, open_exported
-from .onnx_model import OnnxFingerprintModel, is_onnx_backbone, load_onnx_model
+from .onnx_model import OnnxFingerprintModel, descriptor_dim, is_onnx_backbone, load_onnx_model
 from .settings import BACKGROUND_FILE, CONFIG_FILE, THRESHOLD_KEYS, UNTRAINED_THRESHOLDS, Thresholds, for_code_length, parse_thresholds, remember  # noqa: F401
 
 # torch and timm are imported inside the functions that need them: load_model must be able to
@@ -245,7 +245,7 @@ def load_model(
     if backbone is not None and is_onnx_backbone(backbone):
         _onnx_only(backbone, runtime, precision, device, f"--backbone {backbone}")
         # Untrained heads on a copy-detection descriptor: the descriptor itself as embedding.
-        return load_onnx_model(ModelConfig.for_backbone(backbone, input_size, embed_dim=512), None, threads)
+        return load_onnx_model(ModelConfig.for_backbone(backbone, input_size, embed_dim=descriptor_dim(backbone)), None, threads)
     if runtime == "onnx":
         raise ModelError("untrained heads on a timm backbone run with torch: save a checkpoint and export it first")
     config = ModelConfig.for_backbone(backbone or Backbone.efficientnet_lite0.value, input_size)

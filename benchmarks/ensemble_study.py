@@ -1,0 +1,160 @@
+"""Does SSCD (ResNet-50) beside the default's student improve the re-rank on the hard tuning sets?
+
+    .venv/bin/python benchmarks/ensemble_study.py --out runs/sscd_ensemble      # prints, writes the checkpoint
+    .venv/bin/python benchmarks/tune_thresholds.py --data benchmarks/data_hard_tune benchmarks/data_hard_tune2 \\
+        benchmarks/data_hard_tune3 benchmarks/data_hard_trainneg --checkpoint runs/sscd_ensemble \\
+        --min-score 0.45 --frame-match-l2 1.2 --radius 40 --name hard-ensemble \\
+        --dump-candidates benchmarks/out/candidates_ensemble.npz
+    .venv/bin/python benchmarks/calib_crossfit.py benchmarks/out/candidates_ensemble.npz --l2 1 --max-fpr 0.02 --name ensemble
+
+The default model's embedding is the SSCD student's descriptor (its texture head is the
+identity) and its codes come from its trained quantization head. The ``sscd_ensemble``
+backbone runs each frame through both graphs (SSCD ``sscd_disc_mixup`` and the student) and
+concatenates the two unit descriptors (model/onnx_model.py). Its checkpoint written here keeps
+the default's codes exactly (the quantization head reads the student's half only, with the
+default's weights) and weights the halves in the texture head,
+
+    e = [sqrt(alpha) x_sscd, sqrt(1 - alpha) x_student]        (unit length)
+    e . e' = alpha cos_sscd + (1 - alpha) cos_student           (score fusion)
+
+so the Hamming recall is the default's and only the L2 re-rank, alignment and decision see
+the fused similarity. ``alpha`` is chosen here on the tuning sets (``--eval``) by a plain
+detector (texture_head_study.plain_detector: per copied segment the best similarity of its
+frames, in any view, to the true reference; per negative query its best similarity to any
+reference; the share of copies above the cut that flags 2 % of the negatives), then measured in
+the real pipeline by tune_thresholds.py. Descriptors come from tune_thresholds.py's cache
+(``cached_set``, filled when missing: SSCD costs about 4 min per tuning set on 2 cores). Test
+sets are refused. ``--out`` fills the new model's cache from the two (a fresh fingerprint of
+one reference is checked against it), so the pipeline runs without fingerprinting again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from _common import ROOT, save
+from texture_head_study import plain_detector
+from tune_thresholds import cache_dir, cached_set
+from vidret_milvus.descriptor import VideoDescriptor
+from vidret_milvus.fingerprint import Sampling, fingerprint_video
+from vidret_milvus.model import ModelConfig, load_model
+from vidret_milvus.model.checkpoint import save_onnx_checkpoint
+from vidret_milvus.model.onnx_model import load_onnx_model
+
+DEFAULT = "vidret_milvus/models/sscd_distilled"
+
+
+def fused(x_sscd: np.ndarray, x_student: np.ndarray, alpha: float) -> np.ndarray:
+    """The ensemble checkpoint's embedding from the two unit descriptors."""
+    return np.concatenate([np.sqrt(alpha) * x_sscd, np.sqrt(1.0 - alpha) * x_student], axis=1).astype(np.float32)
+
+
+def ensemble_heads(student, alpha: float) -> dict[str, np.ndarray]:
+    """Heads on the 1024-d ensemble descriptor d = [x_sscd, x_student] / sqrt(2) that give
+    :func:`fused` as the embedding and exactly ``student``'s codes."""
+    h = student.heads
+    f = h["feature_norm.mean"].shape[0]
+    r2 = np.float32(np.sqrt(2.0))
+    # Standardisation: the SSCD half is only undone from the 1/sqrt(2) (f = x_sscd); the
+    # student's half gets the student's own (x_s - m) / s, so its quantization head applies as is.
+    mean = np.concatenate([np.zeros(f, np.float32), h["feature_norm.mean"] / r2])
+    std = np.concatenate([np.full(f, 1.0 / r2, np.float32), h["feature_norm.std"] / r2])
+    # Texture: sqrt(alpha) x_sscd = sqrt(alpha) f_sscd; sqrt(1-alpha) x_s = sqrt(1-alpha) (T_s f_s + b_s)
+    # (the student's texture head maps its standardised features back to its descriptor).
+    a, b = np.float32(np.sqrt(alpha)), np.float32(np.sqrt(1.0 - alpha))
+    wt = np.zeros((2 * f, 2 * f), np.float32)
+    wt[:f, :f] = a * np.eye(f, dtype=np.float32)
+    wt[f:, f:] = b * h["texture_head.proj.weight"]
+    bt = np.concatenate([np.zeros(f, np.float32), b * h["texture_head.proj.bias"]])
+    wq = np.concatenate([np.zeros_like(h["quant_head.proj.weight"]), h["quant_head.proj.weight"]], axis=1)
+    return {"feature_norm.mean": mean, "feature_norm.std": std, "texture_head.proj.weight": wt,
+            "texture_head.proj.bias": bt, "quant_head.proj.weight": wq, "quant_head.proj.bias": h["quant_head.proj.bias"].copy()}
+
+
+def paired(student, sscd, data: Path) -> tuple[dict, dict, dict]:
+    """Both models' cached descriptors of a set, checked to be the same frames and views."""
+    gt, r1, q1 = cached_set(student, data, refuse_test=True)
+    _, r2, q2 = cached_set(sscd, data, refuse_test=True)
+    for n in r1:
+        if not np.array_equal(r1[n].timestamps, r2[n].timestamps):
+            raise SystemExit(f"{data}/refs/{n}: the two caches hold other frames")
+    for n in q1:
+        if [v for v, _ in q1[n]] != [v for v, _ in q2[n]] or any(
+                not np.array_equal(a.timestamps, b.timestamps) for (_, a), (_, b) in zip(q1[n], q2[n])):
+            raise SystemExit(f"{data}/queries/{n}: the two caches hold other views or frames")
+    return gt, (r1, r2), (q1, q2)
+
+
+def fused_set(pair: tuple, alpha: float) -> tuple[dict, dict[str, np.ndarray], dict[str, list[VideoDescriptor]]]:
+    gt, (r1, r2), (q1, q2) = pair
+    refs = {n: fused(r2[n].embeddings, r1[n].embeddings, alpha) for n in r1}
+    queries = {n: [dataclasses.replace(a, embeddings=fused(b.embeddings, a.embeddings, alpha)) for (_, a), (_, b) in zip(q1[n], q2[n])]
+               for n in q1}
+    return gt, refs, queries
+
+
+def fill_cache(student, sscd, model, data: Path, alpha: float) -> None:
+    """The ensemble's cache of ``data`` from the two models' caches (same files, same views)."""
+    src1, src2 = cache_dir(student, data), cache_dir(sscd, data)
+    for f in src1.rglob("*"):
+        if f.is_dir():
+            continue
+        rel = f.relative_to(src1)
+        dst = cache_dir(model, data) / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if f.suffix == ".npz":
+            a, b = VideoDescriptor.load(f), VideoDescriptor.load(src2 / rel)
+            dataclasses.replace(a, embeddings=fused(b.embeddings, a.embeddings, alpha), model_id=model.model_id).save(dst)
+        else:
+            shutil.copy2(f, dst)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--eval", type=Path, nargs="+", default=[ROOT / "benchmarks" / d for d in ("data_hard_tune", "data_hard_tune2", "data_hard_tune3")])
+    ap.add_argument("--alpha", type=float, nargs="+", default=[0.0, 0.25, 0.4, 0.5, 0.6, 0.75, 1.0], help="SSCD's weight in the fused similarity")
+    ap.add_argument("--out", type=Path, default=None, help="write the checkpoint at the best --alpha here (and fill its cache)")
+    ap.add_argument("--fill", type=Path, nargs="*", default=[ROOT / "benchmarks" / "data_hard_trainneg"],
+                    help="sets whose cache --out also fills, beside the --eval sets (the tuning run's fourth set)")
+    ap.add_argument("--name", default="")
+    args = ap.parse_args()
+    student = load_model(checkpoint=DEFAULT)
+    sscd = load_model(backbone="sscd")
+    pairs = [paired(student, sscd, d) for d in args.eval]
+    eye = np.eye(1024, dtype=np.float32)
+    rows = []
+    for alpha in args.alpha:
+        row = {"alpha": alpha, **plain_detector([fused_set(p, alpha) for p in pairs], eye)}
+        rows.append(row)
+        print(f"alpha {alpha:.2f}: plain detector {row['detected']:.3f} (cut {row['cut']:.3f}, {row['copies']} copies, {row['negatives']} negatives)", flush=True)
+    best = max(rows, key=lambda r: (r["detected"], -abs(r["alpha"] - 0.5)))
+    out = {"eval": [d.name for d in args.eval], "rows": rows, "best_alpha": best["alpha"]}
+    if args.out is not None:
+        alpha = best["alpha"]
+        config = dataclasses.replace(ModelConfig.for_backbone("sscd_ensemble"), embed_dim=1024, code_bits=student.config.code_bits, trained=True)
+        model = load_onnx_model(config, ensemble_heads(student, alpha))
+        save_onnx_checkpoint(model, args.out)
+        (args.out / "training.json").write_text(json.dumps({"made_by": "benchmarks/ensemble_study.py", "alpha": alpha,
+                                                            "codes_from": DEFAULT, "student_model_id": student.model_id}, indent=1) + "\n")
+        for d in {*args.eval, *args.fill}:
+            paired(student, sscd, d)  # both caches, fingerprinted if missing, checked to agree
+            fill_cache(student, sscd, model, d, alpha)
+        ref0 = pairs[0][0]["references"][0]["name"]
+        fresh = fingerprint_video(args.eval[0] / "refs" / ref0, load_model(checkpoint=str(args.out)), Sampling())
+        filled = VideoDescriptor.load(cache_dir(model, args.eval[0]) / "refs" / (ref0 + ".npz"))
+        err = float(np.abs(fresh.embeddings - filled.embeddings).max())
+        if err > 1e-4 or not np.array_equal(fresh.codes, filled.codes):
+            raise SystemExit(f"the filled cache differs from a fresh fingerprint ({err:.2g})")
+        print(f"wrote {args.out} (model {model.model_id}, alpha {alpha:g}); its cache filled from {student.model_id} + {sscd.model_id} (checked: {err:.1g})")
+        out["checkpoint"] = {"path": str(args.out), "model_id": model.model_id, "alpha": alpha}
+    save("ensemble_study" + (f"-{args.name}" if args.name else ""), out)
+
+
+if __name__ == "__main__":
+    main()
