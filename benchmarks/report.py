@@ -116,6 +116,14 @@ def main() -> None:
                   f"60 s 1280x720 H.264 clip of Big Buck Bunny, 1 fps, {d['threads']} threads, measured {d['when']}.", ""]
         rows = [[k, v] for k, v in d.items() if k not in ("when", "machine", "clip", "threads", "seconds")]
         parts += [table(rows, ["measure", "value"]), ""]
+    bb = RESULTS / "bench_backbones.json"
+    if bb.is_file():
+        d = json.loads(bb.read_text())
+        parts += ["## Ingest speed of the ONNX models (`benchmarks/bench_backbones.py`)", "",
+                  f"{d['seconds']:g} s 1280x720 H.264 clip, 1 fps, {d['threads']} threads, models alternating, best of {d['repeats']}; "
+                  f"decode alone {d['decode_realtime_x']}x realtime; measured {d['when']} (load average {d['load_average_end']} at the end).", "",
+                  table([[r["model"], r["model_id"], r["images_per_s"], r["realtime_x"], r["realtime_vs_default"]] for r in d["rows"]],
+                        ["model", "id", "model img/s (batch of 32)", "fingerprinting x realtime", "of the first"]), ""]
     for f in sorted(RESULTS.glob("retrieval*.json"), key=lambda p: (p.stem != "retrieval", p.stem)):
         d = json.loads(f.read_text())
         parts += [f"## Copy detection (`benchmarks/eval_retrieval.py`{' --name ' + f.stem.split('-', 1)[1] if '-' in f.stem else ''})", "",

@@ -217,3 +217,25 @@ def test_ensemble_backbone_concatenates_both_graphs() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         back = load_model(checkpoint=save_onnx_checkpoint(ens, tmp + "/ck"))
         assert back.model_id == ens.model_id and len(back.sessions) == 2
+
+
+def test_shipped_ensemble_model() -> None:
+    """The selectable ensemble checkpoint: the default's codes exactly (its quantization head
+    reads the student's half), an embedding whose dot product fuses the two similarities,
+    alpha * cos_sscd + (1 - alpha) * cos_student, and its own tuned thresholds."""
+    from pathlib import Path
+
+    ck = Path(__file__).resolve().parents[1] / "vidret_milvus" / "models" / "sscd_ensemble"
+    model = load_model(checkpoint=ck, threads=2)
+    assert isinstance(model, OnnxFingerprintModel) and model.config.backbone == "sscd_ensemble" and model.config.trained
+    alpha = json.loads((ck / "training.json").read_text())["alpha"]
+    assert 0 < alpha < 1
+    tuned = thresholds_for(model).values
+    assert tuned["repetition_rule"] == 0 and 0 < tuned["copy_threshold"] < 1 and tuned["radius"] == 40
+    photos = _photos()
+    frames = [photos[n] for n in photos] + [_edit(photos["chelsea"])]
+    e, c = model.embed_frames(frames)
+    e_student, c_student = load_model(threads=2).embed_frames(frames)
+    e_sscd, _ = load_model(backbone="sscd", threads=2).embed_frames(frames)
+    assert (c == c_student).all()
+    np.testing.assert_allclose(e @ e.T, alpha * (e_sscd @ e_sscd.T) + (1 - alpha) * (e_student @ e_student.T), atol=1e-4)
