@@ -24,8 +24,6 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
-
 from _common import ROOT, clip_720p, save
 from vidret_milvus.fingerprint import Sampling, fingerprint_video
 from vidret_milvus.model import load_model

@@ -11,8 +11,9 @@ The default model's embedding is the SSCD student's descriptor (its texture head
 identity) and its codes come from its trained quantization head. The ``sscd_ensemble``
 backbone runs each frame through both graphs (SSCD ``sscd_disc_mixup`` and the student) and
 concatenates the two unit descriptors (model/onnx_model.py). Its checkpoint written here keeps
-the default's codes exactly (the quantization head reads the student's half only, with the
-default's weights) and weights the halves in the texture head,
+the default's codes (the quantization head reads the student's half only, with the default's
+weights: equal up to float rounding, a bit in millions may flip) and weights the halves in the
+texture head,
 
     e = [sqrt(alpha) x_sscd, sqrt(1 - alpha) x_student]        (unit length)
     e . e' = alpha cos_sscd + (1 - alpha) cos_student           (score fusion)
@@ -45,7 +46,7 @@ from vidret_milvus.descriptor import VideoDescriptor
 from vidret_milvus.fingerprint import Sampling, fingerprint_video
 from vidret_milvus.model import ModelConfig, load_model
 from vidret_milvus.model.checkpoint import save_onnx_checkpoint
-from vidret_milvus.model.onnx_model import load_onnx_model
+from vidret_milvus.model.onnx_model import OnnxFingerprintModel, descriptor_dim, load_onnx_model
 
 DEFAULT = "vidret_milvus/models/sscd_distilled"
 
@@ -55,11 +56,16 @@ def fused(x_sscd: np.ndarray, x_student: np.ndarray, alpha: float) -> np.ndarray
     return np.concatenate([np.sqrt(alpha) * x_sscd, np.sqrt(1.0 - alpha) * x_student], axis=1).astype(np.float32)
 
 
-def ensemble_heads(student, alpha: float) -> dict[str, np.ndarray]:
+def ensemble_heads(student: OnnxFingerprintModel, alpha: float) -> dict[str, np.ndarray]:
     """Heads on the 1024-d ensemble descriptor d = [x_sscd, x_student] / sqrt(2) that give
-    :func:`fused` as the embedding and exactly ``student``'s codes."""
+    :func:`fused` as the embedding and ``student``'s codes."""
     h = student.heads
     f = h["feature_norm.mean"].shape[0]
+    # The algebra below needs the student's texture head to map its standardised features back
+    # to its descriptor (the default's: weight diag(std), bias mean).
+    if not (np.allclose(h["texture_head.proj.weight"], np.diag(h["feature_norm.std"]))
+            and np.allclose(h["texture_head.proj.bias"], h["feature_norm.mean"])):
+        raise SystemExit("the student's texture head is not the identity on its descriptor")
     r2 = np.float32(np.sqrt(2.0))
     # Standardisation: the SSCD half is only undone from the 1/sqrt(2) (f = x_sscd); the
     # student's half gets the student's own (x_s - m) / s, so its quantization head applies as is.
@@ -77,7 +83,10 @@ def ensemble_heads(student, alpha: float) -> dict[str, np.ndarray]:
             "texture_head.proj.bias": bt, "quant_head.proj.weight": wq, "quant_head.proj.bias": h["quant_head.proj.bias"].copy()}
 
 
-def paired(student, sscd, data: Path) -> tuple[dict, dict, dict]:
+Pair = tuple[dict, tuple[dict, dict], tuple[dict, dict]]  # ground truth, (refs, refs), (views, views)
+
+
+def paired(student: OnnxFingerprintModel, sscd: OnnxFingerprintModel, data: Path) -> Pair:
     """Both models' cached descriptors of a set, checked to be the same frames and views."""
     gt, r1, q1 = cached_set(student, data, refuse_test=True)
     _, r2, q2 = cached_set(sscd, data, refuse_test=True)
@@ -91,7 +100,7 @@ def paired(student, sscd, data: Path) -> tuple[dict, dict, dict]:
     return gt, (r1, r2), (q1, q2)
 
 
-def fused_set(pair: tuple, alpha: float) -> tuple[dict, dict[str, np.ndarray], dict[str, list[VideoDescriptor]]]:
+def fused_set(pair: Pair, alpha: float) -> tuple[dict, dict[str, np.ndarray], dict[str, list[VideoDescriptor]]]:
     gt, (r1, r2), (q1, q2) = pair
     refs = {n: fused(r2[n].embeddings, r1[n].embeddings, alpha) for n in r1}
     queries = {n: [dataclasses.replace(a, embeddings=fused(b.embeddings, a.embeddings, alpha)) for (_, a), (_, b) in zip(q1[n], q2[n])]
@@ -99,17 +108,26 @@ def fused_set(pair: tuple, alpha: float) -> tuple[dict, dict[str, np.ndarray], d
     return gt, refs, queries
 
 
-def fill_cache(student, sscd, model, data: Path, alpha: float) -> None:
-    """The ensemble's cache of ``data`` from the two models' caches (same files, same views)."""
+def fill_cache(student: OnnxFingerprintModel, sscd: OnnxFingerprintModel, model: OnnxFingerprintModel, data: Path, alpha: float) -> None:
+    """The ensemble's cache of ``data`` from the two models' caches: every descriptor file of the
+    student's with its SSCD twin, checked to hold the same frames before anything is written."""
     src1, src2 = cache_dir(student, data), cache_dir(sscd, data)
-    for f in src1.rglob("*"):
-        if f.is_dir():
-            continue
-        rel = f.relative_to(src1)
-        dst = cache_dir(model, data) / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
+    files = [f for f in sorted(src1.rglob("*")) if not f.is_dir()]
+    pairs: dict[Path, tuple[VideoDescriptor, VideoDescriptor]] = {}
+    for f in files:
         if f.suffix == ".npz":
+            rel = f.relative_to(src1)
+            if not (src2 / rel).is_file():
+                raise SystemExit(f"{src2 / rel}: missing (SSCD's cache lacks a file of the student's)")
             a, b = VideoDescriptor.load(f), VideoDescriptor.load(src2 / rel)
+            if not np.array_equal(a.timestamps, b.timestamps):
+                raise SystemExit(f"{src1 / rel} and {src2 / rel}: other frames")
+            pairs[f] = (a, b)
+    for f in files:
+        dst = cache_dir(model, data) / f.relative_to(src1)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if f in pairs:
+            a, b = pairs[f]
             dataclasses.replace(a, embeddings=fused(b.embeddings, a.embeddings, alpha), model_id=model.model_id).save(dst)
         else:
             shutil.copy2(f, dst)
@@ -127,7 +145,7 @@ def main() -> None:
     student = load_model(checkpoint=DEFAULT)
     sscd = load_model(backbone="sscd")
     pairs = [paired(student, sscd, d) for d in args.eval]
-    eye = np.eye(1024, dtype=np.float32)
+    eye = np.eye(descriptor_dim("sscd_ensemble"), dtype=np.float32)
     rows = []
     for alpha in args.alpha:
         row = {"alpha": alpha, **plain_detector([fused_set(p, alpha) for p in pairs], eye)}
@@ -137,7 +155,7 @@ def main() -> None:
     out = {"eval": [d.name for d in args.eval], "rows": rows, "best_alpha": best["alpha"]}
     if args.out is not None:
         alpha = best["alpha"]
-        config = dataclasses.replace(ModelConfig.for_backbone("sscd_ensemble"), embed_dim=1024, code_bits=student.config.code_bits, trained=True)
+        config = dataclasses.replace(ModelConfig.for_backbone("sscd_ensemble"), embed_dim=descriptor_dim("sscd_ensemble"), code_bits=student.config.code_bits, trained=True)
         model = load_onnx_model(config, ensemble_heads(student, alpha))
         save_onnx_checkpoint(model, args.out)
         (args.out / "training.json").write_text(json.dumps({"made_by": "benchmarks/ensemble_study.py", "alpha": alpha,

@@ -135,6 +135,8 @@ def test_default_model_is_the_student_with_trained_codes() -> None:
     on the hard tuning split; edited copies stay nearer than unrelated photos in both spaces."""
     model = load_model()
     assert isinstance(model, OnnxFingerprintModel) and model.config.backbone == "sscd_distilled" and model.config.trained
+    # Stores record the model id and refuse another: the shipped id must never drift.
+    assert model.model_id == "vm-c50cb323564f0e4f"
     tuned = thresholds_for(model).values
     assert tuned["repetition_rule"] == 0 and 0 < tuned["copy_threshold"] < 1
     untrained = load_model(backbone="sscd_distilled")
@@ -190,7 +192,7 @@ def test_shipped_256_bit_model() -> None:
         assert _hamming(c_o, c_e) < min(_hamming(c_o, model.embed_frames(photos[o][None])[1][0]) for o in photos if o != name)
 
 
-def test_ensemble_backbone_concatenates_both_graphs() -> None:
+def test_ensemble_backbone_concatenates_both_graphs(tmp_path) -> None:
     """``sscd_ensemble``: each frame through SSCD and the student, the two unit descriptors
     side by side over sqrt(2) (1024-d, unit length, dot product = the mean of the two
     cosines); its own model id; an edited photo stays nearer than the other photos."""
@@ -201,22 +203,19 @@ def test_ensemble_backbone_concatenates_both_graphs() -> None:
     names = list(photos)
     frames = [photos[n] for n in names]
     x = ens.descriptors(frames)
-    parts = [load_model(backbone=b, threads=2).descriptors(frames) for b in BACKBONES]
-    np.testing.assert_allclose(x, np.concatenate(parts, axis=1) / np.sqrt(2), atol=1e-6)
+    singles = [load_model(backbone=b, threads=2) for b in BACKBONES]
+    np.testing.assert_allclose(x, np.concatenate([m.descriptors(frames) for m in singles], axis=1) / np.sqrt(2), atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-5)
-    assert ens.model_id not in {load_model(backbone=b).model_id for b in BACKBONES}
+    assert ens.model_id not in {m.model_id for m in singles}
     emb_o, cod_o = ens.embed_frames(frames)
-    emb_e, cod_e = ens.embed_frames([_edit(p) for p in frames])
+    emb_e = ens.embed_frames([_edit(p) for p in frames])[0]
     assert emb_o.shape == (len(names), 1024) and cod_o.shape == (len(names), 16)
     for i in range(len(names)):
         d_copy = np.linalg.norm(emb_o[i] - emb_e[i])
         assert all(d_copy < np.linalg.norm(emb_e[i] - emb_o[j]) for j in range(len(names)) if j != i), names[i]
     # A checkpoint of it round-trips under the same id.
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        back = load_model(checkpoint=save_onnx_checkpoint(ens, tmp + "/ck"))
-        assert back.model_id == ens.model_id and len(back.sessions) == 2
+    back = load_model(checkpoint=save_onnx_checkpoint(ens, tmp_path / "ck"), threads=2)
+    assert back.model_id == ens.model_id and len(back.sessions) == 2
 
 
 def test_shipped_ensemble_model() -> None:
@@ -228,6 +227,7 @@ def test_shipped_ensemble_model() -> None:
     ck = Path(__file__).resolve().parents[1] / "vidret_milvus" / "models" / "sscd_ensemble"
     model = load_model(checkpoint=ck, threads=2)
     assert isinstance(model, OnnxFingerprintModel) and model.config.backbone == "sscd_ensemble" and model.config.trained
+    assert model.model_id == "vm-4fb3ad94637a396a"
     alpha = json.loads((ck / "training.json").read_text())["alpha"]
     assert 0 < alpha < 1
     tuned = thresholds_for(model).values
@@ -237,5 +237,7 @@ def test_shipped_ensemble_model() -> None:
     e, c = model.embed_frames(frames)
     e_student, c_student = load_model(threads=2).embed_frames(frames)
     e_sscd, _ = load_model(backbone="sscd", threads=2).embed_frames(frames)
-    assert (c == c_student).all()
+    # The same quantization head on the same half: codes equal up to float rounding (u near 0
+    # may flip; one bit in millions did on random descriptors).
+    assert np.unpackbits(c ^ c_student).sum() <= 1
     np.testing.assert_allclose(e @ e.T, alpha * (e_sscd @ e_sscd.T) + (1 - alpha) * (e_student @ e_student.T), atol=1e-4)

@@ -647,7 +647,7 @@ def train(
 
 @app.command("train-heads")
 def train_heads(
-    backbone: Annotated[str, typer.Option("--backbone", help="Frozen ONNX descriptor: sscd, sscd_distilled or sscd_ensemble (both, 1024-d).", envvar="VIDRET_BACKBONE")] = "sscd",
+    backbone: Annotated[str, typer.Option("--backbone", help="Frozen ONNX descriptor: sscd, sscd_distilled or sscd_ensemble (both, 1024-d; the texture head keeps its length unless --set embed_dim=N).", envvar="VIDRET_BACKBONE")] = "sscd",
     out_dir: Annotated[Path, typer.Option("--out", help="Checkpoint folder to write (config.json, model.safetensors, training.json).")] = Path("runs/sscd_heads"),
     cache: Annotated[str, typer.Option("--cache", help="Training cache folder (train.npz: training split; val.npz: validation).")] = "train_cache",
     features: Annotated[Path, typer.Option("--features", help="Where the descriptors of the training images and their copies are cached.")] = Path("runs/frozen_cache"),

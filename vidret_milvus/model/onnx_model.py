@@ -90,7 +90,7 @@ def file_sha256(path: Path) -> str:
 
 
 def untrained_heads(config: Any) -> dict[str, np.ndarray]:
-    """Identity texture head (or an orthonormal projection when embed_dim < 512) and seeded
+    """Identity texture head (or an orthonormal projection when embed_dim < num_features) and seeded
     random-hyperplane codes: the untrained baseline on a copy-detection descriptor."""
     f, d, b = config.num_features, config.embed_dim, config.code_bits
     rng = np.random.default_rng(config.head_seed)
@@ -182,7 +182,7 @@ class OnnxFingerprintModel:
             for s in range(0, len(idx), batch_size):
                 part = idx[s : s + batch_size]
                 x = np.stack([prepared[i] for i in part])
-                out[part] = np.concatenate([s.run(None, {name: x})[0] for s, name in zip(self.sessions, self._inputs)], axis=1)
+                out[part] = np.concatenate([sess.run(None, {name: x})[0] for sess, name in zip(self.sessions, self._inputs)], axis=1)
         if len(self.sessions) > 1:
             out /= np.sqrt(len(self.sessions))  # each part is unit length: the whole is too
         return out
@@ -252,7 +252,7 @@ def load_onnx_model(config: Any, heads: dict[str, np.ndarray] | None = None, thr
 
 
 def replace_heads(model: OnnxFingerprintModel, heads: dict[str, np.ndarray], config: Any | None = None) -> OnnxFingerprintModel:
-    """The same session with other heads (used after training on cached descriptors)."""
+    """The same sessions with other heads (used after training on cached descriptors)."""
     config = config or model.config
     tensors = check_heads(heads, config, config.backbone)
     new = OnnxFingerprintModel(config, model.sessions, tensors, onnx_model_id(config, tensors, onnx_files(config.backbone)))

@@ -12,7 +12,8 @@ sub-model's output is computed once per training image and per edited copy and c
 
 Initialisation keeps the untrained baseline as the starting point: the feature standardisation
 is the training descriptors' mean and std, the texture head undoes it (so at step 0 the
-embedding IS the descriptor, or its orthonormal projection when ``embed_dim`` < 512), and the
+embedding IS the descriptor, or its orthonormal projection when ``embed_dim`` is shorter than
+the descriptor; 0, the default, is the descriptor's length: 512, or 1024 for ``sscd_ensemble``), and the
 quantization head starts as random hyperplanes through the data's centre (centred SimHash,
 ``quant_init="simhash"``, the shipped model) or as PCA-ITQ (``"itq"``, Gong & Lazebnik 2011:
 the top principal directions of the training descriptors, rotated to minimise the
@@ -47,7 +48,7 @@ QUANT_INITS = ("simhash", "itq")
 @dataclasses.dataclass(frozen=True)
 class FrozenConfig:
     copies: int = 6  # edited copies per training image (each 1-3 stacked edits)
-    embed_dim: int = 512
+    embed_dim: int = 0  # 0: the descriptor's length, so the texture head starts at the identity
     # Code length: the patent's 128 bits, or longer (256 passes fewer look-alikes at equal
     # recall: benchmarks/code_heads.py --bits, README "The code stage").
     bits: int = 128
@@ -101,7 +102,7 @@ def _cache_key(model: OnnxFingerprintModel, samples: SampleSet, cfg: FrozenConfi
 
 def descriptor_cache(model: OnnxFingerprintModel, samples: SampleSet, cfg: FrozenConfig, cache_dir: Path,
                      log: Callable[[str], None] = print) -> tuple[np.ndarray, np.ndarray]:
-    """Descriptors of every sample (N, 512) and of ``cfg.copies`` edited copies (N, C, 512),
+    """Descriptors of every sample (N, F) and of ``cfg.copies`` edited copies (N, C, F),
     computed once (seeded edits) and kept in ``cache_dir``."""
     key = _cache_key(model, samples, cfg)
     path = Path(cache_dir) / f"features-{model.config.backbone}-{key}.npz"
@@ -200,7 +201,7 @@ def train_heads(orig: np.ndarray, cop: np.ndarray, gids: np.ndarray, cfg: Frozen
     gen = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     allx = np.concatenate([orig, cop.reshape(-1, cop.shape[-1])])
-    heads = Heads(allx.mean(0), np.maximum(allx.std(0), 1e-4), cfg.embed_dim, bits, gen)
+    heads = Heads(allx.mean(0), np.maximum(allx.std(0), 1e-4), cfg.embed_dim or allx.shape[1], bits, gen)
     if cfg.quant_init == "itq":  # its own RNG stream: the batches stay those of "simhash"
         heads.set_quant_projection(itq_projection(allx, bits, np.random.default_rng([cfg.seed, 11]), cfg.itq_iters), allx)
     summary: dict[str, object] = {"config": dataclasses.asdict(cfg), "samples": len(orig)}
@@ -282,7 +283,7 @@ def train_frozen(model: OnnxFingerprintModel, train: SampleSet, val: SampleSet, 
     orig, cop = descriptor_cache(model, train, cfg, cache_dir, log)
     v_orig, v_cop = descriptor_cache(model, val, dataclasses.replace(cfg, copies=3), cache_dir, log)
     tensors, summary = train_heads(orig, cop, train.group_ids(), cfg, log)
-    config = dataclasses.replace(model.config, embed_dim=cfg.embed_dim, code_bits=cfg.bits, trained=True)
+    config = dataclasses.replace(model.config, embed_dim=cfg.embed_dim or model.config.num_features, code_bits=cfg.bits, trained=True)
     trained = replace_heads(model, tensors, config)
     if model.config.code_bits != cfg.bits:  # compare with untrained codes of the same length
         untrained_cfg = dataclasses.replace(model.config, code_bits=cfg.bits)
