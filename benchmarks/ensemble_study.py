@@ -23,7 +23,10 @@ the fused similarity. ``alpha`` is chosen here on the tuning sets (``--eval``) b
 detector (texture_head_study.plain_detector: per copied segment the best similarity of its
 frames, in any view, to the true reference; per negative query its best similarity to any
 reference; the share of copies above the cut that flags 2 % of the negatives), then measured in
-the real pipeline by tune_thresholds.py. Descriptors come from tune_thresholds.py's cache
+the real pipeline by tune_thresholds.py. ``--backbone sscd_ensemble_224`` does the same for
+the variant that feeds SSCD a 224 px shorter side (its SSCD half is read from the untrained
+``sscd_ensemble_224`` model's cache, whose embedding is the concatenation itself). Descriptors
+come from tune_thresholds.py's cache
 (``cached_set``, filled when missing: SSCD costs about 4 min per tuning set on 2 cores). Test
 sets are refused. ``--out`` fills the new model's cache from the two (a fresh fingerprint of
 one reference is checked against it), so the pipeline runs without fingerprinting again.
@@ -46,9 +49,17 @@ from vidret_milvus.descriptor import VideoDescriptor
 from vidret_milvus.fingerprint import Sampling, fingerprint_video
 from vidret_milvus.model import ModelConfig, load_model
 from vidret_milvus.model.checkpoint import save_onnx_checkpoint
-from vidret_milvus.model.onnx_model import OnnxFingerprintModel, descriptor_dim, load_onnx_model
+from vidret_milvus.model.onnx_model import DESCRIPTOR_DIM, OnnxFingerprintModel, descriptor_dim, load_onnx_model
 
 DEFAULT = "vidret_milvus/models/sscd_distilled"
+
+
+def sscd_part(source: OnnxFingerprintModel, e: np.ndarray) -> np.ndarray:
+    """SSCD's unit descriptor from ``source``'s cached embeddings: SSCD alone (untrained: the
+    descriptor itself), or an untrained ensemble (the concatenation over sqrt(2): its first half)."""
+    if source.config.num_features == DESCRIPTOR_DIM:
+        return e
+    return (e[:, :DESCRIPTOR_DIM] * np.sqrt(2.0)).astype(np.float32)
 
 
 def fused(x_sscd: np.ndarray, x_student: np.ndarray, alpha: float) -> np.ndarray:
@@ -87,9 +98,12 @@ Pair = tuple[dict, tuple[dict, dict], tuple[dict, dict]]  # ground truth, (refs,
 
 
 def paired(student: OnnxFingerprintModel, sscd: OnnxFingerprintModel, data: Path) -> Pair:
-    """Both models' cached descriptors of a set, checked to be the same frames and views."""
+    """Both models' cached descriptors of a set (``sscd``'s as :func:`sscd_part`), checked to be
+    the same frames and views."""
     gt, r1, q1 = cached_set(student, data, refuse_test=True)
     _, r2, q2 = cached_set(sscd, data, refuse_test=True)
+    r2 = {n: dataclasses.replace(d, embeddings=sscd_part(sscd, d.embeddings)) for n, d in r2.items()}
+    q2 = {n: [(v, dataclasses.replace(d, embeddings=sscd_part(sscd, d.embeddings))) for v, d in vs] for n, vs in q2.items()}
     for n in r1:
         if not np.array_equal(r1[n].timestamps, r2[n].timestamps):
             raise SystemExit(f"{data}/refs/{n}: the two caches hold other frames")
@@ -128,7 +142,7 @@ def fill_cache(student: OnnxFingerprintModel, sscd: OnnxFingerprintModel, model:
         dst.parent.mkdir(parents=True, exist_ok=True)
         if f in pairs:
             a, b = pairs[f]
-            dataclasses.replace(a, embeddings=fused(b.embeddings, a.embeddings, alpha), model_id=model.model_id).save(dst)
+            dataclasses.replace(a, embeddings=fused(sscd_part(sscd, b.embeddings), a.embeddings, alpha), model_id=model.model_id).save(dst)
         else:
             shutil.copy2(f, dst)
 
@@ -140,22 +154,24 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="write the checkpoint at the best --alpha here (and fill its cache)")
     ap.add_argument("--fill", type=Path, nargs="*", default=[ROOT / "benchmarks" / "data_hard_trainneg"],
                     help="sets whose cache --out also fills, beside the --eval sets (the tuning run's fourth set)")
+    ap.add_argument("--backbone", default="sscd_ensemble", choices=["sscd_ensemble", "sscd_ensemble_224"])
     ap.add_argument("--name", default="")
     args = ap.parse_args()
     student = load_model(checkpoint=DEFAULT)
-    sscd = load_model(backbone="sscd")
+    # SSCD as the ensemble sees it: alone at 288 px, or inside the untrained 224 px ensemble.
+    sscd = load_model(backbone="sscd" if args.backbone == "sscd_ensemble" else args.backbone)
     pairs = [paired(student, sscd, d) for d in args.eval]
-    eye = np.eye(descriptor_dim("sscd_ensemble"), dtype=np.float32)
+    eye = np.eye(descriptor_dim(args.backbone), dtype=np.float32)
     rows = []
     for alpha in args.alpha:
         row = {"alpha": alpha, **plain_detector([fused_set(p, alpha) for p in pairs], eye)}
         rows.append(row)
         print(f"alpha {alpha:.2f}: plain detector {row['detected']:.3f} (cut {row['cut']:.3f}, {row['copies']} copies, {row['negatives']} negatives)", flush=True)
     best = max(rows, key=lambda r: (r["detected"], -abs(r["alpha"] - 0.5)))
-    out = {"eval": [d.name for d in args.eval], "rows": rows, "best_alpha": best["alpha"]}
+    out = {"backbone": args.backbone, "eval": [d.name for d in args.eval], "rows": rows, "best_alpha": best["alpha"]}
     if args.out is not None:
         alpha = best["alpha"]
-        config = dataclasses.replace(ModelConfig.for_backbone("sscd_ensemble"), embed_dim=descriptor_dim("sscd_ensemble"), code_bits=student.config.code_bits, trained=True)
+        config = dataclasses.replace(ModelConfig.for_backbone(args.backbone), embed_dim=descriptor_dim(args.backbone), code_bits=student.config.code_bits, trained=True)
         model = load_onnx_model(config, ensemble_heads(student, alpha))
         save_onnx_checkpoint(model, args.out)
         (args.out / "training.json").write_text(json.dumps({"made_by": "benchmarks/ensemble_study.py", "alpha": alpha,

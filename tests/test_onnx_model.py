@@ -241,3 +241,19 @@ def test_shipped_ensemble_model() -> None:
     # may flip; one bit in millions did on random descriptors).
     assert np.unpackbits(c ^ c_student).sum() <= 1
     np.testing.assert_allclose(e @ e.T, alpha * (e_sscd @ e_sscd.T) + (1 - alpha) * (e_student @ e_student.T), atol=1e-4)
+
+
+def test_ensemble_224_feeds_sscd_a_smaller_frame() -> None:
+    """``sscd_ensemble_224``: the student sees the frame at the model's 288 px, SSCD the same
+    frame shrunk further to a 224 px shorter side (its cost is mostly pixels); own model id."""
+    from vidret_milvus.model.onnx_model import resize_short_side
+
+    ens = load_model(backbone=Backbone.sscd_ensemble_224.value, threads=2)
+    assert ens.config.input_size == 288 and ens.config.num_features == 1024
+    frames = [data.coffee(), data.chelsea()]
+    x = ens.descriptors(frames)
+    at_288 = [resize_short_side(f, 288) for f in frames]
+    sscd = load_model(backbone="sscd", input_size=224, threads=2).descriptors(at_288)
+    student = load_model(backbone="sscd_distilled", threads=2).descriptors(frames)
+    np.testing.assert_allclose(x * np.sqrt(2), np.concatenate([sscd, student], axis=1), atol=1e-6)
+    assert ens.model_id != load_model(backbone=Backbone.sscd_ensemble.value, threads=2).model_id

@@ -24,6 +24,7 @@ class Backbone(str, enum.Enum):
     sscd = "sscd"  # Meta's SSCD sscd_disc_mixup (ResNet-50, int8)
     sscd_distilled = "sscd_distilled"  # its distilled MobileNetV4 student (3.5 MB)
     sscd_ensemble = "sscd_ensemble"  # both side by side: 1024-d, about the cost of the two together
+    sscd_ensemble_224 = "sscd_ensemble_224"  # the same, SSCD fed at a 224 px shorter side (faster)
 
 
 class Precision(str, enum.Enum):
