@@ -130,16 +130,17 @@ def test_video_fingerprint_with_onnx_backbone(tmp_path, onnx_model: OnnxFingerpr
 
 
 def test_default_model_is_the_student_with_trained_codes() -> None:
-    """The shipped default: the SSCD student, identity texture head (the descriptor itself),
-    a TRAINED quantization head (codes differ from the untrained SimHash) and thresholds tuned
-    on the hard tuning split; edited copies stay nearer than unrelated photos in both spaces."""
+    """The shipped default: the SSCD student at a 224 px shorter side, identity texture head
+    (the descriptor itself), a TRAINED quantization head (codes differ from the untrained
+    SimHash) and thresholds tuned on the hard tuning split; edited copies stay nearer than
+    unrelated photos in both spaces."""
     model = load_model()
     assert isinstance(model, OnnxFingerprintModel) and model.config.backbone == "sscd_distilled" and model.config.trained
     # Stores record the model id and refuse another: the shipped id must never drift.
-    assert model.model_id == "vm-c50cb323564f0e4f"
+    assert model.model_id == "vm-27e9577875f81748" and model.config.input_size == 224
     tuned = thresholds_for(model).values
     assert tuned["repetition_rule"] == 0 and 0 < tuned["copy_threshold"] < 1
-    untrained = load_model(backbone="sscd_distilled")
+    untrained = load_model(backbone="sscd_distilled", input_size=224)
     photos = _photos()
     frames = np.stack([photos["chelsea"][:256, :256]])
     e_default, c_default = model.embed_frames(frames)
@@ -183,7 +184,7 @@ def test_shipped_256_bit_model() -> None:
     assert 64 <= tuned["radius"] <= 128 and tuned["code_equal_bits"] == 32
     photos = _photos()
     e, c = model.embed_frames(photos["chelsea"][None])
-    e_default, _ = load_model().embed_frames(photos["chelsea"][None])
+    e_default, _ = load_model(checkpoint=ck.parent / "sscd_distilled").embed_frames(photos["chelsea"][None])  # same input size (288)
     np.testing.assert_allclose(e, e_default, atol=1e-4)
     assert c.shape == (1, 32)
     for name in ("chelsea", "coffee", "rocket"):
@@ -219,7 +220,7 @@ def test_ensemble_backbone_concatenates_both_graphs(tmp_path) -> None:
 
 
 def test_shipped_ensemble_model() -> None:
-    """The selectable ensemble checkpoint: the default's codes exactly (its quantization head
+    """The selectable ensemble checkpoint: the 288 px student's codes (models/sscd_distilled; its quantization head
     reads the student's half), an embedding whose dot product fuses the two similarities,
     alpha * cos_sscd + (1 - alpha) * cos_student, and its own tuned thresholds."""
     from pathlib import Path
@@ -235,7 +236,7 @@ def test_shipped_ensemble_model() -> None:
     photos = _photos()
     frames = [photos[n] for n in photos] + [_edit(photos["chelsea"])]
     e, c = model.embed_frames(frames)
-    e_student, c_student = load_model(threads=2).embed_frames(frames)
+    e_student, c_student = load_model(checkpoint=ck.parent / "sscd_distilled", threads=2).embed_frames(frames)
     e_sscd, _ = load_model(backbone="sscd", threads=2).embed_frames(frames)
     # The same quantization head on the same half: codes equal up to float rounding (u near 0
     # may flip; one bit in millions did on random descriptors).
