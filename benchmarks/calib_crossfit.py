@@ -7,7 +7,7 @@
 
 Leave one tuning set out (tuning data only): fit the calibration (decision.fit_calibration) on
 the other sets' candidates, take the lowest copy threshold whose negatives' rate there is
-<= --max-fpr (best segment >= --min-copy-seconds; the default model's is 4 s), and apply both to the set left out. Prints,
+<= --max-fpr (best segment >= --min-copy-seconds; the 288 px student's, the default when this was written is 4 s), and apply both to the set left out. Prints,
 per fold, the in-sample and the held-out set's rate of negative queries flagged and of positive
 queries detected (a true reference called a copy: eval_retrieval's and tune_thresholds'
 "detected"; none for a set of negatives only), with the 95 % Wilson interval of the held-out
@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("dump", type=Path, help="tune_thresholds.py --dump-candidates file (its first grid point)")
     ap.add_argument("--l2", type=float, nargs="+", default=[1.0, 10.0], help="L2 penalties of the fit")
     ap.add_argument("--max-fpr", type=float, nargs="+", default=[0.02, 0.0])
-    ap.add_argument("--min-copy-seconds", type=float, default=4.0, help="the cut's shortest best segment (the default model's)")
+    ap.add_argument("--min-copy-seconds", type=float, default=4.0, help="the cut's shortest best segment (the 288 px student's, the default when this was written)")
     ap.add_argument("--name", default="", help="suffix of the results file")
     args = ap.parse_args()
     z = np.load(args.dump)

@@ -113,12 +113,12 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     model = load_model(backbone=args.backbone, threads=args.threads)
-    # the shipped default's recipe (its training.json), then --set
+    # the shipped student's recipe (models/sscd_distilled/training.json), then --set
     recipe = config_from_overrides(args.overrides, steps1=0, lr=0.0, quant_lr=0.001)
     samples = SampleSet.load(ROOT / "train_cache" / "train.npz")
     gt = json.loads((args.data / "ground_truth.json").read_text())
-    if args.backbone == "sscd_distilled":  # the default's cache (its texture head is the identity)
-        cache = ROOT / "benchmarks" / "out" / "tune_cache" / load_model().model_id / args.data.name
+    if args.backbone == "sscd_distilled":  # the 288 px student's cache (its texture head is the identity; 288 px as trained here)
+        cache = ROOT / "benchmarks" / "out" / "tune_cache" / load_model(checkpoint=ROOT / "vidret_milvus" / "models" / "sscd_distilled").model_id / args.data.name
         refs = {r["name"]: VideoDescriptor.load(cache / "refs" / f"{r['name']}.npz") for r in gt["references"]}
         queries = {q["name"]: VideoDescriptor.load(cache / "queries" / f"{q['name']}.npz") for q in gt["queries"]}
     else:

@@ -51,6 +51,7 @@ from vidret_milvus.model import ModelConfig, load_model
 from vidret_milvus.model.checkpoint import save_onnx_checkpoint
 from vidret_milvus.model.onnx_model import DESCRIPTOR_DIM, OnnxFingerprintModel, descriptor_dim, load_onnx_model
 
+# The 288 px student: the default when this study ran (its caches and results are keyed to it).
 DEFAULT = "vidret_milvus/models/sscd_distilled"
 
 

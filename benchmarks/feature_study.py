@@ -32,7 +32,7 @@ each query's whole frame and the views the default search makes), exhaustively i
 
 Each is appended to ``decision.FEATURES`` and judged the way the default's cut is chosen: the
 logistic calibration (``decision.fit_logistic``, L2 1) fitted, the lowest probability cut
-flagging <= 2 % of the negatives (best segment >= 4 s, the default's); leave one tuning set
+flagging <= 2 % of the negatives (best segment >= 4 s, the 288 px student's, then the default); leave one tuning set
 out (fit and cut on the others, count on the one left out) and in-sample on all. The row
 ``two_tier`` keeps the six features and adds a second cut: 3 s segments pass at a higher
 probability. Writes benchmarks/results/feature_study.json (``--name``).
@@ -131,7 +131,7 @@ def main() -> None:
     ap.add_argument("dump", type=Path, help="tune_thresholds.py --dump-candidates file (its first grid point)")
     ap.add_argument("--checkpoint", default="vidret_milvus/models/sscd_distilled", help="the model the dump was made with (its cached descriptors are read)")
     ap.add_argument("--max-fpr", type=float, default=0.02)
-    ap.add_argument("--min-copy-seconds", type=float, default=4.0, help="the cut's shortest best segment (the default model's)")
+    ap.add_argument("--min-copy-seconds", type=float, default=4.0, help="the cut's shortest best segment (the 288 px student's)")
     ap.add_argument("--name", default="")
     args = ap.parse_args()
     z = np.load(args.dump)

@@ -52,6 +52,7 @@ from vidret_milvus.model import load_model
 from vidret_milvus.model.checkpoint import save_onnx_checkpoint
 from vidret_milvus.model.onnx_model import replace_heads
 
+# The 288 px student: the default when this study ran (its caches and results are keyed to it).
 DEFAULT = "vidret_milvus/models/sscd_distilled"
 
 

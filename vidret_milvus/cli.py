@@ -101,7 +101,7 @@ UriOpt = Annotated[str, typer.Option("--uri", help="Milvus Lite file (*.db) or s
 TokenOpt = Annotated[str, typer.Option("--token", help="Milvus server token (user:password); never printed.", envvar="VIDRET_MILVUS_TOKEN", show_default=False)]
 PrefixOpt = Annotated[str, typer.Option("--prefix", help="Collection name prefix.", envvar="VIDRET_PREFIX")]
 CheckpointOpt = Annotated[Optional[Path], typer.Option("--checkpoint", help="Trained model folder (config.json + model.safetensors).", envvar="VIDRET_CHECKPOINT")]
-BackboneOpt = Annotated[Optional[str], typer.Option("--backbone", help="Backbone with untrained heads: sscd, sscd_distilled or sscd_ensemble (both side by side) (copy-detection descriptors, ONNX), or a timm name (tf_efficientnet_lite0, resnet101, ...).", envvar="VIDRET_BACKBONE")]
+BackboneOpt = Annotated[Optional[str], typer.Option("--backbone", help="Backbone with untrained heads: sscd, sscd_distilled, sscd_ensemble (both side by side) or sscd_ensemble_224 (SSCD at 224 px) (copy-detection descriptors, ONNX), or a timm name (tf_efficientnet_lite0, resnet101, ...).", envvar="VIDRET_BACKBONE")]
 WeightsOpt = Annotated[Optional[str], typer.Option("--weights", help="Backbone ImageNet weights: a local .pth/.safetensors file, or 'hub' to download through timm.", envvar="VIDRET_WEIGHTS")]
 PrecisionOpt = Annotated[Precision, typer.Option("--precision", help="Inference arithmetic: bf16 is faster with torch, codes may differ in a few bits.", envvar="VIDRET_PRECISION")]
 ThreadsOpt = Annotated[int, typer.Option("--threads", help="CPU threads for decoding and for the model.", envvar="VIDRET_THREADS", min=1)]
@@ -647,7 +647,7 @@ def train(
 
 @app.command("train-heads")
 def train_heads(
-    backbone: Annotated[str, typer.Option("--backbone", help="Frozen ONNX descriptor: sscd, sscd_distilled or sscd_ensemble (both, 1024-d; the texture head keeps its length unless --set embed_dim=N).", envvar="VIDRET_BACKBONE")] = "sscd",
+    backbone: Annotated[str, typer.Option("--backbone", help="Frozen ONNX descriptor: sscd, sscd_distilled, sscd_ensemble or sscd_ensemble_224 (both, 1024-d; the texture head keeps its length unless --set embed_dim=N).", envvar="VIDRET_BACKBONE")] = "sscd",
     out_dir: Annotated[Path, typer.Option("--out", help="Checkpoint folder to write (config.json, model.safetensors, training.json).")] = Path("runs/sscd_heads"),
     cache: Annotated[str, typer.Option("--cache", help="Training cache folder (train.npz: training split; val.npz: validation).")] = "train_cache",
     features: Annotated[Path, typer.Option("--features", help="Where the descriptors of the training images and their copies are cached.")] = Path("runs/frozen_cache"),
@@ -664,7 +664,7 @@ def train_heads(
     cfg = config_from_overrides(overrides or [])
     model = load_model(backbone=backbone, threads=threads)
     if not isinstance(model, OnnxFingerprintModel):
-        raise VidretError(f"--backbone {backbone!r} is not a frozen ONNX descriptor (sscd, sscd_distilled, sscd_ensemble); use `train`")
+        raise VidretError(f"--backbone {backbone!r} is not a frozen ONNX descriptor (sscd, sscd_distilled, sscd_ensemble, sscd_ensemble_224); use `train`")
     if not cache_ready(cache):
         raise VidretError(f"{cache}: no training cache (run `vidret-milvus train --prepare-only` first)")
     trained, summary = train_frozen(model, SampleSet.load(Path(cache) / "train.npz"), SampleSet.load(Path(cache) / "val.npz"), cfg, features,

@@ -8,7 +8,8 @@ scaled by 1/sqrt(2), so the 1024-d descriptor is unit length and its dot product
 of the two cosine similarities; ``sscd_ensemble_224`` the same with SSCD's input shrunk to a
 shorter side of 224, for speed). Input is uint8 RGB NHWC at any
 size (the normalisation is inside the graph); frames are resized so that their shorter side is
-``config.input_size`` (288, SSCD's ``small_288``). The output descriptor is L2-normalised.
+``config.input_size`` (288, SSCD's ``small_288``, unless the checkpoint says otherwise: the default
+runs the student at 224). The output descriptor is L2-normalised.
 
 On top sit the patent's two heads, applied here in numpy so that inference needs no torch:
 
