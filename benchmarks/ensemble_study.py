@@ -44,9 +44,8 @@ import numpy as np
 
 from _common import ROOT, save
 from texture_head_study import plain_detector
-from tune_thresholds import cache_dir, cached_set
+from tune_thresholds import cache_dir, cached_set, check_filled_cache
 from vidret_milvus.descriptor import VideoDescriptor
-from vidret_milvus.fingerprint import Sampling, fingerprint_video
 from vidret_milvus.model import ModelConfig, load_model
 from vidret_milvus.model.checkpoint import save_onnx_checkpoint
 from vidret_milvus.model.onnx_model import DESCRIPTOR_DIM, OnnxFingerprintModel, descriptor_dim, load_onnx_model
@@ -180,12 +179,7 @@ def main() -> None:
         for d in {*args.eval, *args.fill}:
             paired(student, sscd, d)  # both caches, fingerprinted if missing, checked to agree
             fill_cache(student, sscd, model, d, alpha)
-        ref0 = pairs[0][0]["references"][0]["name"]
-        fresh = fingerprint_video(args.eval[0] / "refs" / ref0, load_model(checkpoint=str(args.out)), Sampling())
-        filled = VideoDescriptor.load(cache_dir(model, args.eval[0]) / "refs" / (ref0 + ".npz"))
-        err = float(np.abs(fresh.embeddings - filled.embeddings).max())
-        if err > 1e-4 or not np.array_equal(fresh.codes, filled.codes):
-            raise SystemExit(f"the filled cache differs from a fresh fingerprint ({err:.2g})")
+        err = check_filled_cache(args.out, args.eval[0])
         print(f"wrote {args.out} (model {model.model_id}, alpha {alpha:g}); its cache filled from {student.model_id} + {sscd.model_id} (checked: {err:.1g})")
         out["checkpoint"] = {"path": str(args.out), "model_id": model.model_id, "alpha": alpha}
     save("ensemble_study" + (f"-{args.name}" if args.name else ""), out)

@@ -45,9 +45,8 @@ from pathlib import Path
 import numpy as np
 
 from _common import ROOT, save
-from tune_thresholds import cache_dir, cached_set
+from tune_thresholds import cache_dir, cached_set, check_filled_cache
 from vidret_milvus.descriptor import VideoDescriptor
-from vidret_milvus.fingerprint import Sampling, fingerprint_video
 from vidret_milvus.model import load_model
 from vidret_milvus.model.checkpoint import save_onnx_checkpoint
 from vidret_milvus.model.onnx_model import replace_heads
@@ -181,12 +180,7 @@ def main() -> None:
                     dataclasses.replace(desc, embeddings=mapped(desc.embeddings, first), model_id=model.model_id).save(dst)
                 else:
                     shutil.copy2(f, dst)
-        ref0 = evals[0][0]["references"][0]["name"]
-        fresh = fingerprint_video(args.eval[0] / "refs" / ref0, load_model(checkpoint=str(args.out)), Sampling())
-        filled = VideoDescriptor.load(cache_dir(model, args.eval[0]) / "refs" / (ref0 + ".npz"))
-        err = float(np.abs(fresh.embeddings - filled.embeddings).max())
-        if err > 1e-4 or not np.array_equal(fresh.codes, filled.codes):
-            raise SystemExit(f"the filled cache differs from a fresh fingerprint ({err:.2g})")
+        err = check_filled_cache(args.out, args.eval[0])
         print(f"wrote {args.out} (model {model.model_id}, lambda {args.lam[0]:g}); its cache filled from {base.model_id} (checked: {err:.1g})")
         out["checkpoint"] = {"path": str(args.out), "model_id": model.model_id, "lambda": args.lam[0]}
     save("texture_head_study" + (f"-{args.name}" if args.name else ""), out)

@@ -159,6 +159,20 @@ def cached_set(model, data: Path, views: QueryViews = QueryViews.insets, samplin
     full = fingerprints(model, data, names, "queries", cache, sampling)
     return gt, refs, query_views(model, data, names, views, cache, sampling, full)
 
+def check_filled_cache(checkpoint: Path, data: Path) -> float:
+    """Fingerprint ``data``'s first reference afresh with the checkpoint and compare it with the
+    cache a study filled for that model without fingerprinting (texture_head_study.py,
+    ensemble_study.py); exits when they differ. Returns the largest embedding difference."""
+    model = load_model(checkpoint=str(checkpoint))
+    ref0 = json.loads((data / "ground_truth.json").read_text())["references"][0]["name"]
+    fresh = fingerprint_video(data / "refs" / ref0, model, Sampling())
+    filled = VideoDescriptor.load(cache_dir(model, data) / "refs" / (ref0 + ".npz"))
+    err = float(np.abs(fresh.embeddings - filled.embeddings).max())
+    if err > 1e-4 or not np.array_equal(fresh.codes, filled.codes):
+        raise SystemExit(f"{checkpoint}: the filled cache of {data.name} differs from a fresh fingerprint ({err:.2g})")
+    return err
+
+
 def radius_tradeoff(sets: list[tuple], bits: int = 128) -> list[dict[str, float]]:
     """What the category recall costs and finds at each Hamming radius, from the descriptors
     alone (exhaustive numpy, no Milvus): the share of copied query frames whose L2-nearest
