@@ -15,7 +15,7 @@ from vidret_milvus.errors import ModelError
 from vidret_milvus.fingerprint import Sampling, fingerprint_video
 from vidret_milvus.model import load_model
 from vidret_milvus.model.backbone import Backbone
-from vidret_milvus.model.checkpoint import save_onnx_checkpoint
+from vidret_milvus.model.checkpoint import DEFAULT_CHECKPOINT, save_onnx_checkpoint
 from vidret_milvus.model.settings import Thresholds, thresholds_for
 from vidret_milvus.model.onnx_model import OnnxFingerprintModel, replace_heads, untrained_heads
 
@@ -130,14 +130,14 @@ def test_video_fingerprint_with_onnx_backbone(tmp_path, onnx_model: OnnxFingerpr
 
 
 def test_default_model_is_the_student_with_trained_codes() -> None:
-    """The shipped default: the SSCD student at a 224 px shorter side, identity texture head
-    (the descriptor itself), a TRAINED quantization head (codes differ from the untrained
-    SimHash) and thresholds tuned on the hard tuning split; edited copies stay nearer than
-    unrelated photos in both spaces."""
+    """The shipped default: the SSCD student at a 224 px shorter side, a whitened texture head
+    (a fixed linear map of the descriptor, fitted without labels on training-split frames), a
+    TRAINED quantization head (codes differ from the untrained SimHash) and thresholds tuned on
+    the hard tuning split; edited copies stay nearer than unrelated photos in both spaces."""
     model = load_model()
     assert isinstance(model, OnnxFingerprintModel) and model.config.backbone == "sscd_distilled" and model.config.trained
     # Stores record the model id and refuse another: the shipped id must never drift.
-    assert model.model_id == "vm-27e9577875f81748" and model.config.input_size == 224
+    assert model.model_id == "vm-ad393d84bec4c4ff" and model.config.input_size == 224
     tuned = thresholds_for(model).values
     assert tuned["repetition_rule"] == 0 and 0 < tuned["copy_threshold"] < 1
     untrained = load_model(backbone="sscd_distilled", input_size=224)
@@ -145,7 +145,7 @@ def test_default_model_is_the_student_with_trained_codes() -> None:
     frames = np.stack([photos["chelsea"][:256, :256]])
     e_default, c_default = model.embed_frames(frames)
     e_untrained, c_untrained = untrained.embed_frames(frames)
-    np.testing.assert_allclose(e_default, e_untrained, atol=1e-4)  # texture head left at the identity
+    assert float(e_default[0] @ e_untrained[0]) < 0.999  # the texture head is not the identity any more
     assert _hamming(c_default[0], c_untrained[0]) > 8  # the code head was trained
     for name in ("chelsea", "coffee", "rocket"):
         e_o, c_o = model.embed_frames(photos[name][None])
@@ -153,6 +153,25 @@ def test_default_model_is_the_student_with_trained_codes() -> None:
         others = [model.embed_frames(photos[o][None]) for o in photos if o != name]
         assert _hamming(c_o[0], c_e[0]) < min(_hamming(c_o[0], c[0]) for _, c in others)
         assert np.linalg.norm(e_o - e_e) < min(np.linalg.norm(e_o - e) for e, _ in others)
+
+
+def test_whitened_default_keeps_the_224_codes_and_maps_the_descriptor() -> None:
+    """models/sscd_whitened is models/sscd_distilled_224 with only the texture head replaced:
+    the same codes bit for bit (a store's Hamming recall is unchanged), and an embedding that
+    is a linear map of the descriptor WITHOUT an offset (the whitening is uncentred: the heads'
+    standardisation and the texture bias cancel), so scaling a descriptor leaves it unchanged,
+    while it is not the descriptor itself (the base checkpoint's embedding)."""
+    base = load_model(checkpoint=DEFAULT_CHECKPOINT.parent / "sscd_distilled_224")
+    model = load_model()
+    photos = _photos()
+    frames = [photos[n] for n in ("chelsea", "coffee", "rocket")] + [_edit(photos["coffee"])]
+    x = base.descriptors(frames)
+    e_base, c_base = base.heads_from_descriptors(x)
+    e, c = model.heads_from_descriptors(x)
+    np.testing.assert_array_equal(c, c_base)
+    np.testing.assert_allclose(e_base, x / np.linalg.norm(x, axis=1, keepdims=True), atol=1e-5)  # the base: x itself
+    np.testing.assert_allclose(model.heads_from_descriptors(3.0 * x)[0], e, atol=1e-4)
+    assert np.all(np.sum(e * e_base, axis=1) < 0.999)
 
 
 def test_torch_only_requests_are_refused_not_ignored(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -348,8 +348,8 @@ def search_descriptor(
 # the checkpoint to pass instead of only refusing.
 _KNOWN_MODELS = {"vm-ce433d093d6185e6": "lite0 (the default before 2026-12-03)", "vm-049a04652c81059f": "patent_v1",
                  "vm-c50cb323564f0e4f": "sscd_distilled (the default until 2026-12-04, 288 px)",
-                 "vm-27e9577875f81748": "sscd_distilled_224 (the default)", "vm-bab67a25d21a70cf": "sscd_distilled_256 (256-bit codes)",
-                 "vm-4fb3ad94637a396a": "sscd_ensemble (SSCD + student)"}
+                 "vm-27e9577875f81748": "sscd_distilled_224 (the default until 2026-12-04, identity texture head)", "vm-bab67a25d21a70cf": "sscd_distilled_256 (256-bit codes)",
+                 "vm-4fb3ad94637a396a": "sscd_ensemble (SSCD + student)", "vm-ad393d84bec4c4ff": "sscd_whitened (the default)"}
 
 
 def check_store(store: Store, model: FingerprintModel) -> StoreMeta:

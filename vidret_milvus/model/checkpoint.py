@@ -33,7 +33,7 @@ RUNTIMES = ("auto", "onnx", "torch")
 # hard benchmark). The Lite0 model it replaced stays selectable as models/lite0.
 # The SSCD student at a 224 px shorter side (the same heads as models/sscd_distilled, which
 # runs it at 288): better on the hard tuning sets and a little faster (README, "The student at 224 px").
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "models" / "sscd_distilled_224"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "models" / "sscd_whitened"
 def model_id(model: FingerprintModel) -> str:
     """Hash of the config and of every tensor: two ids are equal only for identical models."""
     import torch
