@@ -138,7 +138,7 @@ def main() -> None:
         raise SystemExit(f"{args.stats}: the statistics' set cannot also judge them")
     print(f"training statistics from {n} descriptors; |mean| {np.linalg.norm(mu):.3f}, top eigenvalues {np.round(lam[:3], 4).tolist()}, median {np.median(lam):.2e}", flush=True)
     sets = [load_set(model, ROOT / "benchmarks" / s) for s in args.sets]
-    variants = [("identity (the default)", 0.0, False)] + [(f"centred, p {p:g}", p, True) for p in args.powers] + [(f"uncentred, p {p:g}", p, False) for p in args.powers if p > 0]
+    variants = [("identity", 0.0, False)] + [(f"centred, p {p:g}", p, True) for p in args.powers] + [(f"uncentred, p {p:g}", p, False) for p in args.powers if p > 0]
     rows = []
     for name, p, center in variants:
         A, c = whitening(mu, lam, U, p, center)
