@@ -11,8 +11,10 @@ the other sets' candidates, take the lowest copy threshold whose negatives' rate
 per fold, the in-sample and the held-out set's rate of negative queries flagged and of positive
 queries detected (a true reference called a copy: eval_retrieval's and tune_thresholds'
 "detected"; none for a set of negatives only), with the 95 % Wilson interval of the held-out
-rate (a few dozen negatives are a coarse sample). Writes benchmarks/results/calib_crossfit.json
-(``--name``).
+rate (a few dozen negatives are a coarse sample), then each target's folds together. ``--goal
+G`` names the largest ``--max-fpr`` whose held-out rate, all folds together, stays <= G: the
+target to tune with when the goal is about new data (a cut fitted at exactly G exceeds it there).
+Writes benchmarks/results/calib_crossfit.json (``--name``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ def main() -> None:
     ap.add_argument("--l2", type=float, nargs="+", default=[1.0, 10.0], help="L2 penalties of the fit")
     ap.add_argument("--max-fpr", type=float, nargs="+", default=[0.02, 0.0])
     ap.add_argument("--min-copy-seconds", type=float, default=4.0, help="the cut's shortest best segment (the 288 px student's, the default when this was written)")
+    ap.add_argument("--goal", type=float, default=None,
+                    help="the negatives' rate to keep on held-out sets: prints the largest --max-fpr whose folds together stay within it")
     ap.add_argument("--name", default="", help="suffix of the results file")
     args = ap.parse_args()
     z = np.load(args.dump)
@@ -89,7 +93,31 @@ def main() -> None:
                 rows.append(row)
                 print(f"l2 {l2:g} max FPR {max_fpr:g}: fit on {'+'.join(fit_on)}, p >= {th:.2f}: {ka} of {na} negatives ({ka / max(1, na):.3f}) detected {fmt(da)} "
                       f"-> {b}: {kb} of {nb} ({kb / max(1, nb):.3f}, 95 % {lo:.3f}-{hi:.3f}) detected {fmt(db)}", flush=True)
-    save("calib_crossfit" + (f"-{args.name}" if args.name else ""), {"dump": str(args.dump), "rows": rows})
+    # Per target, all folds together: the rate a cut chosen that way flags on tuning data it was
+    # not fitted on. --goal: the largest in-sample target whose held-out rate keeps the goal (a
+    # cut fitted at exactly the goal overshoots it on new data, as the folds show).
+    summary = []
+    for l2 in args.l2:
+        for max_fpr in args.max_fpr:
+            done = [r for r in rows if r["l2"] == l2 and r["max_fpr"] == max_fpr and r["threshold"] is not None]
+            if len(done) < len(names):
+                continue
+            k, n = sum(r["flagged"][1] for r in done), sum(r["negatives"][1] for r in done)
+            found = sum(round(r["detected_other"] * n_pos[r["applied_to"]]) for r in done if r["detected_other"] is not None)
+            npos = sum(n_pos[r["applied_to"]] for r in done)
+            lo, hi = wilson(k, n)
+            summary.append({"l2": l2, "max_fpr": max_fpr, "held_out_flagged": k, "held_out_negatives": n, "held_out_fpr": round(k / max(1, n), 4),
+                            "held_out_fpr_95": [round(lo, 4), round(hi, 4)], "held_out_detected": found, "held_out_positives": npos})
+            print(f"l2 {l2:g} max FPR {max_fpr:g}, all folds: held out {k} of {n} negatives flagged ({k / max(1, n):.4f}, 95 % {lo:.3f}-{hi:.3f}), "
+                  f"{found} of {npos} positives detected", flush=True)
+    chosen = None
+    if args.goal is not None:
+        ok = [r for r in summary if r["held_out_fpr"] <= args.goal]
+        chosen = max(ok, key=lambda r: (r["max_fpr"], -r["l2"])) if ok else None
+        print(f"goal {args.goal:g}: " + (f"the largest target keeping it held out is --max-fpr {chosen['max_fpr']:g} (l2 {chosen['l2']:g})" if chosen
+                                         else "no target tried keeps it held out"), flush=True)
+    save("calib_crossfit" + (f"-{args.name}" if args.name else ""), {"dump": str(args.dump), "rows": rows, "summary": summary, "goal": args.goal,
+                                                                     "chosen": chosen})
 
 
 if __name__ == "__main__":

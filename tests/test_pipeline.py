@@ -396,7 +396,10 @@ def test_model_mismatch_refused(tmp_path: Path, db: Path, media: dict[str, Path]
     assert res.exit_code == 1
     stored = json.loads(runner.invoke(app, ["stats", "--uri", str(db), "--json"]).stdout)["model_id"]
     assert f"store holds codes of model {stored}; the model in use is vm-" in res.output
-    assert "pass --checkpoint vidret_milvus/models/sscd_distilled" in res.output  # names the shipped model it was made with
+    from vidret_milvus.model.checkpoint import DEFAULT_CHECKPOINT
+
+    # names the shipped model it was made with (the default, here)
+    assert f"pass --checkpoint vidret_milvus/models/{DEFAULT_CHECKPOINT.name})" in res.output
     with Store.connect(str(db)) as store:
         with pytest.raises(ModelMismatchError):
             store.ensure_collections(StoreMeta(model_id="vm-0000000000000000", embed_dim=256, code_bits=128, fps=1.0, keyframes=False))
