@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_backbones.py [--threads 2] [--seconds 60] [--repeats 3]
 
-For each model (by default: the default checkpoint, the student at 288 px, the SSCD + student
+For each model (by default: the default checkpoint, the 224 px student with the identity texture head, the student at 288 px, the SSCD + student
 ensemble checkpoint, and SSCD alone with untrained heads; ``--checkpoint`` / ``--backbone``
 name others) it measures, with the same
 threads, in the same run:
@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--checkpoint", type=Path, nargs="*", default=[ROOT / "vidret_milvus/models/sscd_distilled_224", ROOT / "vidret_milvus/models/sscd_distilled", ROOT / "vidret_milvus/models/sscd_ensemble"])
+    ap.add_argument("--checkpoint", type=Path, nargs="*", default=[ROOT / "vidret_milvus/models/sscd_whitened", ROOT / "vidret_milvus/models/sscd_distilled_224", ROOT / "vidret_milvus/models/sscd_distilled", ROOT / "vidret_milvus/models/sscd_ensemble"])
     ap.add_argument("--backbone", nargs="*", default=["sscd"], help="untrained heads on these backbones as well")
     ap.add_argument("--name", default="")
     args = ap.parse_args()

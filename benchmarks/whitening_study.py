@@ -1,31 +1,34 @@
-"""Does centring (and partly whitening) the default's descriptor help the re-rank on the hard tuning sets?
+"""Does centring (and partly whitening) the student's descriptor help the re-rank on the hard tuning sets?
 
     .venv/bin/python benchmarks/whitening_study.py                          # prints the plain detector per variant
-    .venv/bin/python benchmarks/whitening_study.py --out runs/sscd_centred  # and writes the best as a checkpoint
+    .venv/bin/python benchmarks/whitening_study.py --out runs/sscd_whitened # and writes the best as a checkpoint
     .venv/bin/python benchmarks/tune_thresholds.py --data benchmarks/data_hard_tune benchmarks/data_hard_tune2 \\
-        benchmarks/data_hard_tune3 benchmarks/data_hard_trainneg --checkpoint runs/sscd_centred \\
-        --min-score 0.4 --frame-match-l2 1.2 --radius 40 --name hard-centred
+        benchmarks/data_hard_tune3 benchmarks/data_hard_trainneg --checkpoint runs/sscd_whitened \\
+        --min-score 0.3,0.35,0.4,0.45,0.5 --frame-match-l2 1.2 --radius 40 --name hard-whitened
 
 Copy descriptors share a common component: every frame, copy or not, points partly the same
 way, which lifts the cosine of unrelated frames (look-alike strips of one photo most of all).
-Subtracting the descriptors' mean before the cosine, and optionally shrinking the dominant
-principal directions (PCA whitening with exponent ``p``: ``A = diag((lambda + eps)^(-p/2)) U^T``,
-``eps`` the median eigenvalue; p = 0 is centring alone, p = 1 full whitening), is the standard
-unsupervised fix (descriptor "whitening" of DISC21 / VSC22 baselines). The statistics come from
-the TRAINING split only: the training images' descriptors at the default's input size, each with
-its seeded edited copies (train.frozen.descriptor_cache, as train-heads caches them), never a
-tuning or test frame. The map is the texture head (no new weights at run time):
+Subtracting a mean before the cosine and shrinking the dominant principal directions (PCA
+whitening with exponent ``p``: ``A = diag((lambda + eps)^(-p/2)) U^T``, ``eps`` the median
+eigenvalue; p = 1 is full whitening; "centred" subtracts the mean first, "uncentred" does not)
+is the standard unsupervised fix (descriptor whitening in the DISC21 / VSC22 baselines). The
+statistics come from the TRAINING split only (``--stats``): by default the reference frames of a
+training-split hard set (``data_hard_trainpos``, made by make_dataset.py --split train; its
+queries and labels are not read), or ``train_images``, the training images with their seeded
+edited copies (train.frozen.descriptor_cache, as train-heads caches them); never a tuning or
+test frame. The map is the texture head (no new weights at run time):
 
-    e = normalize(A (x - mu))     with x the backbone's unit descriptor
+    e = normalize(A (x - c))     with x the backbone's unit descriptor, c the mean or 0
 
 so the float embedding, the L2 re-rank, alignment and decision see it, while the codes (the
-quantization head reads x) and the Hamming recall stay the default's. Each variant is judged on the
-tuning sets by texture_head_study.plain_detector (per copied segment its best frame similarity to
-the true reference, per negative query its best similarity to any reference; copies above the cut
-that flags 2 % of the negatives), then the chosen one in the real pipeline by tune_thresholds.py.
-``--out`` fills the new model's tune cache from the default's (the default's embedding is x
-itself: its texture head is the identity), checked against a fresh fingerprint. Test sets are
-refused. Writes benchmarks/results/whitening_study.json (``--name``).
+quantization head reads x) and the Hamming recall stay the base checkpoint's. The base
+(``--checkpoint``, the 224 px student) must have the identity texture head: its embedding is x.
+Each variant is judged on the tuning sets by texture_head_study.plain_detector (per copied
+segment its best frame similarity to the true reference, per negative query its best similarity
+to any reference; copies above the cut that flags 2 % of the negatives), then the chosen one in
+the real pipeline by tune_thresholds.py. ``--out`` fills the new model's tune cache from the
+base's, checked against a fresh fingerprint. Test sets are refused. Writes
+benchmarks/results/whitening_study.json (``--name``).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from vidret_milvus.model.onnx_model import OnnxFingerprintModel, replace_heads
 from vidret_milvus.train.data import SampleSet
 from vidret_milvus.train.frozen import config_from_overrides, descriptor_cache
 
-DEFAULT = "vidret_milvus/models/sscd_distilled_224"
+BASE = "vidret_milvus/models/sscd_distilled_224"  # identity texture head: its embedding is the descriptor
 SETS = ("data_hard_tune", "data_hard_tune2", "data_hard_tune3", "data_hard_trainneg")
 
 
@@ -91,22 +94,31 @@ def mapped_set(s: tuple, A: np.ndarray, c: np.ndarray) -> tuple:
     return gt, {n: f(e) for n, e in refs.items()}, {n: [dataclasses.replace(v, embeddings=f(v.embeddings)) for v in vs] for n, vs in queries.items()}
 
 
-def heads_with(model: OnnxFingerprintModel, A: np.ndarray, c: np.ndarray) -> dict[str, np.ndarray]:
-    """The default's heads with the texture head ``normalize(A (x - c))``. The heads standardise
-    first (``f = (x - m) / s``) and the default's texture head undoes it (``W = diag(s)``,
-    ``b = m``), so ``A (x - c) = (A diag(s)) f + A (m - c)``; the quantization head is untouched."""
-    h = {k: v.copy() for k, v in model.heads.items()}
+def check_identity(model: OnnxFingerprintModel) -> None:
+    """The study maps the descriptor itself, read from the base's cached embeddings: its texture
+    head must undo the heads' standardisation (``W = diag(s)``, ``b = m``), i.e. be the identity."""
+    h = model.heads
     m, s = h["feature_norm.mean"].astype(np.float64), h["feature_norm.std"].astype(np.float64)
     if not np.allclose(h["texture_head.proj.weight"], np.diag(s), atol=1e-6) or not np.allclose(h["texture_head.proj.bias"], m, atol=1e-6):
-        raise SystemExit("the model's texture head is not the identity on its descriptor; this study maps the descriptor itself")
+        raise SystemExit(f"model {model.model_id}: its texture head is not the identity on its descriptor (a whitened model?); "
+                         f"pass --checkpoint {BASE}")
+
+
+def heads_with(model: OnnxFingerprintModel, A: np.ndarray, c: np.ndarray) -> dict[str, np.ndarray]:
+    """The base's heads with the texture head ``normalize(A (x - c))``. The heads standardise
+    first (``f = (x - m) / s``) and the base's texture head undoes it, so
+    ``A (x - c) = (A diag(s)) f + A (m - c)``; the quantization head is untouched."""
+    check_identity(model)
+    h = {k: v.copy() for k, v in model.heads.items()}
+    m, s = h["feature_norm.mean"].astype(np.float64), h["feature_norm.std"].astype(np.float64)
     h["texture_head.proj.weight"] = (A @ np.diag(s)).astype(np.float32)
     h["texture_head.proj.bias"] = (A @ (m - c)).astype(np.float32)
     return h
 
 
 def fill_cache(src: OnnxFingerprintModel, dst: OnnxFingerprintModel, data: Path, A: np.ndarray, c: np.ndarray) -> None:
-    """The new model's tune cache of ``data`` from the default's: same frames and codes, the
-    embeddings mapped (the default's embedding is the unit descriptor itself)."""
+    """The new model's tune cache of ``data`` from the base's: same frames and codes, the
+    embeddings mapped (the base's embedding is the unit descriptor itself)."""
     src_dir, dst_dir = cache_dir(src, data), cache_dir(dst, data)
     for f in sorted(src_dir.rglob("*")):
         if f.is_dir():
@@ -124,7 +136,7 @@ def fill_cache(src: OnnxFingerprintModel, dst: OnnxFingerprintModel, data: Path,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", default=DEFAULT, help="the model whose descriptor is mapped (its texture head must be the identity)")
+    ap.add_argument("--checkpoint", default=BASE, help="the model whose descriptor is mapped (its texture head must be the identity)")
     ap.add_argument("--sets", nargs="+", default=list(SETS), help="tuning sets (benchmarks/NAME) the plain detector runs on")
     ap.add_argument("--stats", default="data_hard_trainpos", help="where the mean and covariance come from: train_images, or a training-split hard set's references")
     ap.add_argument("--powers", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3, 0.5], help="whitening exponents p (0: centring only)")
@@ -133,6 +145,7 @@ def main() -> None:
     ap.add_argument("--name", default="")
     args = ap.parse_args()
     model = load_model(checkpoint=args.checkpoint)
+    check_identity(model)
     mu, lam, U, n = training_statistics(model, args.stats)
     if args.stats in args.sets:
         raise SystemExit(f"{args.stats}: the statistics' set cannot also judge them")

@@ -143,9 +143,8 @@ def test_default_model_is_the_student_with_trained_codes() -> None:
     untrained = load_model(backbone="sscd_distilled", input_size=224)
     photos = _photos()
     frames = np.stack([photos["chelsea"][:256, :256]])
-    e_default, c_default = model.embed_frames(frames)
-    e_untrained, c_untrained = untrained.embed_frames(frames)
-    assert float(e_default[0] @ e_untrained[0]) < 0.999  # the texture head is not the identity any more
+    _, c_default = model.embed_frames(frames)
+    _, c_untrained = untrained.embed_frames(frames)  # (the texture head: the next test)
     assert _hamming(c_default[0], c_untrained[0]) > 8  # the code head was trained
     for name in ("chelsea", "coffee", "rocket"):
         e_o, c_o = model.embed_frames(photos[name][None])
@@ -160,7 +159,8 @@ def test_whitened_default_keeps_the_224_codes_and_maps_the_descriptor() -> None:
     the same codes bit for bit (a store's Hamming recall is unchanged), and an embedding that
     is a linear map of the descriptor WITHOUT an offset (the whitening is uncentred: the heads'
     standardisation and the texture bias cancel), so scaling a descriptor leaves it unchanged,
-    while it is not the descriptor itself (the base checkpoint's embedding)."""
+    and that map changes the similarities themselves (a rotation, which would retrieve exactly
+    as the base does, leaves every pairwise cosine as it was)."""
     base = load_model(checkpoint=DEFAULT_CHECKPOINT.parent / "sscd_distilled_224")
     model = load_model()
     photos = _photos()
@@ -171,7 +171,8 @@ def test_whitened_default_keeps_the_224_codes_and_maps_the_descriptor() -> None:
     np.testing.assert_array_equal(c, c_base)
     np.testing.assert_allclose(e_base, x / np.linalg.norm(x, axis=1, keepdims=True), atol=1e-5)  # the base: x itself
     np.testing.assert_allclose(model.heads_from_descriptors(3.0 * x)[0], e, atol=1e-4)
-    assert np.all(np.sum(e * e_base, axis=1) < 0.999)
+    gram_change = np.abs(e @ e.T - e_base @ e_base.T)
+    assert gram_change.max() > 0.005, gram_change.max()
 
 
 def test_torch_only_requests_are_refused_not_ignored(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -405,6 +405,35 @@ def test_model_mismatch_refused(tmp_path: Path, db: Path, media: dict[str, Path]
             store.ensure_collections(StoreMeta(model_id="vm-0000000000000000", embed_dim=256, code_bits=128, fps=1.0, keyframes=False))
 
 
+def test_known_models_are_the_shipped_checkpoints() -> None:
+    """Each id the store's refusal names (search._KNOWN_MODELS) is the id its shipped folder
+    loads as today: a hint must never send a user to a checkpoint that is refused as well."""
+    from vidret_milvus.model.checkpoint import DEFAULT_CHECKPOINT
+    from vidret_milvus.search import _KNOWN_MODELS
+
+    for model_id, label in _KNOWN_MODELS.items():
+        folder = DEFAULT_CHECKPOINT.parent / label.split()[0]
+        assert (folder / "config.json").is_file(), label
+        assert load_model(checkpoint=folder).model_id == model_id, label
+    assert load_model().model_id in _KNOWN_MODELS
+
+
+def test_store_of_an_earlier_default_names_its_checkpoint(tmp_path: Path, media: dict[str, Path]) -> None:
+    """A store ingested with the default of before the whitened head is refused by today's
+    default, with the checkpoint to pass; passing it searches that store."""
+    from vidret_milvus.model.checkpoint import DEFAULT_CHECKPOINT
+
+    old = str(DEFAULT_CHECKPOINT.parent / "sscd_distilled_224")
+    db = tmp_path / "old.db"
+    res = runner.invoke(app, ["ingest", str(media["refs"] / "a.mp4"), "--uri", str(db), "--checkpoint", old])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["search", str(media["copy"]), "--uri", str(db)])
+    assert res.exit_code == 1 and "pass --checkpoint vidret_milvus/models/sscd_distilled_224)" in res.output, res.output
+    res = runner.invoke(app, ["search", str(media["copy"]), "--uri", str(db), "--checkpoint", old, "--json"])
+    assert res.exit_code == 0, res.output
+    assert Path(json.loads(res.stdout)["results"][0]["path"]).name == "a.mp4"
+
+
 def test_delete_by_path_and_missing(tmp_path: Path, media: dict[str, Path], model) -> None:  # noqa: ANN001
     db = tmp_path / "del.db"
     with Store.connect(str(db)) as store:

@@ -50,7 +50,7 @@ The rule (:func:`decide`): a candidate is a copy when
 
 and its mode-2 score is ``p``. ``min_copy_seconds`` (3 s) is the shortest excerpt a reviewer
 can judge; ``copy_threshold`` (0.5) is the probability cut. Those are the class defaults; a tuned
-model carries its own (the default model: p >= 0.45 and 4 s).
+model carries its own (the default model: p >= 0.6 and 3 s).
 """
 
 from __future__ import annotations

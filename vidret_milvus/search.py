@@ -346,10 +346,12 @@ def search_descriptor(
 
 # Shipped models a store may have been made with: a store from before a default change names
 # the checkpoint to pass instead of only refusing.
+# The first word of a label is the folder under vidret_milvus/models/ (tests check the ids).
 _KNOWN_MODELS = {"vm-ce433d093d6185e6": "lite0 (the default before 2026-12-03)", "vm-049a04652c81059f": "patent_v1",
-                 "vm-c50cb323564f0e4f": "sscd_distilled (the default until 2026-12-04, 288 px)",
-                 "vm-27e9577875f81748": "sscd_distilled_224 (the default until 2026-12-04, identity texture head)", "vm-bab67a25d21a70cf": "sscd_distilled_256 (256-bit codes)",
-                 "vm-4fb3ad94637a396a": "sscd_ensemble (SSCD + student)", "vm-ad393d84bec4c4ff": "sscd_whitened (the default)"}
+                 "vm-c50cb323564f0e4f": "sscd_distilled (the default until 2026-12-04, session 14; 288 px)",
+                 "vm-27e9577875f81748": "sscd_distilled_224 (the default of 2026-12-04, session 14; identity texture head)",
+                 "vm-bab67a25d21a70cf": "sscd_distilled_256 (256-bit codes)", "vm-4fb3ad94637a396a": "sscd_ensemble (SSCD + student)",
+                 "vm-ad393d84bec4c4ff": "sscd_whitened (the default from 2026-12-04, session 15; whitened texture head)"}
 
 
 def check_store(store: Store, model: FingerprintModel) -> StoreMeta:
