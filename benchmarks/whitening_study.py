@@ -56,7 +56,7 @@ BASE = "vidret_milvus/models/sscd_distilled_224"  # identity texture head: its e
 SETS = ("data_hard_tune", "data_hard_tune2", "data_hard_tune3", "data_hard_trainneg")
 
 
-def training_statistics(model: OnnxFingerprintModel, source: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def training_statistics(model: OnnxFingerprintModel, source: str, with_queries: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Mean, eigenvalues (descending) and eigenvectors of training-split descriptors at the
     model's input size: ``train_images``, the training images and their seeded edited copies
     (as train-heads caches them), or the name of a training-split hard set (benchmarks/NAME,
@@ -73,7 +73,10 @@ def training_statistics(model: OnnxFingerprintModel, source: str) -> tuple[np.nd
         if gt.get("split") != "train":
             raise SystemExit(f"{data}: split {gt.get('split')!r}; the statistics must come from the training split")
         refs = fingerprints(model, data, [r["name"] for r in gt["references"]], "refs", cache_dir(model, data), Sampling())
-        X = np.concatenate([d.embeddings for d in refs.values()]).astype(np.float64)
+        parts = [d.embeddings for d in refs.values()]
+        if with_queries:  # the set's queries, whole frame: edited copies, so edit directions count as spread
+            parts += [d.embeddings for d in fingerprints(model, data, [q["name"] for q in gt["queries"]], "queries", cache_dir(model, data), Sampling()).values()]
+        X = np.concatenate(parts).astype(np.float64)
     mu = X.mean(0)
     lam, U = np.linalg.eigh(np.cov((X - mu).T))
     return mu, lam[::-1].copy(), U[:, ::-1].copy(), len(X)
@@ -139,6 +142,7 @@ def main() -> None:
     ap.add_argument("--checkpoint", default=BASE, help="the model whose descriptor is mapped (its texture head must be the identity)")
     ap.add_argument("--sets", nargs="+", default=list(SETS), help="tuning sets (benchmarks/NAME) the plain detector runs on")
     ap.add_argument("--stats", default="data_hard_trainpos", help="where the mean and covariance come from: train_images, or a training-split hard set's references")
+    ap.add_argument("--stats-queries", action="store_true", help="with a hard set as --stats: its queries' whole frames too (no labels read)")
     ap.add_argument("--powers", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.3, 0.5], help="whitening exponents p (0: centring only)")
     ap.add_argument("--variant", default=None, help="write this variant (its printed name) instead of the plain detector's best")
     ap.add_argument("--out", type=Path, default=None, help="write the checkpoint of the best variant here (and fill its tune cache)")
@@ -146,7 +150,7 @@ def main() -> None:
     args = ap.parse_args()
     model = load_model(checkpoint=args.checkpoint)
     check_identity(model)
-    mu, lam, U, n = training_statistics(model, args.stats)
+    mu, lam, U, n = training_statistics(model, args.stats, args.stats_queries)
     if args.stats in args.sets:
         raise SystemExit(f"{args.stats}: the statistics' set cannot also judge them")
     print(f"training statistics from {n} descriptors; |mean| {np.linalg.norm(mu):.3f}, top eigenvalues {np.round(lam[:3], 4).tolist()}, median {np.median(lam):.2e}", flush=True)
@@ -161,7 +165,7 @@ def main() -> None:
     best = max(rows, key=lambda r: (r["detected"], -r["p"]))  # ties: the smaller change
     if args.variant is not None:
         best = next((r for r in rows if r["variant"] == args.variant), None) or ap.error(f"--variant: one of {[r['variant'] for r in rows]}")
-    out = {"checkpoint": args.checkpoint, "model_id": model.model_id, "statistics": {"descriptors": n, "source": args.stats},
+    out = {"checkpoint": args.checkpoint, "model_id": model.model_id, "statistics": {"descriptors": n, "source": args.stats, "queries": args.stats_queries},
            "sets": args.sets, "rows": rows, "best": best["variant"]}
     if args.out is not None:
         A, c = whitening(mu, lam, U, best["p"], best["centred"])
