@@ -32,6 +32,90 @@ from vidret_milvus.decision import FEATURES, TIME_TOLERANCE, fit_calibration
 THRESHOLDS = np.r_[np.arange(0.05, 0.95, 0.05), 0.95, 0.97, 0.98, 0.99, 0.995, 0.999]
 
 
+def crossfit(q: np.ndarray, y: np.ndarray, X: np.ndarray, gts: dict[str, dict], l2_values: list[float], targets: list[float],
+             min_copy_seconds: float, log: bool = True) -> tuple[list[dict], list[dict]]:
+    """Leave one tuning set out, for every (L2 penalty, target): the fold rows and, per target,
+    the folds summed (``held_out_flagged`` of ``held_out_negatives``; None where a fold found no
+    threshold). ``q`` names candidates' queries as ``SET/QUERY``; ``gts`` each set's ground truth."""
+    sets = np.array([s.split("/")[0] for s in q])
+    names = sorted(set(sets.tolist()))
+    if len(names) < 2:
+        raise SystemExit(f"need candidates of at least two tuning sets, got {names}")
+    negs = {f"{s}/{x['name']}" for s, g in gts.items() for x in g["queries"] if not x["positive"]}
+    n_neg = {s: sum(not x["positive"] for x in g["queries"]) for s, g in gts.items()}
+    n_pos = {s: sum(bool(x["positive"]) for x in g["queries"]) for s, g in gts.items()}
+    secs = np.expm1(X[:, FEATURES.index("log1p_best_segment_seconds")])
+    say = print if log else (lambda *a, **k: None)
+
+    def detected(p: np.ndarray, mask: np.ndarray, th: float) -> int:
+        """Positive queries whose true reference is called a copy among rows ``mask``."""
+        copy = (p >= th) & (secs[mask] >= min_copy_seconds - TIME_TOLERANCE)  # as decision.decide
+        return len({x for x, c, t in zip(q[mask], copy, y[mask]) if c and t == 1})
+
+    def rates(p: np.ndarray, mask: np.ndarray, in_sets: set[str], th: float) -> tuple[int, int, float | None]:
+        """Negatives flagged, negatives, share of positives detected (None: no positives) of ``in_sets``."""
+        copy = (p >= th) & (secs[mask] >= min_copy_seconds - TIME_TOLERANCE)  # as decision.decide
+        neg = {x for x, c in zip(q[mask], copy) if c and x in negs}
+        npos = sum(n_pos[s] for s in in_sets)
+        return len(neg), sum(n_neg[s] for s in in_sets), (detected(p, mask, th) / npos if npos else None)
+
+    def fmt(d: float | None) -> str:
+        return "-" if d is None else f"{d:.2f}"
+
+    rows = []
+    for l2 in l2_values:
+        fits = {}
+        for b in names:  # the fit does not depend on the target
+            ma = sets != b
+            c = fit_calibration(X[ma], y[ma], l2=l2)
+            fits[b] = 1.0 / (1.0 + np.exp(-(X @ np.asarray(c.weights) + c.bias)))
+        for max_fpr in targets:
+            for b in names:
+                mb = sets == b
+                ma = ~mb
+                fit_on = [s for s in names if s != b]
+                pa, pb = fits[b][ma], fits[b][mb]
+                th = next((t for t in THRESHOLDS if rates(pa, ma, set(fit_on), t)[0] <= max_fpr * sum(n_neg[s] for s in fit_on)), None)
+                if th is None:
+                    say(f"l2 {l2:g} max FPR {max_fpr:g}: fit on {'+'.join(fit_on)}: no threshold keeps its negatives' rate <= {max_fpr:g}", flush=True)
+                    rows.append({"l2": l2, "max_fpr": max_fpr, "fit_on": fit_on, "applied_to": b, "threshold": None})
+                    continue
+                ka, na, da = rates(pa, ma, set(fit_on), th)
+                kb, nb, db = rates(pb, mb, {b}, th)
+                lo, hi = wilson(kb, nb)
+                rows.append({"l2": l2, "max_fpr": max_fpr, "fit_on": fit_on, "applied_to": b, "threshold": round(float(th), 3),
+                             "fpr_in_sample": round(ka / max(1, na), 4), "detected_in_sample": None if da is None else round(da, 4),
+                             "fpr_other": round(kb / max(1, nb), 4), "fpr_other_95": [round(lo, 4), round(hi, 4)], "detected_other": None if db is None else round(db, 4),
+                             "negatives": [na, nb], "flagged": [ka, kb], "detected_other_count": detected(pb, mb, th), "positives_other": n_pos[b]})
+                say(f"l2 {l2:g} max FPR {max_fpr:g}: fit on {'+'.join(fit_on)}, p >= {th:.2f}: {ka} of {na} negatives ({ka / max(1, na):.3f}) detected {fmt(da)} "
+                    f"-> {b}: {kb} of {nb} ({kb / max(1, nb):.3f}, 95 % {lo:.3f}-{hi:.3f}) detected {fmt(db)}", flush=True)
+    # Per target, all folds together: the rate a cut chosen that way flags on tuning data it was
+    # not fitted on (a cut fitted at exactly the goal may exceed it on new data).
+    summary = []
+    for l2 in l2_values:
+        for max_fpr in targets:
+            done = [r for r in rows if r["l2"] == l2 and r["max_fpr"] == max_fpr]
+            if any(r["threshold"] is None for r in done):
+                say(f"l2 {l2:g} max FPR {max_fpr:g}: a fold has no threshold; no held-out rate (not a --goal candidate)", flush=True)
+                summary.append({"l2": l2, "max_fpr": max_fpr, "held_out_flagged": None, "held_out_negatives": None, "held_out_fpr": None})
+                continue
+            k, n = sum(r["flagged"][1] for r in done), sum(r["negatives"][1] for r in done)
+            found, npos = sum(r["detected_other_count"] for r in done), sum(r["positives_other"] for r in done)
+            lo, hi = wilson(k, n)
+            summary.append({"l2": l2, "max_fpr": max_fpr, "held_out_flagged": k, "held_out_negatives": n, "held_out_fpr": round(k / max(1, n), 4),
+                            "held_out_fpr_95": [round(lo, 4), round(hi, 4)], "held_out_detected": found, "held_out_positives": npos})
+            say(f"l2 {l2:g} max FPR {max_fpr:g}, all folds: held out {k} of {n} negatives flagged ({k / max(1, n):.4f}, 95 % {lo:.3f}-{hi:.3f}), "
+                f"{found} of {npos} positives detected", flush=True)
+    return rows, summary
+
+
+def goal_target(summary: list[dict], goal: float) -> dict | None:
+    """The summary row of the largest target whose folds together flag <= ``goal`` of their
+    negatives (ties: the smaller L2 penalty); None when no target does."""
+    ok = [r for r in summary if r["held_out_flagged"] is not None and r["held_out_flagged"] <= goal * r["held_out_negatives"]]
+    return max(ok, key=lambda r: (r["max_fpr"], -r["l2"])) if ok else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dump", type=Path, help="tune_thresholds.py --dump-candidates file (its first grid point)")
@@ -44,82 +128,12 @@ def main() -> None:
     args = ap.parse_args()
     z = np.load(args.dump)
     q, y, X = z["query_0"], z["label_0"], z["X_0"]
-    sets = np.array([s.split("/")[0] for s in q])
-    names = sorted(set(sets.tolist()))
-    if len(names) < 2:
-        raise SystemExit(f"need candidates of at least two tuning sets, got {names}")
+    names = sorted({s.split("/")[0] for s in q})
     gts = {s: json.loads((ROOT / "benchmarks" / s / "ground_truth.json").read_text()) for s in names}
-    negs = {f"{s}/{x['name']}" for s, g in gts.items() for x in g["queries"] if not x["positive"]}
-    n_neg = {s: sum(not x["positive"] for x in g["queries"]) for s, g in gts.items()}
-    n_pos = {s: sum(bool(x["positive"]) for x in g["queries"]) for s, g in gts.items()}
-    secs = np.expm1(X[:, FEATURES.index("log1p_best_segment_seconds")])
-
-    def detected(p: np.ndarray, mask: np.ndarray, th: float) -> int:
-        """Positive queries whose true reference is called a copy among rows ``mask``."""
-        copy = (p >= th) & (secs[mask] >= args.min_copy_seconds - TIME_TOLERANCE)  # as decision.decide
-        return len({x for x, c, t in zip(q[mask], copy, y[mask]) if c and t == 1})
-
-    def rates(p: np.ndarray, mask: np.ndarray, in_sets: set[str], th: float) -> tuple[int, int, float | None]:
-        """Negatives flagged, negatives, share of positives detected (None: no positives) of ``in_sets``."""
-        copy = (p >= th) & (secs[mask] >= args.min_copy_seconds - TIME_TOLERANCE)  # as decision.decide
-        neg = {x for x, c in zip(q[mask], copy) if c and x in negs}
-        npos = sum(n_pos[s] for s in in_sets)
-        return len(neg), sum(n_neg[s] for s in in_sets), (detected(p, mask, th) / npos if npos else None)
-
-    def within(p: np.ndarray, mask: np.ndarray, in_sets: set[str], th: float, max_fpr: float) -> bool:
-        k, n, _ = rates(p, mask, in_sets, th)
-        return k <= max_fpr * n
-
-    def fmt(d: float | None) -> str:
-        return "-" if d is None else f"{d:.2f}"
-
-    rows = []
-    for l2 in args.l2:
-        for max_fpr in args.max_fpr:
-            for b in names:
-                mb = sets == b
-                ma = ~mb
-                fit_on = [s for s in names if s != b]
-                c = fit_calibration(X[ma], y[ma], l2=l2)
-                prob = lambda m: 1.0 / (1.0 + np.exp(-(X[m] @ np.asarray(c.weights) + c.bias)))  # noqa: E731
-                pa, pb = prob(ma), prob(mb)
-                th = next((t for t in THRESHOLDS if within(pa, ma, set(fit_on), t, max_fpr)), None)
-                if th is None:
-                    print(f"l2 {l2:g} max FPR {max_fpr:g}: fit on {'+'.join(fit_on)}: no threshold keeps its negatives' rate <= {max_fpr:g}", flush=True)
-                    rows.append({"l2": l2, "max_fpr": max_fpr, "fit_on": fit_on, "applied_to": b, "threshold": None})
-                    continue
-                ka, na, da = rates(pa, ma, set(fit_on), th)
-                kb, nb, db = rates(pb, mb, {b}, th)
-                lo, hi = wilson(kb, nb)
-                row = {"l2": l2, "max_fpr": max_fpr, "fit_on": fit_on, "applied_to": b, "threshold": round(float(th), 3),
-                       "fpr_in_sample": round(ka / max(1, na), 4), "detected_in_sample": None if da is None else round(da, 4),
-                       "fpr_other": round(kb / max(1, nb), 4), "fpr_other_95": [round(lo, 4), round(hi, 4)], "detected_other": None if db is None else round(db, 4),
-                       "negatives": [na, nb], "flagged": [ka, kb], "detected_other_count": detected(pb, mb, th), "positives_other": n_pos[b]}
-                rows.append(row)
-                print(f"l2 {l2:g} max FPR {max_fpr:g}: fit on {'+'.join(fit_on)}, p >= {th:.2f}: {ka} of {na} negatives ({ka / max(1, na):.3f}) detected {fmt(da)} "
-                      f"-> {b}: {kb} of {nb} ({kb / max(1, nb):.3f}, 95 % {lo:.3f}-{hi:.3f}) detected {fmt(db)}", flush=True)
-    # Per target, all folds together: the rate a cut chosen that way flags on tuning data it was
-    # not fitted on. --goal: the largest in-sample target whose held-out rate keeps the goal (a
-    # cut fitted at exactly the goal may exceed it on new data: the folds say by how much).
-    summary = []
-    for l2 in args.l2:
-        for max_fpr in args.max_fpr:
-            done = [r for r in rows if r["l2"] == l2 and r["max_fpr"] == max_fpr]
-            if any(r["threshold"] is None for r in done):
-                print(f"l2 {l2:g} max FPR {max_fpr:g}: a fold has no threshold; no held-out rate (not a --goal candidate)", flush=True)
-                summary.append({"l2": l2, "max_fpr": max_fpr, "held_out_flagged": None, "held_out_negatives": None, "held_out_fpr": None})
-                continue
-            k, n = sum(r["flagged"][1] for r in done), sum(r["negatives"][1] for r in done)
-            found, npos = sum(r["detected_other_count"] for r in done), sum(r["positives_other"] for r in done)
-            lo, hi = wilson(k, n)
-            summary.append({"l2": l2, "max_fpr": max_fpr, "held_out_flagged": k, "held_out_negatives": n, "held_out_fpr": round(k / max(1, n), 4),
-                            "held_out_fpr_95": [round(lo, 4), round(hi, 4)], "held_out_detected": found, "held_out_positives": npos})
-            print(f"l2 {l2:g} max FPR {max_fpr:g}, all folds: held out {k} of {n} negatives flagged ({k / max(1, n):.4f}, 95 % {lo:.3f}-{hi:.3f}), "
-                  f"{found} of {npos} positives detected", flush=True)
+    rows, summary = crossfit(q, y, X, gts, args.l2, args.max_fpr, args.min_copy_seconds)
     chosen = None
     if args.goal is not None:
-        ok = [r for r in summary if r["held_out_flagged"] is not None and r["held_out_flagged"] <= args.goal * r["held_out_negatives"]]
-        chosen = max(ok, key=lambda r: (r["max_fpr"], -r["l2"])) if ok else None
+        chosen = goal_target(summary, args.goal)
         print(f"goal {args.goal:g}: " + (f"the largest target keeping it held out is --max-fpr {chosen['max_fpr']:g} (l2 {chosen['l2']:g})" if chosen
                                          else "no target tried keeps it held out"), flush=True)
     save("calib_crossfit" + (f"-{args.name}" if args.name else ""), {"dump": str(args.dump), "rows": rows, "summary": summary, "goal": args.goal,
