@@ -468,7 +468,7 @@ def main() -> None:
         "data": [d.name for d in args.data], "views": args.views, "detectors_version": detectors_version(), "max_fpr": args.max_fpr,
         "held_out_goal": args.held_out_goal, "held_out_targets": args.held_out_targets if args.held_out_goal is not None else None, "calib_l2": args.calib_l2, "features": list(FEATURES),
         "rule": "calibrated rows (repetition_rule 0): max mean(muAP, detected, segment F1) over (grid point, copy_threshold, min_copy_seconds) "
-                "with negatives FPR <= max_fpr; ties: higher copy_threshold, then min_copy_seconds nearest 3. Calibration fitted per grid point "
+                "with negatives FPR <= max_fpr (with held_out_goal: <= the grid point's own target, chosen.max_fpr_of_its_point); ties: higher copy_threshold, then min_copy_seconds nearest 3. Calibration fitted per grid point "
                 "on all candidates of the tuning queries (in-sample). 'hand-set', 'shipped' (the model's calibration before this run) and 'repetition' rows are for comparison only.",
         "chosen": {**thresholds, "max_fpr_of_its_point": chosen["point_max_fpr"], "calibration": {"weights": fit["weights"], "bias": fit["bias"], "candidates": fit["candidates"], "true_candidates": fit["true_candidates"]},
                    "metrics": {k: chosen[k] for k in ("muAP", "recall_at_p90", "top1", "detected", "negatives_fpr", "segment_f1", "objective")},
