@@ -75,7 +75,7 @@ def crossfit(q: np.ndarray, y: np.ndarray, X: np.ndarray, gts: dict[str, dict], 
                 ma = ~mb
                 fit_on = [s for s in names if s != b]
                 pa, pb = fits[b][ma], fits[b][mb]
-                th = next((t for t in THRESHOLDS if rates(pa, ma, set(fit_on), t)[0] <= max_fpr * sum(n_neg[s] for s in fit_on)), None)
+                th = next((t for t in THRESHOLDS if rates(pa, ma, set(fit_on), t)[0] <= max_fpr * sum(n_neg[s] for s in fit_on) + 1e-9), None)
                 if th is None:
                     say(f"l2 {l2:g} max FPR {max_fpr:g}: fit on {'+'.join(fit_on)}: no threshold keeps its negatives' rate <= {max_fpr:g}", flush=True)
                     rows.append({"l2": l2, "max_fpr": max_fpr, "fit_on": fit_on, "applied_to": b, "threshold": None})
@@ -112,7 +112,7 @@ def crossfit(q: np.ndarray, y: np.ndarray, X: np.ndarray, gts: dict[str, dict], 
 def goal_target(summary: list[dict], goal: float) -> dict | None:
     """The summary row of the largest target whose folds together flag <= ``goal`` of their
     negatives (ties: the smaller L2 penalty); None when no target does."""
-    ok = [r for r in summary if r["held_out_flagged"] is not None and r["held_out_flagged"] <= goal * r["held_out_negatives"]]
+    ok = [r for r in summary if r["held_out_flagged"] is not None and r["held_out_flagged"] <= goal * r["held_out_negatives"] + 1e-9]  # float products
     return max(ok, key=lambda r: (r["max_fpr"], -r["l2"])) if ok else None
 
 

@@ -297,7 +297,9 @@ def main() -> None:
                     help="instead of one --max-fpr: per grid point, the largest of --held-out-targets whose leave-one-set-out rate "
                          "(calib_crossfit.crossfit, all folds together) flags <= G of the negatives; a point with none is not chosen")
     ap.add_argument("--held-out-targets", type=floats, default=floats("0.01,0.0125,0.015,0.0175,0.02"))
-    ap.add_argument("--held-out-min-copy-seconds", type=float, default=3.0, help="the folds' shortest best segment")
+    ap.add_argument("--held-out-min-copy-seconds", type=float, default=3.0,
+                    help="the folds' shortest best segment (the folds cut at the lowest probability keeping the target with this one "
+                         "minimum, a simpler rule than the grid's choice among --min-copy-seconds by objective)")
     ap.add_argument("--dump-candidates", type=Path, default=None, metavar="NPZ",
                     help="also save every grid point's candidates (query, reference, label, evidence features) for offline study")
     ap.add_argument("--views", choices=[v.value for v in QueryViews], default=QueryViews.insets.value,
@@ -306,6 +308,8 @@ def main() -> None:
     ap.add_argument("--write-config", nargs="?", const="", default=None, metavar="DIR",
                     help="write the chosen thresholds into DIR/config.json (no DIR: the --checkpoint folder)")
     args = ap.parse_args()
+    if args.held_out_goal is not None and len(args.data) < 2:
+        raise SystemExit("--held-out-goal leaves one tuning set out at a time: give at least two --data sets")
     if args.write_config == "" and not args.checkpoint:
         raise SystemExit("--write-config without DIR needs --checkpoint")
     if args.untrained:
@@ -390,10 +394,12 @@ def main() -> None:
         calib = fit_calibration(X, y, l2=args.calib_l2)
         # The negatives' target of this point: --max-fpr, or the --held-out-goal rule on its candidates.
         point_fpr: float | None = args.max_fpr
+        held_out: dict = {}
         if args.held_out_goal is not None:
             _, summary = crossfit(np.array([qn for qn, _, _ in pairs]), y, X, {name: gt for name, _, _, _, gt, _, _ in sets}, [args.calib_l2],
                                   args.held_out_targets, args.held_out_min_copy_seconds, log=False)
             picked = goal_target(summary, args.held_out_goal)
+            held_out = {"held_out_targets": summary, "held_out_target": None if picked is None else picked["max_fpr"]}
             point_fpr = None if picked is None else picked["max_fpr"]
             print(f"  (min_score {ms:.2f} l2 {l2:.2f}) held out, flagged / negatives per target: " + ", ".join(f"{r['max_fpr']:g}: {r['held_out_flagged']}/{r['held_out_negatives']}" for r in summary)
                   + f" -> target {point_fpr}", flush=True)
@@ -403,7 +409,7 @@ def main() -> None:
         p_hand = [r.confidence for _, _, r in pairs]  # the search ran with the hand-set Calibration()
         best_seconds = np.expm1(X[:, FEATURES.index("log1p_best_segment_seconds")]).tolist()
         calibrations.append({**base, "weights": dict(zip(FEATURES, calib.weights)), "bias": calib.bias,
-                             "candidates": len(y), "true_candidates": int(y.sum())})
+                             "candidates": len(y), "true_candidates": int(y.sum()), **held_out})
 
         def by_query(score: list[float], copy: list[bool]) -> dict[str, list[dict]]:
             preds: dict[str, list[dict]] = {qn: [] for qn in raw}
@@ -465,7 +471,7 @@ def main() -> None:
     print(f"  old repetition rule at the same grid point: th {old['duration_threshold']:.2f}", {k: old[k] for k in keys})
     save("tune" + (f"-{args.name}" if args.name else ""), {
         "model_id": model.model_id, "checkpoint": args.checkpoint, "backbone": args.backbone, "background": bg_path or "store sample",
-        "data": [d.name for d in args.data], "views": args.views, "detectors_version": detectors_version(), "max_fpr": args.max_fpr,
+        "data": [d.name for d in args.data], "views": args.views, "detectors_version": detectors_version(), "max_fpr": args.max_fpr if args.held_out_goal is None else None,
         "held_out_goal": args.held_out_goal, "held_out_targets": args.held_out_targets if args.held_out_goal is not None else None, "calib_l2": args.calib_l2, "features": list(FEATURES),
         "rule": "calibrated rows (repetition_rule 0): max mean(muAP, detected, segment F1) over (grid point, copy_threshold, min_copy_seconds) "
                 "with negatives FPR <= max_fpr (with held_out_goal: <= the grid point's own target, chosen.max_fpr_of_its_point); ties: higher copy_threshold, then min_copy_seconds nearest 3. Calibration fitted per grid point "

@@ -14,7 +14,7 @@ eigenvalue; p = 1 is full whitening; "centred" subtracts the mean first, "uncent
 is the standard unsupervised fix (descriptor whitening in the DISC21 / VSC22 baselines). The
 statistics come from the TRAINING split only (``--stats``): by default the reference frames of a
 training-split hard set (``data_hard_trainpos``, made by make_dataset.py --split train; its
-queries and labels are not read), or ``train_images``, the training images with their seeded
+labels are never read, its queries only with ``--stats-queries``), or ``train_images``, the training images with their seeded
 edited copies (train.frozen.descriptor_cache, as train-heads caches them); never a tuning or
 test frame. The map is the texture head (no new weights at run time):
 
@@ -61,8 +61,10 @@ def training_statistics(model: OnnxFingerprintModel, source: str, with_queries: 
     model's input size: ``train_images``, the training images and their seeded edited copies
     (as train-heads caches them), or the name of a training-split hard set (benchmarks/NAME,
     made by make_dataset.py --split train), whose REFERENCE frames are used (video frames as
-    the library holds them; its queries and labels are not read)."""
+    the library holds them), with ``with_queries`` its queries' whole frames too; labels are never read."""
     if source == "train_images":
+        if with_queries:
+            raise SystemExit("--stats-queries needs a hard set as --stats (train_images has no queries)")
         samples = SampleSet.load(ROOT / "train_cache" / "train.npz")
         recipe = config_from_overrides([], steps1=0, lr=0.0, quant_lr=0.001)  # the default's recipe: the same seeded copies
         orig, cop = descriptor_cache(model, samples, recipe, ROOT / "runs" / "frozen_cache")
