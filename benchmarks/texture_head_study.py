@@ -38,14 +38,12 @@ numbers (``--seed`` seeds torch all the same), so a rerun gives the same ``W``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from _common import ROOT, save
-from tune_thresholds import cache_dir, cached_set, check_filled_cache
+from tune_thresholds import cached_set, check_filled_cache, fill_mapped_cache
 from vidret_milvus.descriptor import VideoDescriptor
 from vidret_milvus.model import load_model
 from vidret_milvus.model.checkpoint import save_onnx_checkpoint
@@ -170,16 +168,7 @@ def main() -> None:
         save_onnx_checkpoint(model, args.out)
         for d in {*args.eval, *args.fill}:
             cached_set(base, d, refuse_test=True)  # the default's descriptors, fingerprinted if missing
-            for f in cache_dir(base, d).rglob("*"):
-                if f.is_dir():
-                    continue
-                dst = cache_dir(model, d) / f.relative_to(cache_dir(base, d))
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                if f.suffix == ".npz":
-                    desc = VideoDescriptor.load(f)
-                    dataclasses.replace(desc, embeddings=mapped(desc.embeddings, first), model_id=model.model_id).save(dst)
-                else:
-                    shutil.copy2(f, dst)
+            fill_mapped_cache(base, model, d, lambda e: mapped(e, first))
         err = check_filled_cache(args.out, args.eval[0])
         print(f"wrote {args.out} (model {model.model_id}, lambda {args.lam[0]:g}); its cache filled from {base.model_id} (checked: {err:.1g})")
         out["checkpoint"] = {"path": str(args.out), "model_id": model.model_id, "lambda": args.lam[0]}

@@ -163,10 +163,28 @@ def cached_set(model, data: Path, views: QueryViews = QueryViews.insets, samplin
     full = fingerprints(model, data, names, "queries", cache, sampling)
     return gt, refs, query_views(model, data, names, views, cache, sampling, full)
 
+def fill_mapped_cache(base, model, data: Path, embed_map) -> None:
+    """``model``'s tune cache of ``data`` from ``base``'s, for a model that differs from the base
+    only by a map of its embeddings (a texture head folded onto the base's): every descriptor with
+    the same frames and codes and ``embed_map(embeddings)`` (float32 rows), other files copied.
+    Check the result with :func:`check_filled_cache`."""
+    src, dst = cache_dir(base, data), cache_dir(model, data)
+    for f in sorted(src.rglob("*")):
+        if f.is_dir():
+            continue
+        out = dst / f.relative_to(src)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if f.suffix == ".npz":
+            d = VideoDescriptor.load(f)
+            dataclasses.replace(d, embeddings=np.asarray(embed_map(d.embeddings), np.float32), model_id=model.model_id).save(out)
+        else:
+            shutil.copy2(f, out)
+
+
 def check_filled_cache(checkpoint: Path, data: Path) -> float:
     """Fingerprint ``data``'s first reference afresh with the checkpoint and compare it with the
     cache a study filled for that model without fingerprinting (texture_head_study.py,
-    ensemble_study.py); exits when they differ. Returns the largest embedding difference."""
+    ensemble_study.py, whitening_study.py); exits when they differ. Returns the largest embedding difference."""
     model = load_model(checkpoint=str(checkpoint))
     ref0 = json.loads((data / "ground_truth.json").read_text())["references"][0]["name"]
     fresh = fingerprint_video(data / "refs" / ref0, model, Sampling())

@@ -36,15 +36,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from _common import ROOT, save
 from texture_head_study import load_set, plain_detector
-from tune_thresholds import cache_dir, check_filled_cache, fingerprints
-from vidret_milvus.descriptor import VideoDescriptor
+from tune_thresholds import cache_dir, check_filled_cache, fill_mapped_cache, fingerprints
 from vidret_milvus.fingerprint import Sampling
 from vidret_milvus.model import load_model
 from vidret_milvus.model.checkpoint import save_onnx_checkpoint
@@ -121,24 +119,6 @@ def heads_with(model: OnnxFingerprintModel, A: np.ndarray, c: np.ndarray) -> dic
     return h
 
 
-def fill_cache(src: OnnxFingerprintModel, dst: OnnxFingerprintModel, data: Path, A: np.ndarray, c: np.ndarray) -> None:
-    """The new model's tune cache of ``data`` from the base's: same frames and codes, the
-    embeddings mapped (the base's embedding is the unit descriptor itself)."""
-    src_dir, dst_dir = cache_dir(src, data), cache_dir(dst, data)
-    for f in sorted(src_dir.rglob("*")):
-        if f.is_dir():
-            continue
-        out = dst_dir / f.relative_to(src_dir)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if f.suffix != ".npz":
-            shutil.copy2(f, out)
-            continue
-        d = VideoDescriptor.load(f)
-        e = (d.embeddings.astype(np.float64) - c) @ A.T
-        e /= np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
-        dataclasses.replace(d, embeddings=e.astype(np.float32), model_id=dst.model_id).save(out)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default=BASE, help="the model whose descriptor is mapped (its texture head must be the identity)")
@@ -176,8 +156,12 @@ def main() -> None:
         (args.out / "training.json").write_text(json.dumps({"made_by": "benchmarks/whitening_study.py", "variant": best["variant"], "p": best["p"],
                                                             "centred": best["centred"], "from": args.checkpoint, "from_model_id": model.model_id,
                                                             "statistics_from": out["statistics"]}, indent=1) + "\n")
+        def whiten(e: np.ndarray) -> np.ndarray:  # the base's embedding is the unit descriptor itself
+            y = (e.astype(np.float64) - c) @ A.T
+            return y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
+
         for s in args.sets:
-            fill_cache(model, new, ROOT / "benchmarks" / s, A, c)
+            fill_mapped_cache(model, new, ROOT / "benchmarks" / s, whiten)
         err = check_filled_cache(args.out, ROOT / "benchmarks" / args.sets[0])
         print(f"wrote {args.out} (model {new.model_id}, {best['variant']}); its tune cache filled from {model.model_id} (checked: {err:.1g})")
         out["written"] = {"path": str(args.out), "model_id": new.model_id}

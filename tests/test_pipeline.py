@@ -26,6 +26,7 @@ from vidret_milvus.errors import DatabaseInUseError, ModelMismatchError, StoreEr
 from vidret_milvus.fingerprint import Sampling
 from vidret_milvus.ingest import discover, ingest_paths
 from vidret_milvus.model import load_model
+from vidret_milvus.model.checkpoint import DEFAULT_CHECKPOINT
 from vidret_milvus.model.settings import thresholds_for
 from vidret_milvus.search import Mode, SearchParams, search_video
 from vidret_milvus.store import Store, StoreMeta, in_filter
@@ -396,8 +397,6 @@ def test_model_mismatch_refused(tmp_path: Path, db: Path, media: dict[str, Path]
     assert res.exit_code == 1
     stored = json.loads(runner.invoke(app, ["stats", "--uri", str(db), "--json"]).stdout)["model_id"]
     assert f"store holds codes of model {stored}; the model in use is vm-" in res.output
-    from vidret_milvus.model.checkpoint import DEFAULT_CHECKPOINT
-
     # names the shipped model it was made with (the default, here)
     assert f"pass --checkpoint vidret_milvus/models/{DEFAULT_CHECKPOINT.name})" in res.output
     with Store.connect(str(db)) as store:
@@ -408,7 +407,6 @@ def test_model_mismatch_refused(tmp_path: Path, db: Path, media: dict[str, Path]
 def test_known_models_are_the_shipped_checkpoints() -> None:
     """Each id the store's refusal names (search._KNOWN_MODELS) is the id its shipped folder
     loads as today: a hint must never send a user to a checkpoint that is refused as well."""
-    from vidret_milvus.model.checkpoint import DEFAULT_CHECKPOINT
     from vidret_milvus.search import _KNOWN_MODELS
 
     for model_id, label in _KNOWN_MODELS.items():
@@ -421,8 +419,6 @@ def test_known_models_are_the_shipped_checkpoints() -> None:
 def test_store_of_an_earlier_default_names_its_checkpoint(tmp_path: Path, media: dict[str, Path]) -> None:
     """A store ingested with the default of before the whitened head is refused by today's
     default, with the checkpoint to pass; passing it searches that store."""
-    from vidret_milvus.model.checkpoint import DEFAULT_CHECKPOINT
-
     old = str(DEFAULT_CHECKPOINT.parent / "sscd_distilled_224")
     db = tmp_path / "old.db"
     res = runner.invoke(app, ["ingest", str(media["refs"] / "a.mp4"), "--uri", str(db), "--checkpoint", old])

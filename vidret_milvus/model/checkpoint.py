@@ -29,11 +29,14 @@ WEIGHTS_FILE = "model.safetensors"
 # Which runtime load_model uses: "auto" (onnxruntime when the checkpoint has an up-to-date
 # model.onnx, else torch), "onnx" (error when it cannot), "torch". Env: VIDRET_RUNTIME.
 RUNTIMES = ("auto", "onnx", "torch")
-# The shipped default: the SSCD student with a trained quantization head (issue 12: best on the
-# hard benchmark). The Lite0 model it replaced stays selectable as models/lite0.
-# The SSCD student at a 224 px shorter side (the same heads as models/sscd_distilled, which
-# runs it at 288): better on the hard tuning sets and a little faster (README, "The student at 224 px").
+# The shipped default (issue 12, the hard benchmark): the SSCD student at a 224 px shorter side
+# with a trained quantization head and a whitened texture head (a fixed linear map fitted without
+# labels on training-split frames; README, "A whitened texture head"). The earlier defaults stay
+# selectable: models/sscd_distilled_224 (identity texture head), models/sscd_distilled (288 px),
+# models/lite0.
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "models" / "sscd_whitened"
+
+
 def model_id(model: FingerprintModel) -> str:
     """Hash of the config and of every tensor: two ids are equal only for identical models."""
     import torch
