@@ -29,3 +29,23 @@ def test_wilson_narrows_with_more_negatives() -> None:
     lo50, hi50 = wilson(2, 50)
     lo300, hi300 = wilson(12, 300)
     assert hi300 - lo300 < 0.5 * (hi50 - lo50) and lo300 < 0.04 < hi300
+
+
+def test_code_stage_pass_shares_hand_computed() -> None:
+    """benchmarks/code_heads.passed_shares: the share of reference frames a query sends to the
+    re-rank under the two pass rules the code-stage goal is measured with."""
+    import numpy as np
+
+    from code_heads import passed_shares
+
+    # Video 0 holds reference frames 0-2, video 1 frame 3. Each reference frame's distance to its
+    # nearest query frame: [0.2, 0.4, 0.9, 0.5].
+    dist = np.array([[0.2, 0.9, 0.9, 0.5],
+                     [0.8, 0.4, 0.95, 0.7]])
+    owner = np.array([0, 0, 0, 1])
+    video, frame = passed_shares(dist, owner, (0.1, 0.3, 0.45, 0.6, 1.0))
+    # 0.3: frame 0 is within, so all 3 frames of video 0 pass (3/4), but only frame 0 by itself (1/4);
+    # 0.45: frames 0, 1 (video 0 still 3/4; 2/4); 0.6: frame 3 brings video 1 (4/4; 3/4).
+    assert video.tolist() == pytest.approx([0.0, 0.75, 0.75, 1.0, 1.0])
+    assert frame.tolist() == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0])
+    assert np.all(frame <= video)  # the frame pass never sends more
