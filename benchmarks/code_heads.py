@@ -209,7 +209,8 @@ def main() -> None:
                | {k + "_spread": [round(float(np.ptp([r[k][i] for r in rs])), 4) for i in range(len(SHARES))] for k in ("frames_nn_within", "true_refs_recalled")}
                for init, rs in rows.items()}
     print(f"at shares {SHARES} of reference frames passed on (mean over seeds {args.seeds}; spread = max - min):")
-    print(f"  float L2 ceiling: L2-NN within {ceiling['frames_nn_within']}  true refs {ceiling['true_refs_recalled']}")
+    print(f"  float L2 ceiling: L2-NN within {ceiling['frames_nn_within']}  true refs {ceiling['true_refs_recalled']}  "
+          f"frame pass: L2-NN within {ceiling['frame_pass_nn_within']}")
     for init, s in summary.items():
         print(f"  {init:8s} L2-NN within {s['frames_nn_within']} (spread {s['frames_nn_within_spread']})  "
               f"true refs {s['true_refs_recalled']} (spread {s['true_refs_recalled_spread']})")
