@@ -1,4 +1,5 @@
-"""The benchmarks' interval for a rate of flagged negatives (benchmarks/_common.wilson)."""
+"""The benchmarks' statistics: the interval for a rate of flagged negatives (benchmarks/_common.wilson) and the
+shares of reference frames the code stage passes on (benchmarks/code_heads.passed_shares)."""
 
 from __future__ import annotations
 
@@ -49,3 +50,7 @@ def test_code_stage_pass_shares_hand_computed() -> None:
     assert video.tolist() == pytest.approx([0.0, 0.75, 0.75, 1.0, 1.0])
     assert frame.tolist() == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0])
     assert np.all(frame <= video)  # the frame pass never sends more
+    # Video labels are any integers, frames of one video need not be adjacent: the same case with
+    # video 0 labelled 7 and video 1 labelled 3, its frame moved to the front.
+    video2, frame2 = passed_shares(dist[:, [3, 0, 1, 2]], np.array([3, 7, 7, 7]), (0.1, 0.3, 0.45, 0.6, 1.0))
+    assert video2.tolist() == pytest.approx(video.tolist()) and frame2.tolist() == pytest.approx(frame.tolist())
