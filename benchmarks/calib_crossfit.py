@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +33,20 @@ from vidret_milvus.decision import FEATURES, TIME_TOLERANCE, fit_calibration
 THRESHOLDS = np.r_[np.arange(0.05, 0.95, 0.05), 0.95, 0.97, 0.98, 0.99, 0.995, 0.999]
 
 
+def calibrated(X_fit: np.ndarray, y_fit: np.ndarray, X: np.ndarray, l2: float) -> np.ndarray:
+    """The default's calibration (decision.fit_calibration) fitted on some rows, applied to all."""
+    c = fit_calibration(X_fit, y_fit, l2=l2)
+    return 1.0 / (1.0 + np.exp(-(X @ np.asarray(c.weights) + c.bias)))
+
+
 def crossfit(q: np.ndarray, y: np.ndarray, X: np.ndarray, gts: dict[str, dict], l2_values: list[float], targets: list[float],
-             min_copy_seconds: float, log: bool = True) -> tuple[list[dict], list[dict]]:
+             min_copy_seconds: float, log: bool = True,
+             fit: Callable[[np.ndarray, np.ndarray, np.ndarray, float], np.ndarray] = calibrated) -> tuple[list[dict], list[dict]]:
     """Leave one tuning set out, for every (L2 penalty, target): the fold rows and, per target,
     the folds summed (``held_out_flagged`` of ``held_out_negatives``; None where a fold found no
-    threshold). ``q`` names candidates' queries as ``SET/QUERY``; ``gts`` each set's ground truth."""
+    threshold). ``q`` names candidates' queries as ``SET/QUERY``; ``gts`` each set's ground truth.
+    ``fit(X_fit, y_fit, X, l2)`` gives every row's copy probability from a fit on the other sets'
+    rows (the default's calibration; benchmarks/detector_tries.py tries other ones)."""
     sets = np.array([s.split("/")[0] for s in q])
     names = sorted(set(sets.tolist()))
     if len(names) < 2:
@@ -67,8 +77,7 @@ def crossfit(q: np.ndarray, y: np.ndarray, X: np.ndarray, gts: dict[str, dict], 
         fits = {}
         for b in names:  # the fit does not depend on the target
             ma = sets != b
-            c = fit_calibration(X[ma], y[ma], l2=l2)
-            fits[b] = 1.0 / (1.0 + np.exp(-(X @ np.asarray(c.weights) + c.bias)))
+            fits[b] = fit(X[ma], y[ma], X, l2)
         for max_fpr in targets:
             for b in names:
                 mb = sets == b

@@ -40,36 +40,27 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
 
 from _common import ROOT, save
-from calib_crossfit import THRESHOLDS
+from calib_crossfit import crossfit
+from feature_study import unit
 from texture_head_study import load_set, plain_detector
 from tune_thresholds import cache_dir, cached_set, fingerprints
-from vidret_milvus.decision import FEATURES, TIME_TOLERANCE, fit_logistic
+from vidret_milvus.decision import FEATURES, fit_logistic
 from vidret_milvus.fingerprint import Sampling
 from vidret_milvus.model import load_model
 from vidret_milvus.video import iter_frames
-from whitening_study import whitening
+from whitening_study import pca_statistics, whitening
 
 SETS = ("data_hard_tune", "data_hard_tune2", "data_hard_tune3", "data_hard_trainneg")
 DEFAULT = "vidret_milvus/models/sscd_whitened"
 STUDENT = "vidret_milvus/models/sscd_distilled_224"  # the default before whitening: its embedding is the descriptor
 STATS = "data_hard_trainpos"
 CANDIDATES = ROOT / "benchmarks" / "out" / "candidates_whitened_03.npz"
-
-
-def unit(y: np.ndarray) -> np.ndarray:
-    return y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
-
-
-def statistics(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean, eigenvalues (descending) and eigenvectors, as whitening_study.training_statistics."""
-    mu = X.mean(0)
-    lam, U = np.linalg.eigh(np.cov((X - mu).T))
-    return mu, lam[::-1].copy(), U[:, ::-1].copy()
 
 
 def ensemble_try() -> list[dict]:
@@ -80,8 +71,8 @@ def ensemble_try() -> list[dict]:
 
     data = ROOT / "benchmarks" / STATS
     names = [r["name"] for r in json.loads((data / "ground_truth.json").read_text())["references"]]
-    stats_s = statistics(np.concatenate([sscd_half(d.embeddings) for d in fingerprints(ens, data, names, "refs", cache_dir(ens, data), Sampling()).values()]))
-    stats_t = statistics(np.concatenate([d.embeddings.astype(np.float64) for d in fingerprints(stu, data, names, "refs", cache_dir(stu, data), Sampling()).values()]))
+    stats_s = pca_statistics(np.concatenate([sscd_half(d.embeddings) for d in fingerprints(ens, data, names, "refs", cache_dir(ens, data), Sampling()).values()]))
+    stats_t = pca_statistics(np.concatenate([d.embeddings.astype(np.float64) for d in fingerprints(stu, data, names, "refs", cache_dir(stu, data), Sampling()).values()]))
     print(f"statistics from {len(names)} references of {STATS}", flush=True)
     raw = []
     for s in SETS:
@@ -155,7 +146,7 @@ def smoothed(e: np.ndarray, k: int, w: float) -> np.ndarray:
     for d in range(1, k + 1):
         out[d:] += w * e[:-d]
         out[:-d] += w * e[d:]
-    return unit(out).astype(np.float32)
+    return unit(out)
 
 
 def smoothing_try() -> list[dict]:
@@ -173,15 +164,18 @@ def smoothing_try() -> list[dict]:
     return rows
 
 
-def feature_sets(X: np.ndarray) -> dict[str, np.ndarray]:
-    """The six features, and with the products and squares tried beside them."""
+def _four_products(X: np.ndarray) -> np.ndarray:
     bf, margin, secs, conf = (FEATURES.index(f) for f in ("best_frame_similarity", "best_frame_margin", "log1p_weighted_seconds", "best_segment_confidence"))
-    return {
-        "six features": X,
-        "+ pairwise products": np.column_stack([X] + [X[:, i] * X[:, j] for i in range(X.shape[1]) for j in range(i, X.shape[1])]),
-        "+ squares": np.column_stack([X, X**2]),
-        "+ four products": np.column_stack([X, X[:, bf] * X[:, margin], X[:, bf] * X[:, secs], X[:, margin] * X[:, secs], X[:, conf] * X[:, margin]]),
-    }
+    return np.column_stack([X, X[:, bf] * X[:, margin], X[:, bf] * X[:, secs], X[:, margin] * X[:, secs], X[:, conf] * X[:, margin]])
+
+
+# The six features, and with the products and squares tried beside them.
+FEATURE_SETS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "six features": lambda X: X,
+    "+ pairwise products": lambda X: np.column_stack([X] + [X[:, i] * X[:, j] for i in range(X.shape[1]) for j in range(i, X.shape[1])]),
+    "+ squares": lambda X: np.column_stack([X, X**2]),
+    "+ four products": _four_products,
+}
 
 
 def calibration_try() -> list[dict]:
@@ -189,41 +183,25 @@ def calibration_try() -> list[dict]:
         raise SystemExit(f"{CANDIDATES}: dump the default's candidates first (the command in this script's docstring)")
     d = np.load(CANDIDATES)
     q, y, X = d["query_0"], d["label_0"], d["X_0"]
-    sets = np.array([s.split("/")[0] for s in q])
-    names = sorted(set(sets.tolist()))
+    names = sorted({s.split("/")[0] for s in q})
     gts = {s: json.loads((ROOT / "benchmarks" / s / "ground_truth.json").read_text()) for s in names}
     if any(g.get("split") == "test" for g in gts.values()):
         raise SystemExit("the candidates hold a test set")
-    negs = {f"{s}/{x['name']}" for s, g in gts.items() for x in g["queries"] if not x["positive"]}
-    n_neg = {s: sum(not x["positive"] for x in g["queries"]) for s, g in gts.items()}
-    secs = np.expm1(X[:, FEATURES.index("log1p_best_segment_seconds")])
-
-    def counts(p: np.ndarray, mask: np.ndarray, th: float) -> tuple[int, int]:
-        """Negative queries flagged and positive queries detected among rows ``mask``, as decision.decide calls a copy."""
-        copy = (p >= th) & (secs[mask] >= 3.0 - TIME_TOLERANCE)
-        return (len({x for x, c in zip(q[mask], copy) if c and x in negs}),
-                len({x for x, c, t in zip(q[mask], copy, y[mask]) if c and t == 1}))
-
     rows = []
-    for fname, F in feature_sets(X).items():
+    for fname, extend in FEATURE_SETS.items():
+        def fit(X_fit: np.ndarray, y_fit: np.ndarray, X_all: np.ndarray, l2: float) -> np.ndarray:
+            F_fit, F = extend(X_fit), extend(X_all)
+            mu, sd = F_fit.mean(0), F_fit.std(0) + 1e-9  # standardised on the fitted sets
+            w, bias = fit_logistic((F_fit - mu) / sd, y_fit, l2=l2)
+            return 1.0 / (1.0 + np.exp(-(((F - mu) / sd) @ w + bias)))
+
         for l2 in (1.0, 3.0, 10.0):
-            for target in (0.01, 0.015, 0.02):
-                flagged = found = 0
-                for b in names:
-                    held, fit = sets == b, sets != b
-                    mu, sd = F[fit].mean(0), F[fit].std(0) + 1e-9
-                    Z = (F - mu) / sd
-                    w, bias = fit_logistic(Z[fit], y[fit], l2=l2)
-                    p = 1.0 / (1.0 + np.exp(-(Z @ w + bias)))
-                    allowed = target * sum(n_neg[s] for s in names if s != b) + 1e-9
-                    th = next(t for t in THRESHOLDS if counts(p[fit], fit, t)[0] <= allowed)
-                    k, n = counts(p[held], held, th)
-                    flagged, found = flagged + k, found + n
-                rows.append({"features": fname, "l2": l2, "target": target, "held_out_flagged": flagged, "held_out_detected": found})
+            _, summary = crossfit(q, y, X, gts, [l2], [0.01, 0.015, 0.02], 3.0, log=False, fit=fit)
+            rows += [{"features": fname, "l2": l2, "target": r["max_fpr"], "held_out_flagged": r["held_out_flagged"],
+                      "held_out_detected": r["held_out_detected"]} for r in summary]
             print(f"calibration: {fname:24s} l2 {l2:4g}: " + "  ".join(
-                f"target {r['target']:g}: {r['held_out_flagged']} negatives, {r['held_out_detected']} detected" for r in rows[-3:]), flush=True)
-    print(f"(held out, all folds: of {sum(n_neg.values())} negatives and "
-          f"{sum(bool(x['positive']) for g in gts.values() for x in g['queries'])} positive queries)")
+                f"target {r['max_fpr']:g}: {r['held_out_flagged']} negatives, {r['held_out_detected']} detected" for r in summary), flush=True)
+    print(f"(held out, all folds: of {summary[0]['held_out_negatives']} negatives and {summary[0]['held_out_positives']} positive queries)")
     return rows
 
 

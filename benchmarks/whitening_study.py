@@ -77,9 +77,14 @@ def training_statistics(model: OnnxFingerprintModel, source: str, with_queries: 
         if with_queries:  # the set's queries, whole frame: edited copies, so edit directions count as spread
             parts += [d.embeddings for d in fingerprints(model, data, [q["name"] for q in gt["queries"]], "queries", cache_dir(model, data), Sampling()).values()]
         X = np.concatenate(parts).astype(np.float64)
+    return (*pca_statistics(X), len(X))
+
+
+def pca_statistics(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, eigenvalues (descending) and eigenvectors of the covariance of the rows of ``X``."""
     mu = X.mean(0)
     lam, U = np.linalg.eigh(np.cov((X - mu).T))
-    return mu, lam[::-1].copy(), U[:, ::-1].copy(), len(X)
+    return mu, lam[::-1].copy(), U[:, ::-1].copy()
 
 
 def whitening(mu: np.ndarray, lam: np.ndarray, U: np.ndarray, p: float, center: bool) -> tuple[np.ndarray, np.ndarray]:
